@@ -1,0 +1,138 @@
+#!/usr/bin/env python
+"""Run the report's numbered notebooks in order with papermill.
+
+    python run_all.py                          # embedded profile, every notebook
+    python run_all.py --profile smoke          # tiny model and corpora, seconds
+    python run_all.py --only 00 01             # just these notebooks
+    python run_all.py --from 03                # this notebook and the ones after it
+    python run_all.py --force                  # rerun even notebooks that are up to date
+    python run_all.py --set gsae.d_sae=2048    # override any config knob (repeatable)
+
+Executed copies go to runs/<profile>/<NN>_<name>.ipynb; the source notebooks are never
+overwritten. Notebooks talk to each other only through files in results/<profile>/. A
+notebook whose inputs (its source, the profile config and the overrides) are unchanged since
+its last successful run is skipped unless --force is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent
+NOTEBOOKS = REPO / "notebooks"
+
+
+@dataclass
+class Outcome:
+    notebook: str
+    status: str
+    seconds: float
+    detail: str = ""
+
+
+def discover() -> list[Path]:
+    return sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def select(notebooks: list[Path], only: list[str] | None, start: str | None) -> list[Path]:
+    names = {nb.name[:2]: nb for nb in notebooks}
+    if only:
+        unknown = [n for n in only if n.zfill(2)[:2] not in names]
+        if unknown:
+            raise SystemExit(f"--only: no notebook numbered {', '.join(unknown)}. Available: {', '.join(names)}")
+        wanted = {n.zfill(2)[:2] for n in only}
+        return [nb for nb in notebooks if nb.name[:2] in wanted]
+    if start:
+        key = start.zfill(2)[:2]
+        if key not in names:
+            raise SystemExit(f"--from: no notebook numbered {start}. Available: {', '.join(names)}")
+        return [nb for nb in notebooks if nb.name[:2] >= key]
+    return notebooks
+
+
+def fingerprint(nb: Path, profile_hash: str) -> str:
+    digest = hashlib.sha256(nb.read_bytes())
+    digest.update(profile_hash.encode())
+    return digest.hexdigest()[:16]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default=None, help="smoke, embedded (default) or paper")
+    parser.add_argument("--only", nargs="+", metavar="NN", help="run only these notebook numbers")
+    parser.add_argument("--from", dest="start", metavar="NN", help="run from this notebook number on")
+    parser.add_argument("--force", action="store_true", help="rerun notebooks even if they are up to date")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config knob, e.g. gsae.d_sae=2048")
+    args = parser.parse_args(argv)
+
+    # Imported here so that --help works before the package is installed.
+    import papermill as pm
+
+    from ssae_utils.config import DEFAULT_PROFILE, load_profile, parse_override
+    from ssae_utils.io import read_json, write_json_atomic
+    from ssae_utils.paths import results_dir
+
+    profile = args.profile or DEFAULT_PROFILE
+    overrides = dict(parse_override(o) for o in args.overrides)
+    try:
+        cfg = load_profile(profile, overrides)  # fail fast on unknown profiles or knobs
+    except (ValueError, KeyError) as err:
+        print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
+        return 2
+    selected = select(discover(), args.only, args.start)
+    if not selected:
+        print("error: no notebooks selected", file=sys.stderr)
+        return 2
+
+    run_dir = Path(os.environ.get("SSAE_RUNS", REPO / "runs")) / profile
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path = results_dir(profile) / "run_state.json"
+    state = read_json(state_path) if state_path.exists() else {}
+    outcomes: list[Outcome] = []
+    failed = False
+    for i, nb in enumerate(selected, 1):
+        key = fingerprint(nb, cfg.hash())
+        if not args.force and state.get(nb.stem, {}).get("fingerprint") == key:
+            print(f"[{i}/{len(selected)}] {nb.stem}: up to date, skipped (use --force to rerun)")
+            outcomes.append(Outcome(nb.stem, "skipped", 0.0))
+            continue
+        print(f"[{i}/{len(selected)}] {nb.stem} (profile {profile}) ...", flush=True)
+        start = time.perf_counter()
+        try:
+            pm.execute_notebook(
+                str(nb),
+                str(run_dir / nb.name),
+                parameters={"profile": profile, "overrides": overrides},
+                cwd=str(NOTEBOOKS),
+                progress_bar=sys.stderr.isatty(),
+                log_output=False,
+                kernel_name="python3",
+            )
+        except pm.PapermillExecutionError as err:
+            seconds = time.perf_counter() - start
+            detail = f"cell {err.exec_count}: {err.ename}: {err.evalue}"
+            outcomes.append(Outcome(nb.stem, "FAILED", seconds, detail))
+            print(f"    FAILED in {nb.name}, {detail}\n    executed copy: {run_dir / nb.name}", file=sys.stderr)
+            failed = True
+            break
+        seconds = time.perf_counter() - start
+        outcomes.append(Outcome(nb.stem, "ok", seconds))
+        state[nb.stem] = {"fingerprint": key, "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        write_json_atomic(state_path, state)
+        print(f"    done in {seconds:.1f} s", flush=True)
+
+    print("\nnotebook                     status    wall time")
+    for o in outcomes:
+        print(f"{o.notebook:<28} {o.status:<9} {o.seconds:8.1f} s  {o.detail}")
+    print(f"total {sum(o.seconds for o in outcomes):.1f} s; executed notebooks in {run_dir}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

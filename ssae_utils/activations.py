@@ -1,0 +1,342 @@
+"""Residual-stream activation cache: per-document, sharded, memory-mappable, resumable.
+
+Layout (one folder per model fingerprint x hook x context length x dtype)::
+
+    .cache/activations/<store-key>/
+        <shard-key>.acts.npy     float [n_real_tokens, d_model]  (flat: padding never stored)
+        <shard-key>.tokens.npy   int32 [n_contexts, context_length] (padded with BOS)
+        <shard-key>.json         manifest: documents, context lengths, checksum
+
+A shard's key is the hash of the store key and the content hashes of its documents, so a
+document that several selections share is computed once and later requests only index it.
+The manifest is written last (atomically), so a shard without a manifest never counts as
+done: a killed run resumes by recomputing only shards that have none. A truncated or corrupt
+shard is detected (shape, size, optional SHA-256) and recomputed.
+
+Tokenization: each document is tokenized on its own (no special tokens) and cut into pieces
+of ``context_length - 1`` tokens; every context starts with BOS, as Gemma expects. The last
+piece of a document is kept if it has at least ``min_tokens`` tokens and is padded; padded
+positions are never run through the SAE or stored (the model is causal, so padding at the
+end does not change earlier positions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal, Protocol, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ssae_utils.validation import require as _require
+from ssae_utils.io import atomic_path, sha256_file, stable_hash, write_json_atomic
+from ssae_utils.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+STORE_FORMAT = 1
+
+
+class HookedModel(Protocol):
+    """The part of ``ssae_utils.model`` the cache needs."""
+
+    tokenizer: Any
+    bos_token_id: int
+    context_length: int  # tokens per context, BOS included (model.context_length)
+    d_model: int
+    hook_name: str
+    fingerprint: str
+
+    def resid_at_hook(self, tokens: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class ActivationConfig:
+    """How residual-stream activations are computed and cached."""
+
+    batch_size: int = 16  # contexts per forward pass
+    dtype: Literal["float32", "float16"] = "float32"  # storage dtype on disk
+    shard_contexts: int = 256  # contexts per on-disk shard (the unit of resumption)
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, "activations.batch_size must be >= 1")
+        _require(self.shard_contexts >= 1, "activations.shard_contexts must be >= 1")
+
+
+
+class CorruptShardError(RuntimeError):
+    pass
+
+
+def document_hash(text: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"documents must be str, got {type(text).__name__}; decode bytes as UTF-8 first")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def chunk_token_ids(token_ids: Sequence[int], bos_id: int, context_length: int, min_tokens: int = 8) -> list[list[int]]:
+    """Cut one document's tokens into BOS-prefixed contexts of at most ``context_length``."""
+    body = context_length - 1
+    pieces = []
+    for start in range(0, len(token_ids), body):
+        piece = list(token_ids[start : start + body])
+        if len(piece) >= min_tokens or (start == 0 and len(piece) > 0):
+            pieces.append([bos_id] + piece)
+    return pieces
+
+
+def encode(tokenizer: Any, text: str) -> list[int]:
+    if not isinstance(text, str):
+        raise TypeError(f"documents must be str, got {type(text).__name__}")
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+@dataclass
+class ActivationSet:
+    """Activations of a set of documents, one row per real (unpadded) token."""
+
+    acts: torch.Tensor  # [n_tokens, d_model]
+    token_ids: torch.Tensor  # [n_tokens]
+    positions: torch.Tensor  # [n_tokens] position within its context (0 = BOS)
+    doc_index: torch.Tensor  # [n_tokens] index into the requested documents
+
+    def __len__(self) -> int:
+        return int(self.acts.shape[0])
+
+    def without_bos(self) -> "ActivationSet":
+        keep = self.positions > 0
+        return ActivationSet(self.acts[keep], self.token_ids[keep], self.positions[keep], self.doc_index[keep])
+
+
+@dataclass
+class _Shard:
+    key: str
+    manifest: dict[str, Any]
+    folder: Path
+
+    @property
+    def acts_path(self) -> Path:
+        return self.folder / f"{self.key}.acts.npy"
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.folder / f"{self.key}.tokens.npy"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / f"{self.key}.json"
+
+
+class ActivationStore:
+    """Compute-once cache of hook activations for documents, shared by every stage."""
+
+    def __init__(self, model: HookedModel, cfg: ActivationConfig, root: Path | None = None, min_tokens: int = 8):
+        self.model = model
+        self.cfg = cfg
+        self.context_length = int(model.context_length)
+        if self.context_length < 2:
+            raise ValueError("model.context_length must be >= 2 (BOS + one token)")
+        self.min_tokens = min_tokens
+        self.key = stable_hash(
+            {
+                "format": STORE_FORMAT,
+                "model": model.fingerprint,
+                "hook": model.hook_name,
+                "context_length": self.context_length,
+                "dtype": cfg.dtype,
+                "min_tokens": min_tokens,
+            }
+        )
+        self.root = Path(root) if root is not None else cache_dir("activations", self.key)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._np_dtype = np.dtype(cfg.dtype)
+
+    # ------------------------------------------------------------------ index
+    def _index(self) -> dict[str, _Shard]:
+        """doc hash -> shard holding it, from the manifests on disk."""
+        index: dict[str, _Shard] = {}
+        for manifest_path in sorted(self.root.glob("*.json")):
+            try:
+                manifest = json.loads(manifest_path.read_text())
+            except json.JSONDecodeError:
+                log.warning("unreadable shard manifest %s: removing it, the shard will be recomputed", manifest_path)
+                manifest_path.unlink(missing_ok=True)
+                continue
+            shard = _Shard(manifest["key"], manifest, self.root)
+            for doc in manifest["docs"]:
+                index[doc["hash"]] = shard
+        return index
+
+    def _check_shard(self, shard: _Shard, verify_checksum: bool) -> None:
+        m = shard.manifest
+        expected = (m["n_tokens"], m["d_model"])
+        for path in (shard.acts_path, shard.tokens_path):
+            if not path.exists():
+                raise CorruptShardError(f"{path.name} is missing")
+        try:
+            acts = np.load(shard.acts_path, mmap_mode="r")
+            tokens = np.load(shard.tokens_path, mmap_mode="r")
+        except (ValueError, OSError, EOFError) as err:
+            raise CorruptShardError(f"{shard.acts_path.name} cannot be read ({err})") from err
+        if acts.shape != expected or acts.dtype != np.dtype(m["dtype"]):
+            raise CorruptShardError(f"{shard.acts_path.name} has shape {acts.shape}/{acts.dtype}, manifest says {expected}/{m['dtype']}")
+        if tokens.shape != (m["n_contexts"], m["context_length"]):
+            raise CorruptShardError(f"{shard.tokens_path.name} has shape {tokens.shape}")
+        if verify_checksum and sha256_file(shard.acts_path) != m["acts_sha256"]:
+            raise CorruptShardError(f"{shard.acts_path.name} does not match its checksum")
+
+    def _drop(self, shard: _Shard) -> None:
+        for path in (shard.manifest_path, shard.acts_path, shard.tokens_path):
+            path.unlink(missing_ok=True)
+
+    # ---------------------------------------------------------------- compute
+    def ensure(
+        self,
+        texts: Sequence[str],
+        desc: str = "caching activations",
+        verify_checksum: bool = False,
+        on_shard_written: Callable[[str], None] | None = None,
+    ) -> None:
+        """Make sure every document in ``texts`` is cached; compute only what is missing."""
+        if len(texts) == 0:
+            raise ValueError("no documents to cache: the document list is empty")
+        index = self._index()
+        for shard in {id(s): s for s in index.values()}.values():
+            try:
+                self._check_shard(shard, verify_checksum)
+            except CorruptShardError as err:
+                log.warning("corrupt activation shard %s (%s): recomputing it", shard.key, err)
+                self._drop(shard)
+        index = self._index()
+
+        missing: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for text in texts:
+            h = document_hash(text)
+            if h not in index and h not in seen:
+                missing.append((h, text))
+                seen.add(h)
+        if not missing:
+            return
+        plans = list(self._plan_shards(missing))
+        total = sum(len(ctx) for _, ctx in plans)
+        with tqdm(total=total, desc=desc, unit="ctx") as bar:
+            for docs, contexts in plans:
+                key = self._write_shard(docs, contexts, bar)
+                if on_shard_written is not None:
+                    on_shard_written(key)
+
+    def _plan_shards(self, missing: list[tuple[str, str]]) -> Iterable[tuple[list[dict], list[list[int]]]]:
+        docs: list[dict] = []
+        contexts: list[list[int]] = []
+        tok = self.model.tokenizer
+        for h, text in missing:
+            pieces = chunk_token_ids(encode(tok, text), self.model.bos_token_id, self.context_length, self.min_tokens)
+            docs.append({"hash": h, "ctx_start": len(contexts), "ctx_end": len(contexts) + len(pieces)})
+            contexts.extend(pieces)
+            if len(contexts) >= self.cfg.shard_contexts:
+                yield docs, contexts
+                docs, contexts = [], []
+        if docs:
+            yield docs, contexts
+
+    @torch.no_grad()
+    def _write_shard(self, docs: list[dict], contexts: list[list[int]], bar: tqdm) -> str:
+        L = self.context_length
+        key = stable_hash({"store": self.key, "docs": [d["hash"] for d in docs]})
+        lengths = np.array([len(c) for c in contexts], dtype=np.int64)
+        tokens = np.full((len(contexts), L), self.model.bos_token_id, dtype=np.int32)
+        for i, ctx in enumerate(contexts):
+            tokens[i, : len(ctx)] = ctx
+        n_tokens = int(lengths.sum())
+        out = np.empty((n_tokens, self.model.d_model), dtype=self._np_dtype)
+        row = 0
+        for start in range(0, len(contexts), self.cfg.batch_size):
+            batch = torch.from_numpy(tokens[start : start + self.cfg.batch_size].astype(np.int64))
+            batch_len = lengths[start : start + self.cfg.batch_size]
+            width = int(batch_len.max()) if len(batch_len) else 0
+            resid = self.model.resid_at_hook(batch[:, :width])
+            if resid.shape[:2] != (batch.shape[0], width) or resid.shape[-1] != self.model.d_model:
+                raise RuntimeError(f"model returned activations of shape {tuple(resid.shape)}, expected ({batch.shape[0]}, {width}, {self.model.d_model})")
+            if not torch.isfinite(resid).all():
+                raise FloatingPointError("the model produced non-finite activations; check the model weights and dtype")
+            resid = resid.detach().to("cpu", torch.float32).numpy()
+            for j, n in enumerate(batch_len):
+                out[row : row + n] = resid[j, :n]
+                row += int(n)
+            bar.update(len(batch_len))
+        shard = _Shard(key, {}, self.root)
+        with atomic_path(shard.acts_path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, out)
+        with atomic_path(shard.tokens_path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, tokens)
+        manifest = {
+            "key": key,
+            "store": self.key,
+            "docs": docs,
+            "n_contexts": len(contexts),
+            "context_length": L,
+            "lengths": lengths.tolist(),
+            "n_tokens": n_tokens,
+            "d_model": self.model.d_model,
+            "dtype": self._np_dtype.name,
+            "acts_sha256": sha256_file(shard.acts_path),
+        }
+        # The manifest goes last: its presence is what marks the shard as complete.
+        write_json_atomic(shard.manifest_path, manifest)
+        return key
+
+    # ------------------------------------------------------------------- read
+    def load(self, texts: Sequence[str], exclude_bos: bool = True, desc: str = "caching activations") -> ActivationSet:
+        """Activations for ``texts`` (computed first if needed), in document order."""
+        self.ensure(texts, desc=desc)
+        index = self._index()
+        acts, token_ids, positions, doc_index = [], [], [], []
+        mmaps: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, dict]]] = {}
+        for i, text in enumerate(texts):
+            h = document_hash(text)
+            shard = index[h]
+            if shard.key not in mmaps:
+                lengths = np.asarray(shard.manifest["lengths"], dtype=np.int64)
+                mmaps[shard.key] = (
+                    np.load(shard.acts_path, mmap_mode="r"),
+                    np.load(shard.tokens_path, mmap_mode="r"),
+                    np.concatenate([[0], np.cumsum(lengths)]),
+                    {d["hash"]: d for d in shard.manifest["docs"]},
+                )
+            shard_acts, shard_tokens, offsets, shard_docs = mmaps[shard.key]
+            doc = shard_docs[h]
+            for c in range(doc["ctx_start"], doc["ctx_end"]):
+                lo, hi = int(offsets[c]), int(offsets[c + 1])
+                first = 1 if exclude_bos else 0
+                acts.append(np.asarray(shard_acts[lo + first : hi], dtype=np.float32))
+                n = hi - lo
+                token_ids.append(np.asarray(shard_tokens[c, first:n], dtype=np.int64))
+                positions.append(np.arange(first, n))
+                doc_index.append(np.full(n - first, i))
+        if not acts:
+            raise ValueError("the documents produced no tokens to cache")
+        return ActivationSet(
+            acts=torch.from_numpy(np.concatenate(acts)),
+            token_ids=torch.from_numpy(np.concatenate(token_ids)),
+            positions=torch.from_numpy(np.concatenate(positions)),
+            doc_index=torch.from_numpy(np.concatenate(doc_index)),
+        )
+
+    def contexts(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token contexts [n, L] and their lengths for ``texts`` (no model run)."""
+        rows, lengths = [], []
+        for text in texts:
+            for piece in chunk_token_ids(encode(self.model.tokenizer, text), self.model.bos_token_id, self.context_length, self.min_tokens):
+                rows.append(piece + [self.model.bos_token_id] * (self.context_length - len(piece)))
+                lengths.append(len(piece))
+        if not rows:
+            raise ValueError("the documents produced no tokens")
+        return torch.tensor(rows, dtype=torch.long), torch.tensor(lengths, dtype=torch.long)

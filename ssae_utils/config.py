@@ -1,0 +1,201 @@
+"""Typed configuration for the three profiles of one pipeline: smoke, embedded and paper.
+
+Every knob lives in exactly one dataclass field. A profile is built by ``load_profile(name,
+overrides)``; overrides use dotted names (``gsae.d_sae=2048``) and come from run_all's
+``--set`` option or from a notebook's papermill ``overrides`` parameter. Unknown profiles and
+unknown knobs raise errors that list the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+
+from ssae_utils.activations import ActivationConfig
+from ssae_utils.data.corpora import DataConfig
+from ssae_utils.io import stable_hash
+from ssae_utils.model.config import ModelConfig
+from ssae_utils.sae.config import GSAEConfig
+
+
+@dataclass
+class ProfileConfig:
+    """One profile of the pipeline: every stage reads its knobs from here."""
+
+    name: str
+    data: DataConfig
+    model: ModelConfig
+    activations: ActivationConfig = field(default_factory=ActivationConfig)
+    gsae: GSAEConfig = field(default_factory=GSAEConfig)
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    def hash(self) -> str:
+        return stable_hash(self.to_dict())
+
+
+def _smoke() -> ProfileConfig:
+    return ProfileConfig(
+        name="smoke",
+        data=DataConfig.smoke(),
+        model=ModelConfig.smoke(),
+        activations=ActivationConfig(batch_size=8, shard_contexts=16),
+        gsae=GSAEConfig(
+            d_sae=128,
+            l1_coefficient=1.0,
+            lr=1e-3,
+            batch_size=256,
+            train_tokens=20_000,
+            pool_tokens=4_000,
+            eval_tokens=512,
+            lr_warm_up_steps=2,
+        ),
+    )
+
+
+def _embedded() -> ProfileConfig:
+    # Budget (2 CPU cores): caching ~250k tokens at layer 12 runs at ~700 tokens/s (6 min);
+    # 600k SAE training samples at d_sae 4096 run at ~3k tokens/s (3.5 min). Notebook 00
+    # must finish in 15 min, so these two numbers are the ones to change first.
+    return ProfileConfig(
+        name="embedded",
+        data=DataConfig.embedded(),
+        model=ModelConfig.embedded(),
+        activations=ActivationConfig(batch_size=16, shard_contexts=128),
+        gsae=GSAEConfig(d_sae=4096, batch_size=4096, train_tokens=600_000, pool_tokens=250_000),
+    )
+
+
+def _paper() -> ProfileConfig:
+    return ProfileConfig(
+        name="paper",
+        data=DataConfig.paper(),
+        model=ModelConfig.paper(),
+        activations=ActivationConfig(batch_size=32, shard_contexts=512),
+        gsae=GSAEConfig(
+            source="pretrained",
+            d_sae=16384,
+            pretrained_release="gemma-2b-res-jb",
+            pretrained_sae_id="blocks.12.hook_resid_post",
+            eval_tokens=65_536,
+            outlier_norm_factor=None,
+        ),
+    )
+
+
+PROFILES: dict[str, Callable[[], ProfileConfig]] = {
+    "smoke": _smoke,
+    "embedded": _embedded,
+    "paper": _paper,
+}
+DEFAULT_PROFILE = "embedded"
+
+
+def load_profile(name: str = DEFAULT_PROFILE, overrides: dict[str, Any] | None = None) -> ProfileConfig:
+    """Build a profile and apply dotted overrides such as ``{"gsae.d_sae": 2048}``."""
+    if name not in PROFILES:
+        raise ValueError(f"Unknown profile {name!r}. Valid profiles: {', '.join(PROFILES)}.")
+    cfg = PROFILES[name]()
+    for key, value in (overrides or {}).items():
+        cfg = apply_override(cfg, key, value)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``section.field=value`` from the command line (value parsed as JSON when it can be)."""
+    if "=" not in text:
+        raise ValueError(f"Override {text!r} must look like section.field=value, e.g. gsae.d_sae=2048")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def apply_override(cfg: Any, dotted: str, value: Any) -> Any:
+    """Return a copy of ``cfg`` with the (nested) field ``dotted`` set to ``value``.
+
+    The new dataclass is rebuilt so its ``__post_init__`` validation runs again.
+    """
+    head, _, rest = dotted.partition(".")
+    valid = {f.name: f for f in dataclasses.fields(cfg)}
+    if head not in valid:
+        raise KeyError(
+            f"Unknown knob {dotted!r} in {type(cfg).__name__}. Valid knobs: {', '.join(sorted(valid))}."
+        )
+    current = getattr(cfg, head)
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise KeyError(f"{head!r} is a value, not a section; drop '.{rest}'.")
+        new_value = apply_override(current, rest, value)
+    else:
+        if dataclasses.is_dataclass(current):
+            raise KeyError(f"{head!r} is a section; set one of its fields, e.g. {head}.<field>=...")
+        new_value = _coerce(value, _field_type(type(cfg), head), dotted)
+    return dataclasses.replace(cfg, **{head: new_value})
+
+
+def _field_type(cls: type, name: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    return hints[name]
+
+
+def _coerce(value: Any, annotation: Any, dotted: str) -> Any:
+    """Convert ``value`` to the annotated type, or raise a clear error."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, dotted)
+            except (TypeError, ValueError) as err:
+                errors.append(str(err))
+        raise ValueError(f"{dotted}: cannot use {value!r} ({'; '.join(errors)})")
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"{dotted} must be one of {list(args)}, not {value!r}")
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        raise ValueError(f"{dotted} expects true/false, not {value!r}")
+    if annotation is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"{dotted} expects an integer, not {value!r}")
+        return int(value)
+    if annotation is float:
+        return float(value)
+    if annotation is str:
+        return str(value)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{dotted} expects a list, not {value!r}")
+        return origin(value)
+    return value
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    return obj
+
+

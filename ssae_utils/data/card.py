@@ -1,0 +1,67 @@
+"""The data card: documents, words (and tokens, given a tokenizer) per split and source."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ssae_utils.data.documents import Document
+
+Tokenizer = Callable[[str], "int | Sequence[Any]"]
+ALL = "(all)"
+
+
+def _n_tokens(tokenizer: Tokenizer, text: str) -> int:
+    out = tokenizer(text)
+    return out if isinstance(out, int) else len(out)
+
+
+def data_card(splits: Mapping[str, Iterable[Document]] | Any,
+              tokenizer: Tokenizer | None = None) -> list[dict[str, Any]]:
+    """Rows ``{split, source, docs, words, [tokens], decode_error_docs, known_*}``.
+
+    One row per (split, source) and one ``source="(all)"`` total per split. ``splits`` is a
+    ``Corpora`` or any mapping of split name -> documents. ``tokenizer(text)`` may return a
+    token count or a token sequence.
+    """
+    items = splits.items() if hasattr(splits, "items") else splits
+    rows: list[dict[str, Any]] = []
+    for split, docs in items:
+        per_source: dict[str, dict[str, Any]] = defaultdict(
+            lambda: {"docs": 0, "words": 0, "tokens": 0, "decode_error_docs": 0,
+                     "known_physics": 0, "known_toxicity": 0})
+        for doc in docs:
+            for key in (doc.source, ALL):
+                row = per_source[key]
+                row["docs"] += 1
+                row["words"] += doc.n_words
+                if tokenizer is not None:
+                    row["tokens"] += _n_tokens(tokenizer, doc.text)
+                row["decode_error_docs"] += int(bool(doc.meta.get("decode_replacements")))
+                known = doc.meta.get("known_domain")
+                if known in ("physics", "toxicity"):
+                    row[f"known_{known}"] += 1
+        if ALL not in per_source:
+            per_source[ALL]  # an empty split still gets its total row
+        for source in sorted(per_source, key=lambda s: (s == ALL, s)):
+            row = {"split": split, "source": source, **per_source[source]}
+            if tokenizer is None:
+                del row["tokens"]
+            rows.append(row)
+    return rows
+
+
+def card_markdown(rows: list[dict[str, Any]]) -> str:
+    """A GitHub-markdown table of ``data_card`` rows (zero-only columns left out)."""
+    if not rows:
+        return "(empty data card)\n"
+    columns = [c for c in rows[0] if c in ("split", "source") or any(r.get(c) for r in rows)]
+    head = "| " + " | ".join(columns) + " |"
+    rule = "|" + "|".join("---:" if c not in ("split", "source") else "---" for c in columns) + "|"
+    body = []
+    for r in rows:
+        cells = [f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, "")) for c in columns]
+        if r["source"] == ALL:
+            cells = [f"**{c}**" for c in cells]
+        body.append("| " + " | ".join(cells) + " |")
+    return "\n".join([head, rule, *body]) + "\n"

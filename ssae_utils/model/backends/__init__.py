@@ -1,0 +1,1 @@
+"""Model backends; each module registers its classes with ``@register_backend``."""

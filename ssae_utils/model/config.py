@@ -1,0 +1,129 @@
+"""Which language model to load, where to hook it, and how to run it: one typed dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+Dtype = Literal["float32", "bfloat16", "float16"]
+Device = Literal["cpu", "cuda", "auto"]
+
+TORCH_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+@dataclass
+class TinySpec:
+    """Shape of the smoke profile's tiny Gemma 3 model (built and briefly trained offline).
+
+    ``train_steps`` steps of next-token training on a generated toy corpus make the model a
+    real (if tiny) language model, so that zero-ablating its residual measurably hurts the loss
+    as it does for a real model; 0 keeps it purely random.
+    """
+
+    d_model: int = 64
+    n_layers: int = 4
+    n_heads: int = 2
+    n_kv_heads: int = 1
+    d_head: int = 32
+    d_mlp: int = 128
+    vocab_size: int = 512
+    # Small window so that tests exercise Gemma 3's sliding-window (local) attention.
+    sliding_window: int = 8
+    # Gemma 3 alternates local and global layers; every 2nd layer is global here.
+    global_every: int = 2
+    final_logit_softcap: float | None = None
+    train_steps: int = 150
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.d_model >= 8 and self.n_layers >= 1, "tiny model needs d_model >= 8 and n_layers >= 1")
+        _require(self.n_heads % self.n_kv_heads == 0, "tiny.n_heads must be a multiple of tiny.n_kv_heads")
+        _require(self.vocab_size >= 300, "tiny.vocab_size must be >= 300 (256 bytes + special tokens + merges)")
+        _require(self.sliding_window >= 1 and self.global_every >= 1, "tiny.sliding_window and tiny.global_every must be >= 1")
+        _require(self.train_steps >= 0, "tiny.train_steps must be >= 0")
+        if self.final_logit_softcap is not None:
+            _require(self.final_logit_softcap > 0, "tiny.final_logit_softcap must be positive or None")
+
+
+@dataclass
+class ModelConfig:
+    """A registered language model and the residual-stream hook the SAEs read.
+
+    ``name`` is a key of the model registry (``ssae_utils.model.available_models()``);
+    ``hook_name`` is derived from ``hook_layer`` (TransformerLens naming).
+    """
+
+    name: str = "tiny-random-gemma3"
+    hook_layer: int = 2
+    dtype: Dtype = "float32"
+    device: Device = "cpu"
+    context_length: int = 128
+    # Token positions per chunk of the 262k-vocabulary unembedding in the loss: the logits of
+    # a whole 32x128 batch would be 4.3 GB, a 256-position chunk is 270 MB.
+    ce_chunk_tokens: int = 256
+    tiny: TinySpec = field(default_factory=TinySpec)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tiny, dict):  # from_dict / JSON round trip
+            self.tiny = TinySpec(**self.tiny)
+        from ssae_utils.model.registry import available_models  # lazy: the registry imports this module
+
+        names = available_models()
+        _require(self.name in names, f"unknown model {self.name!r}; registered models: {', '.join(names)}")
+        _require(isinstance(self.hook_layer, int) and self.hook_layer >= 0, "model.hook_layer must be an int >= 0")
+        _require(self.dtype in TORCH_DTYPES, f"model.dtype must be one of {sorted(TORCH_DTYPES)}, not {self.dtype!r}")
+        _require(self.device in ("cpu", "cuda", "auto"), f"model.device must be 'cpu', 'cuda' or 'auto', not {self.device!r}")
+        _require(self.context_length >= 2, "model.context_length must be >= 2 (BOS + one token)")
+        _require(self.ce_chunk_tokens >= 1, "model.ce_chunk_tokens must be >= 1")
+
+    @property
+    def hook_name(self) -> str:
+        return f"blocks.{self.hook_layer}.hook_resid_post"
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return TORCH_DTYPES[self.dtype]
+
+    def resolved_device(self) -> str:
+        """'auto' means CUDA when this machine has it, else the CPU."""
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("model.device='cuda' but torch sees no CUDA device; use 'cpu' or 'auto'")
+        return self.device
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        _require(not unknown, f"unknown ModelConfig fields {unknown}; valid fields: {sorted(known)}")
+        return cls(**data)
+
+    # Presets ---------------------------------------------------------------------------
+    @classmethod
+    def smoke(cls) -> "ModelConfig":
+        return cls(name="tiny-random-gemma3", hook_layer=2, device="cpu", context_length=32)
+
+    @classmethod
+    def embedded(cls) -> "ModelConfig":
+        # Layer 12 of 18, as the paper's blocks.12 of Gemma-2b (also 18 layers).
+        return cls(name="gemma-3-270m-gguf", hook_layer=12, device="cpu", context_length=128)
+
+    @classmethod
+    def paper(cls) -> "ModelConfig":
+        return cls(name="gemma-2b", hook_layer=12, device="auto", context_length=128)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)

@@ -1,0 +1,200 @@
+"""HookedLM: the one interface every stage uses to read and patch the residual stream.
+
+It wraps a TransformerLens ``HookedTransformer`` whose weights are frozen. Three pieces of
+one forward pass are exposed so callers never pay for more than they need:
+
+    tokens --resid_at_hook--> resid at blocks.L.hook_resid_post      (layers 0..L only)
+    resid  --run_from_hook--> final residual                          (layers L+1..end)
+    final  --ce_from_final--> next-token cross-entropy                (unembedding in chunks)
+
+``ce_loss(tokens, splice)`` chains them; ``ce_from_resid`` lets a caller compute the clean
+prefix once and evaluate many splices (SAE reconstructions) on it.
+
+Weights never require grad, so no autograd graph is built unless the caller passes a
+residual that requires grad (e.g. through an SAE it is training): then gradients flow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from transformer_lens import HookedTransformer
+from transformer_lens.utilities.activation_functions import apply_softcap
+
+from ssae_utils.model.contexts import Contexts, PackMode, pack_contexts
+
+Splice = Callable[[torch.Tensor], torch.Tensor]
+
+
+class HookedLM:
+    """A frozen causal LM with a residual-stream hook after block ``hook_layer``."""
+
+    def __init__(
+        self,
+        model: HookedTransformer,
+        tokenizer: Any,
+        *,
+        name: str,
+        hook_layer: int,
+        fingerprint: str,
+        ce_chunk_tokens: int = 256,
+        context_length: int = 128,
+    ) -> None:
+        n_layers = model.cfg.n_layers
+        if not 0 <= hook_layer < n_layers:
+            raise ValueError(f"hook_layer={hook_layer} is outside this model's layers 0..{n_layers - 1} ({name})")
+        if tokenizer.bos_token_id is None:
+            raise ValueError(f"the tokenizer of {name} has no BOS token; contexts must start with BOS")
+        model.eval()
+        model.requires_grad_(False)
+        self.tl = model  # escape hatch: TransformerLens hooks, run_with_cache, ...
+        self.tokenizer = tokenizer
+        self.name = name
+        self.hook_layer = hook_layer
+        self.fingerprint = fingerprint
+        self.ce_chunk_tokens = ce_chunk_tokens
+        self.context_length = context_length
+        self.bos_token_id: int = int(tokenizer.bos_token_id)
+        self.eos_token_id: int | None = None if tokenizer.eos_token_id is None else int(tokenizer.eos_token_id)
+
+    # Shapes and names ------------------------------------------------------------------
+    @property
+    def d_model(self) -> int:
+        return int(self.tl.cfg.d_model)
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.tl.cfg.n_layers)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.tl.cfg.d_vocab)
+
+    @property
+    def hook_name(self) -> str:
+        return f"blocks.{self.hook_layer}.hook_resid_post"
+
+    @property
+    def device(self) -> torch.device:
+        return self.tl.W_E.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.tl.W_E.dtype
+
+    def with_hook_layer(self, hook_layer: int) -> "HookedLM":
+        """The same model (weights shared, nothing copied) hooked after another block."""
+        return HookedLM(
+            self.tl,
+            self.tokenizer,
+            name=self.name,
+            hook_layer=hook_layer,
+            fingerprint=self.fingerprint,
+            ce_chunk_tokens=self.ce_chunk_tokens,
+            context_length=self.context_length,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"HookedLM({self.name}, hook={self.hook_name}, d_model={self.d_model}, n_layers={self.n_layers}, "
+            f"vocab={self.vocab_size}, device={self.device}, fingerprint={self.fingerprint})"
+        )
+
+    # Tokenization ----------------------------------------------------------------------
+    def pack_contexts(self, texts: Sequence[str], context_length: int | None = None, mode: PackMode = "stream") -> Contexts:
+        """Contexts and per-token document ids; see ``ssae_utils.model.contexts``."""
+        length = self.context_length if context_length is None else context_length
+        return pack_contexts(self.tokenizer, texts, length, self.bos_token_id, self.eos_token_id, mode)
+
+    def tokenize_contexts(self, texts: Sequence[str], context_length: int | None = None, mode: PackMode = "stream") -> torch.Tensor:
+        """Long tensor [n, context_length], each row starting with BOS (no padding)."""
+        return self.pack_contexts(texts, context_length, mode).tokens
+
+    # Forward pieces --------------------------------------------------------------------
+    def resid_at_hook(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Residual stream after block ``hook_layer`` [b, s, d_model]; later blocks never run."""
+        tokens = self._check_tokens(tokens, min_len=1)
+        with torch.no_grad():
+            return self.tl(tokens, stop_at_layer=self.hook_layer + 1)
+
+    def run_from_hook(self, resid: torch.Tensor) -> torch.Tensor:
+        """Blocks ``hook_layer+1 ..`` on a (possibly patched) hook residual -> final residual (pre-norm)."""
+        self._check_resid(resid)
+        return self.tl(resid.to(self.device, self.dtype), start_at_layer=self.hook_layer + 1, stop_at_layer=self.n_layers)
+
+    def final_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """The final RMSNorm (ln_final) applied before the unembedding."""
+        return self.tl.ln_final(x)
+
+    @property
+    def W_U(self) -> torch.Tensor:
+        """Unembedding [d_model, vocab] (for the logit lens)."""
+        return self.tl.W_U
+
+    @property
+    def b_U(self) -> torch.Tensor:
+        return self.tl.b_U
+
+    def logits_from_final(self, final_resid: torch.Tensor) -> torch.Tensor:
+        """Logits of final-residual vectors [..., d] -> [..., vocab] (norm, unembed, soft-cap).
+
+        Materializes the full vocabulary dimension: call it on small inputs only.
+        """
+        x = self.final_norm(final_resid)
+        logits = (x @ self.W_U + self.b_U).float()
+        return apply_softcap(logits, self.tl.cfg.output_logits_soft_cap)
+
+    # Losses ----------------------------------------------------------------------------
+    def ce_from_final(self, final_resid: torch.Tensor, tokens: torch.Tensor, per_token: bool = False) -> torch.Tensor:
+        """Next-token CE from the final residual, the unembedding computed in position chunks.
+
+        Returns the mean over all [b, s-1] predictions (nats/token), or [b, s-1] if per_token.
+        """
+        tokens = self._check_tokens(tokens)
+        b, s = tokens.shape
+        if final_resid.shape[:2] != (b, s):
+            raise ValueError(f"residual {tuple(final_resid.shape)} does not match tokens {tuple(tokens.shape)}")
+        x = final_resid[:, :-1].reshape(-1, final_resid.shape[-1])
+        targets = tokens[:, 1:].reshape(-1)
+        losses = []
+        for start in range(0, x.shape[0], self.ce_chunk_tokens):
+            logits = self.logits_from_final(x[start : start + self.ce_chunk_tokens])
+            target_logit = logits.gather(-1, targets[start : start + self.ce_chunk_tokens, None])[:, 0]
+            losses.append(torch.logsumexp(logits, dim=-1) - target_logit)
+            del logits  # free this chunk's [chunk, vocab] block before the next one
+        ce = torch.cat(losses).reshape(b, s - 1)
+        return ce if per_token else ce.mean()
+
+    def ce_from_resid(self, resid: torch.Tensor, tokens: torch.Tensor, per_token: bool = False) -> torch.Tensor:
+        """CE when ``resid`` (clean or patched) is the residual at the hook."""
+        return self.ce_from_final(self.run_from_hook(resid), tokens, per_token=per_token)
+
+    def ce_loss(self, tokens: torch.Tensor, splice: Splice | None = None, per_token: bool = False) -> torch.Tensor:
+        """Next-token CE; with ``splice``, the hook residual is replaced by ``splice(resid)``.
+
+        The splice sees every position, BOS included; leave BOS unchanged inside the splice if
+        the SAE was not trained on it.
+        """
+        resid = self.resid_at_hook(tokens)
+        if splice is not None:
+            patched = splice(resid)
+            if patched.shape != resid.shape:
+                raise ValueError(f"splice returned shape {tuple(patched.shape)}, expected {tuple(resid.shape)}")
+            resid = patched
+        return self.ce_from_resid(resid, tokens, per_token=per_token)
+
+    # Checks ----------------------------------------------------------------------------
+    def _check_tokens(self, tokens: torch.Tensor, min_len: int = 2) -> torch.Tensor:
+        if not isinstance(tokens, torch.Tensor):
+            raise TypeError(f"tokens must be a torch.LongTensor [batch, seq], got {type(tokens).__name__}")
+        if tokens.ndim != 2 or tokens.shape[1] < min_len:
+            raise ValueError(f"tokens must be [batch, seq] with seq >= {min_len}, got shape {tuple(tokens.shape)}")
+        if tokens.dtype not in (torch.long, torch.int32, torch.int64):
+            raise TypeError(f"tokens must hold integer ids, got dtype {tokens.dtype}")
+        return tokens.to(self.device, torch.long)
+
+    def _check_resid(self, resid: torch.Tensor) -> None:
+        if not isinstance(resid, torch.Tensor) or resid.ndim != 3 or resid.shape[-1] != self.d_model:
+            shape = tuple(resid.shape) if isinstance(resid, torch.Tensor) else type(resid).__name__
+            raise ValueError(f"residual must be [batch, seq, {self.d_model}], got {shape}")

@@ -1,0 +1,1 @@
+"""One module per notebook: the logic behind each stage, so notebooks stay thin."""

@@ -1,0 +1,202 @@
+"""Stage 00: corpora, model sanity checks, activation cache and the general SAE (GSAE).
+
+``run_foundation(cfg)`` does the whole stage and writes ``results/<profile>/00_setup.json``;
+the smaller functions are there so a reader (or notebook) can run one step at a time.
+Everything expensive is cached by content, so a rerun only reads files.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ssae_utils.activations import ActivationStore, encode
+from ssae_utils.config import ProfileConfig
+from ssae_utils.data.card import data_card
+from ssae_utils.data.corpora import Corpora, build_corpora
+from ssae_utils.data.documents import Document
+from ssae_utils.io import stable_hash, write_json_atomic
+from ssae_utils.model.hooked import HookedLM
+from ssae_utils.model.registry import load_model
+from ssae_utils.paths import results_dir
+from ssae_utils.sae.evaluation import ce_loss_recovered, reconstruction_stats, sae_splice, spliced_ce, zero_splice
+from ssae_utils.sae.gsae import (
+    fold_norm_scaling,
+    gsae_cache_key,
+    gsae_dir,
+    load_pretrained_gsae,
+    load_sae,
+    read_training_info,
+    train_gsae,
+)
+from ssae_utils.sae.outliers import NormThreshold
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "00_setup.json"
+
+
+@dataclass
+class World:
+    """What every later stage starts from: config, corpora, model and activation cache."""
+
+    cfg: ProfileConfig
+    corpora: Corpora
+    model: HookedLM
+    store: ActivationStore
+
+
+def load_world(cfg: ProfileConfig) -> World:
+    corpora = build_corpora(cfg.data)
+    model = load_model(cfg.model)
+    store = ActivationStore(model, cfg.activations)
+    return World(cfg, corpora, model, store)
+
+
+def take_tokens(docs: Sequence[Document], tokenizer: Any, budget: int, seed: int) -> list[Document]:
+    """A seeded random sample of ``docs`` holding about ``budget`` tokens (whole documents)."""
+    if not docs:
+        raise ValueError("cannot sample from an empty document list")
+    order = list(docs)
+    random.Random(seed).shuffle(order)
+    picked, total = [], 0
+    for doc in order:
+        if total >= budget:
+            break
+        picked.append(doc)
+        total += len(encode(tokenizer, doc.text)) + 1
+    if total < budget:
+        log.warning("only %d tokens available, %d requested", total, budget)
+    return picked
+
+
+def gsae_training_docs(world: World) -> list[Document]:
+    return take_tokens(world.corpora["general_pool"], world.model.tokenizer, world.cfg.gsae.pool_tokens, world.cfg.gsae.seed)
+
+
+def heldout_docs(world: World) -> list[Document]:
+    return take_tokens(world.corpora["general_heldout"], world.model.tokenizer, world.cfg.gsae.eval_tokens, world.cfg.seed + 1)
+
+
+def get_gsae(world: World) -> tuple[Any, Path, dict[str, Any]]:
+    """Train (or load from cache) the GSAE; returns (sae, folder, training info)."""
+    cfg = world.cfg.gsae
+    if cfg.source == "pretrained":
+        sae = load_pretrained_gsae(cfg.pretrained_release, cfg.pretrained_sae_id, device=world.cfg.model.resolved_device)
+        acts = world.store.load([d.text for d in heldout_docs(world)]).acts
+        factor = fold_norm_scaling(sae, acts)
+        info = {"release": cfg.pretrained_release, "sae_id": cfg.pretrained_sae_id, "norm_scaling_factor_estimated": factor}
+        folder = gsae_dir(stable_hash(info))
+        if not (folder / "cfg.json").exists():
+            from ssae_utils.sae.gsae import save_sae
+
+            save_sae(sae, folder, info)
+        return sae, folder, info
+    docs = gsae_training_docs(world)
+    texts = [d.text for d in docs]
+    data_key = stable_hash({"store": world.store.key, "docs": sorted(d.doc_id for d in docs)})
+    folder = gsae_dir(gsae_cache_key(cfg, data_key, world.model.hook_name, world.model.d_model))
+    if (folder / "cfg.json").exists():
+        log.info("GSAE found in cache: %s", folder)
+        return load_sae(folder), folder, read_training_info(folder)
+    acts = world.store.load(texts, exclude_bos=True, desc="caching general-pool activations").acts
+    sae, info = train_gsae(acts, cfg, world.model.hook_name, folder, model_name=world.model.name)
+    info["training_documents"] = len(docs)
+    return sae, folder, info
+
+
+def evaluate_gsae(world: World, sae: Any, info: dict[str, Any]) -> dict[str, Any]:
+    """L0, FVU, dead features and spliced CE (absolute and recovered) on held-out text."""
+    texts = [d.text for d in heldout_docs(world)]
+    acts = world.store.load(texts, exclude_bos=True, desc="caching held-out activations").acts
+    factor = world.cfg.gsae.outlier_norm_factor
+    median = info.get("outliers", {}).get("median_norm")
+    threshold = NormThreshold(median, factor) if (median and factor) else None
+    inlier = ~threshold.is_outlier(acts) if threshold else torch.ones(len(acts), dtype=torch.bool)
+    stats = reconstruction_stats(sae, acts[inlier])
+    tokens, lengths = world.store.contexts(texts)
+    ce = spliced_ce(
+        world.model,
+        tokens,
+        lengths,
+        {"sae": sae_splice(sae, threshold), "zero": zero_splice()},
+        batch_size=world.cfg.activations.batch_size,
+    )
+    return {
+        **stats.to_dict(),
+        "n_outlier_tokens_excluded": int((~inlier).sum()),
+        "ce_clean": ce["clean"],
+        "ce_sae": ce["sae"],
+        "ce_zero_ablation": ce["zero"],
+        "ce_loss_recovered": ce_loss_recovered(ce["clean"], ce["sae"], ce["zero"]),
+        "eval_tokens": int(lengths.sum()),
+        "eval_contexts": int(tokens.shape[0]),
+    }
+
+
+def run_foundation(cfg: ProfileConfig) -> dict[str, Any]:
+    """The whole of stage 00; returns and saves the results dictionary."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    world = load_world(cfg)
+    timings["load_corpora_and_model_s"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    card = data_card(world.corpora, tokenizer=lambda text: encode(world.model.tokenizer, text))
+    timings["data_card_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    probe_texts = [d.text for d in world.corpora["general_heldout"][:4]]
+    sanity = world.model.sanity_checks(probe_texts) if hasattr(world.model, "sanity_checks") else {}
+    timings["model_sanity_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    sae, folder, info = get_gsae(world)
+    timings["gsae_train_or_load_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    heldout = evaluate_gsae(world, sae, info)
+    timings["gsae_eval_s"] = time.perf_counter() - t
+
+    feature_density = _feature_density(world, sae)
+    results = {
+        "profile": cfg.name,
+        "config_hash": cfg.hash(),
+        "config": cfg.to_dict(),
+        "data_card": card,
+        "model": {
+            "name": world.model.name,
+            "hook_name": world.model.hook_name,
+            "d_model": world.model.d_model,
+            "n_layers": world.model.n_layers,
+            "vocab_size": world.model.vocab_size,
+            "fingerprint": world.model.fingerprint,
+            "sanity": sanity,
+        },
+        "activation_store": {"key": world.store.key, "folder": str(world.store.root)},
+        "gsae": {
+            "folder": str(folder),
+            "training": info,
+            "heldout": heldout,
+            "feature_density": feature_density,
+        },
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+    }
+    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+    return results
+
+
+@torch.no_grad()
+def _feature_density(world: World, sae: Any) -> list[float]:
+    """Share of held-out tokens on which each feature fires (for the density histogram)."""
+    acts = world.store.load([d.text for d in heldout_docs(world)]).acts
+    fired = torch.zeros(sae.cfg.d_sae)
+    for start in range(0, len(acts), 4096):
+        fired += (sae.encode(acts[start : start + 4096]) > 0).float().sum(0)
+    return (fired / len(acts)).tolist()

@@ -1,0 +1,98 @@
+"""Figures, drawn only from result files on disk (never from in-memory state).
+
+Each ``plot_*`` function takes the path of a results JSON, draws one figure and saves it as
+PNG and PDF into ``figures/<profile>/``. A small JSON sidecar records which notebook and
+results file produced the figure, so the README's figure map can be checked by a test.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: notebooks and CI have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ssae_utils.io import read_json, sha256_file, write_json_atomic  # noqa: E402
+from ssae_utils.paths import REPO_ROOT, figures_dir  # noqa: E402
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def save_figure(fig: plt.Figure, name: str, profile: str, notebook: str, source: Path) -> Path:
+    """Save ``fig`` as PNG + PDF with a provenance sidecar; returns the PNG path."""
+    out = figures_dir(profile)
+    png = out / f"{name}.png"
+    fig.savefig(png, dpi=150, bbox_inches="tight")
+    fig.savefig(out / f"{name}.pdf", bbox_inches="tight")
+    plt.close(fig)
+    write_json_atomic(
+        out / f"{name}.meta.json",
+        {
+            "figure": name,
+            "notebook": notebook,
+            "profile": profile,
+            "results_file": Path(source).name,
+            "results_sha256": sha256_file(source),
+            "git_commit": _git_commit(),
+        },
+    )
+    return png
+
+
+def plot_data_card(results_path: Path) -> Path:
+    """Documents and tokens per split (stacked by source)."""
+    results = read_json(results_path)
+    rows = [r for r in results["data_card"] if r.get("source") not in (None, "*", "all")]
+    splits = sorted({r["split"] for r in rows}, key=lambda s: [r["split"] for r in rows].index(s))
+    sources = sorted({r["source"] for r in rows})
+    measure = "tokens" if all(r.get("tokens") is not None for r in rows) else "words"
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(splits) + 1.5))
+    left = np.zeros(len(splits))
+    cmap = plt.get_cmap("tab20")
+    for k, source in enumerate(sources):
+        vals = np.array([sum(r[measure] for r in rows if r["split"] == s and r["source"] == source) for s in splits], dtype=float)
+        if vals.sum() == 0:
+            continue
+        ax.barh(splits, vals, left=left, color=cmap(k % 20), label=source)
+        left += vals
+    ax.set_xscale("log" if left.max() / max(left.min(), 1) > 100 else "linear")
+    ax.set_xlabel(f"{measure} per split")
+    ax.invert_yaxis()
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    ax.set_title(f"Data card ({results['profile']} profile): {measure} per split and source")
+    return save_figure(fig, "00_data_card", results["profile"], "00_setup", results_path)
+
+
+def plot_gsae_feature_density(results_path: Path) -> Path:
+    """Histogram of log10 firing frequency per GSAE feature on held-out text."""
+    results = read_json(results_path)
+    density = np.asarray(results["gsae"]["feature_density"], dtype=float)
+    held = results["gsae"]["heldout"]
+    alive = density[density > 0]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if alive.size:
+        ax.hist(np.log10(alive), bins=50, color="tab:blue")
+    ax.set_xlabel("log10(fraction of held-out tokens the feature fires on)")
+    ax.set_ylabel("features")
+    ax.set_title(
+        f"GSAE feature density ({results['profile']}): L0 {held['l0']:.1f}, "
+        f"FVU {held['fvu']:.3f}, CE rec. {_fmt(held['ce_loss_recovered'])}, dead {int((density == 0).sum())}",
+        fontsize=9,
+    )
+    return save_figure(fig, "00_gsae_feature_density", results["profile"], "00_setup", results_path)
+
+
+def _fmt(x: Any) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"

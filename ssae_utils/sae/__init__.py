@@ -1,0 +1,1 @@
+"""SAEs: training and loading the general SAE (GSAE), evaluation metrics, splicing."""

@@ -1,0 +1,148 @@
+"""SAE metrics: L0, fraction of variance unexplained, dead features, and patched CE.
+
+"Patched" (spliced) cross-entropy is the LM's next-token loss when the residual stream at
+the hooked layer is replaced by the SAE's reconstruction. We compute the clean run up to
+the hook once per batch and recompute only the layers after it for each variant (clean,
+SAE splice, zero ablation), so several SAEs share one prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, asdict
+from typing import Any, Callable, Protocol, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ssae_utils.sae.outliers import NormThreshold
+
+
+class SplicableModel(Protocol):
+    def resid_at_hook(self, tokens: torch.Tensor) -> torch.Tensor: ...
+    def ce_from_resid(self, resid: torch.Tensor, tokens: torch.Tensor, per_token: bool = False) -> torch.Tensor: ...
+
+
+class SAELike(Protocol):
+    def encode(self, x: torch.Tensor) -> torch.Tensor: ...
+    def decode(self, f: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class ReconstructionStats:
+    l0: float
+    fvu: float  # fraction of variance unexplained: sum ||x - x_hat||^2 / sum ||x - mean||^2
+    explained_variance: float
+    mse: float  # mean over tokens of ||x - x_hat||^2
+    dead_features: int
+    dead_fraction: float
+    n_tokens: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@torch.no_grad()
+def reconstruction_stats(sae: SAELike, acts: torch.Tensor, batch_size: int = 4096) -> ReconstructionStats:
+    """L0 / FVU / dead features of ``sae`` on ``acts`` [n_tokens, d_in]."""
+    if acts.ndim != 2:
+        raise ValueError(f"expected activations [n_tokens, d_in], got {tuple(acts.shape)}")
+    d_in = getattr(getattr(sae, "cfg", None), "d_in", acts.shape[1])
+    if acts.shape[1] != d_in:
+        raise ValueError(f"activations have d_model={acts.shape[1]} but the SAE expects d_in={d_in}: wrong layer or model?")
+    mean = acts.mean(0)
+    sq_err = total_var = l0_sum = 0.0
+    fired = None
+    for start in range(0, acts.shape[0], batch_size):
+        x = acts[start : start + batch_size]
+        f = sae.encode(x)
+        x_hat = sae.decode(f)
+        sq_err += float(((x - x_hat) ** 2).sum())
+        total_var += float(((x - mean) ** 2).sum())
+        active = f > 0
+        l0_sum += float(active.sum())
+        batch_fired = active.any(0)
+        fired = batch_fired if fired is None else fired | batch_fired
+    n = acts.shape[0]
+    fvu = sq_err / total_var if total_var > 0 else float("nan")
+    dead = int((~fired).sum()) if fired is not None else 0
+    return ReconstructionStats(
+        l0=l0_sum / n,
+        fvu=fvu,
+        explained_variance=1.0 - fvu,
+        mse=sq_err / n,
+        dead_features=dead,
+        dead_fraction=dead / int(fired.numel()) if fired is not None else 0.0,
+        n_tokens=n,
+    )
+
+
+def sae_splice(sae: SAELike, threshold: NormThreshold | None = None, keep_bos: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Map a residual [b, s, d] to the SAE reconstruction.
+
+    Position 0 (BOS) and outlier-norm tokens keep their original value: the SAE was not
+    trained on them (see ``ssae_utils.sae.outliers``).
+    """
+
+    def splice(resid: torch.Tensor) -> torch.Tensor:
+        recon = sae.decode(sae.encode(resid))
+        keep = torch.zeros(resid.shape[:-1], dtype=torch.bool, device=resid.device)
+        if keep_bos:
+            keep[:, 0] = True
+        if threshold is not None:
+            keep |= threshold.is_outlier(resid)
+        return torch.where(keep.unsqueeze(-1), resid, recon)
+
+    return splice
+
+
+def zero_splice(keep_bos: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
+    def splice(resid: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(resid)
+        if keep_bos:
+            out[:, 0] = resid[:, 0]
+        return out
+
+    return splice
+
+
+def _valid_targets(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:
+    # per-token CE at position i predicts token i+1: valid when i + 1 < length
+    positions = torch.arange(seq_len - 1).unsqueeze(0)
+    return positions + 1 < lengths.unsqueeze(1)
+
+
+@torch.no_grad()
+def spliced_ce(
+    model: SplicableModel,
+    tokens: torch.Tensor,
+    lengths: torch.Tensor,
+    splices: dict[str, Callable[[torch.Tensor], torch.Tensor]],
+    batch_size: int = 8,
+    desc: str = "patched CE",
+) -> dict[str, float]:
+    """Mean next-token CE (nats/token, padded positions excluded) per splice, plus 'clean'.
+
+    The residual up to the hook is computed once per batch and shared by all splices.
+    """
+    if tokens.ndim != 2 or lengths.shape != (tokens.shape[0],):
+        raise ValueError("tokens must be [n, seq] and lengths [n]")
+    totals = {name: 0.0 for name in ["clean", *splices]}
+    count = 0
+    for start in tqdm(range(0, tokens.shape[0], batch_size), desc=desc, leave=False):
+        batch = tokens[start : start + batch_size]
+        valid = _valid_targets(lengths[start : start + batch_size], batch.shape[1])
+        resid = model.resid_at_hook(batch)
+        count += int(valid.sum())
+        for name in totals:
+            patched = resid if name == "clean" else splices[name](resid)
+            ce = model.ce_from_resid(patched, batch, per_token=True)
+            if not torch.isfinite(ce[valid]).all():
+                raise FloatingPointError(f"non-finite cross-entropy for splice {name!r}")
+            totals[name] += float(ce[valid].sum())
+    return {name: total / max(count, 1) for name, total in totals.items()}
+
+
+def ce_loss_recovered(ce_clean: float, ce_sae: float, ce_zero: float) -> float:
+    """(CE_zero - CE_sae) / (CE_zero - CE_clean): 1 = as good as the clean model, 0 = as bad as zeros."""
+    denom = ce_zero - ce_clean
+    return float("nan") if denom == 0 else (ce_zero - ce_sae) / denom

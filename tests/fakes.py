@@ -1,0 +1,46 @@
+"""Small stand-ins for the model, so cache and evaluation logic is tested in isolation."""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+
+class WordTokenizer:
+    """Whitespace tokenizer with stable ids (hash of the word), no special tokens."""
+
+    def __init__(self, vocab_size: int = 97):
+        self.vocab_size = vocab_size
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [2 + int(hashlib.md5(w.encode()).hexdigest(), 16) % (self.vocab_size - 2) for w in text.split()]
+
+
+class CausalToyModel:
+    """resid[t] = mean of token embeddings up to t: causal, deterministic, cheap."""
+
+    def __init__(self, d_model: int = 8, vocab_size: int = 97):
+        self.tokenizer = WordTokenizer(vocab_size)
+        self.bos_token_id = 1
+        self.d_model = d_model
+        self.hook_name = "blocks.0.hook_resid_post"
+        self.fingerprint = "causal-toy-v1"
+        gen = torch.Generator().manual_seed(0)
+        self.embed = torch.randn(vocab_size, d_model, generator=gen)
+        # logits favour tokens already seen, so repetitive text is predicted better than uniform
+        self.unembed = 4.0 * self.embed.T
+        self.calls = 0
+        self.tokens_seen = 0
+
+    def resid_at_hook(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.tokens_seen += tokens.numel()
+        e = self.embed[tokens]
+        counts = torch.arange(1, tokens.shape[1] + 1).view(1, -1, 1)
+        return e.cumsum(1) / counts
+
+    def ce_from_resid(self, resid: torch.Tensor, tokens: torch.Tensor, per_token: bool = False) -> torch.Tensor:
+        logits = resid[:, :-1] @ self.unembed
+        ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tokens[:, 1:], reduction="none")
+        return ce if per_token else ce.mean()

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ssae_utils.sae.evaluation import ce_loss_recovered, reconstruction_stats, sae_splice, spliced_ce, zero_splice
+from ssae_utils.sae.outliers import NormThreshold
+from tests.fakes import CausalToyModel
+
+
+class IdentitySAE:
+    """Encodes x as [relu(x), relu(-x)]: exact reconstruction, L0 = number of non-zeros."""
+
+    def __init__(self, d):
+        self.d = d
+
+    def encode(self, x):
+        return torch.cat([x.clamp(min=0), (-x).clamp(min=0)], dim=-1)
+
+    def decode(self, f):
+        return f[..., : self.d] - f[..., self.d :]
+
+
+class ScaleSAE(IdentitySAE):
+    def decode(self, f):
+        return 0.5 * super().decode(f)
+
+
+def test_reconstruction_stats_on_hand_made_saes():
+    x = torch.tensor([[1.0, 0.0, -2.0], [0.0, 3.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    exact = reconstruction_stats(IdentitySAE(3), x, batch_size=2)
+    assert exact.fvu == 0 and exact.l0 == pytest.approx((2 + 1 + 3 + 0) / 4)
+    assert exact.dead_features == 2  # relu(-x) for dims 1 and 2... dim 0 never negative, dim 1 never negative
+    half = reconstruction_stats(ScaleSAE(3), x)
+    expected_fvu = float(((0.5 * x) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
+    assert half.fvu == pytest.approx(expected_fvu)
+    with pytest.raises(ValueError, match="n_tokens, d_in"):
+        reconstruction_stats(IdentitySAE(3), x.unsqueeze(0))
+
+
+def test_identity_splice_leaves_ce_unchanged_and_zeros_raise_it():
+    model = CausalToyModel(d_model=8)
+    tokens = torch.randint(2, 97, (6, 1)).repeat(1, 10)  # repetitive rows: the toy model predicts them
+    tokens[:, 0] = 1
+    lengths = torch.tensor([10, 10, 7, 10, 4, 10])
+    ce = spliced_ce(model, tokens, lengths, {"sae": sae_splice(IdentitySAE(8)), "zero": zero_splice()}, batch_size=4)
+    assert ce["sae"] == pytest.approx(ce["clean"], abs=1e-6)
+    assert ce["zero"] > ce["clean"]
+    assert ce_loss_recovered(ce["clean"], ce["sae"], ce["zero"]) == pytest.approx(1.0)
+
+
+def test_padding_positions_do_not_count():
+    model = CausalToyModel(d_model=8)
+    tokens = torch.randint(2, 97, (2, 10))
+    tokens[:, 0] = 1
+    full = spliced_ce(model, tokens[:1, :6], torch.tensor([6]), {})
+    padded = tokens[:1].clone()
+    padded[0, 6:] = 1
+    assert spliced_ce(model, padded, torch.tensor([6]), {})["clean"] == pytest.approx(full["clean"])
+
+
+def test_splice_keeps_bos_and_outliers():
+    resid = torch.ones(1, 4, 3)
+    resid[0, 2] *= 100
+    threshold = NormThreshold(median_norm=float(torch.ones(3).norm()), factor=10.0)
+    out = sae_splice(ScaleSAE(3), threshold)(resid)
+    assert torch.equal(out[0, 0], resid[0, 0]) and torch.equal(out[0, 2], resid[0, 2])
+    torch.testing.assert_close(out[0, 1], 0.5 * resid[0, 1])
+
+
+def test_ce_loss_recovered_formula():
+    assert ce_loss_recovered(2.0, 2.5, 12.0) == pytest.approx(0.95)
