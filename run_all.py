@@ -11,7 +11,7 @@
 Executed copies go to runs/<profile>/<NN>_<name>.ipynb; the source notebooks are never
 overwritten. Notebooks talk to each other only through files in results/<profile>/. A
 notebook whose inputs (its source, the profile config and the overrides) are unchanged since
-its last successful run is skipped unless --force is given.
+its last successful run on this machine is skipped unless --force is given.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ssae_utils.config import DEFAULT_PROFILE, load_profile, parse_override
     from ssae_utils.io import read_json, write_json_atomic
-    from ssae_utils.paths import results_dir
+    from ssae_utils.paths import cache_dir
 
     profile = args.profile or DEFAULT_PROFILE
     overrides = dict(parse_override(o) for o in args.overrides)
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 
     run_dir = Path(os.environ.get("SSAE_RUNS", REPO / "runs")) / profile
     run_dir.mkdir(parents=True, exist_ok=True)
-    state_path = results_dir(profile) / "run_state.json"
+    # Machine-local (in the cache, not in results/): a fresh clone has none and runs everything.
+    state_path = cache_dir("run_state") / f"{profile}.json"
     state = read_json(state_path) if state_path.exists() else {}
     outcomes: list[Outcome] = []
     failed = False

@@ -38,3 +38,11 @@ def figures_dir(profile: str) -> Path:
     path = root / profile
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_relative(path: Path) -> str:
+    """``path`` relative to the cache root (results files must not hold machine paths)."""
+    try:
+        return str(Path(path).resolve().relative_to(cache_root().resolve()))
+    except ValueError:
+        return str(path)

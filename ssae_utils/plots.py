@@ -52,26 +52,32 @@ def save_figure(fig: plt.Figure, name: str, profile: str, notebook: str, source:
 
 
 def plot_data_card(results_path: Path) -> Path:
-    """Documents and tokens per split (stacked by source)."""
+    """Left: size of each split (log scale). Right: its make-up by source (shares)."""
     results = read_json(results_path)
-    rows = [r for r in results["data_card"] if r.get("source") not in (None, "*", "all")]
-    splits = sorted({r["split"] for r in rows}, key=lambda s: [r["split"] for r in rows].index(s))
+    rows = [r for r in results["data_card"] if r.get("source") not in (None, "(all)")]
+    splits = list(dict.fromkeys(r["split"] for r in rows))
     sources = sorted({r["source"] for r in rows})
     measure = "tokens" if all(r.get("tokens") is not None for r in rows) else "words"
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(splits) + 1.5))
+    table = np.array([[sum(r[measure] for r in rows if r["split"] == sp and r["source"] == so) for so in sources] for sp in splits], dtype=float)
+    totals = table.sum(1)
+    fig, (ax_size, ax_mix) = plt.subplots(1, 2, figsize=(11, 0.42 * len(splits) + 1.6), sharey=True, gridspec_kw={"width_ratios": [1, 1.4]})
+    ax_size.barh(splits, totals, color="tab:gray")
+    ax_size.set_xscale("log")
+    ax_size.set_xlim(right=totals.max() * 12)  # room for the labels
+    ax_size.set_xlabel(f"{measure} (log scale)")
+    for y, total in enumerate(totals):
+        ax_size.text(total, y, f" {total:,.0f}", va="center", fontsize=7)
+    ax_size.invert_yaxis()
     left = np.zeros(len(splits))
-    cmap = plt.get_cmap("tab20")
+    cmap = plt.get_cmap("tab10")
     for k, source in enumerate(sources):
-        vals = np.array([sum(r[measure] for r in rows if r["split"] == s and r["source"] == source) for s in splits], dtype=float)
-        if vals.sum() == 0:
-            continue
-        ax.barh(splits, vals, left=left, color=cmap(k % 20), label=source)
-        left += vals
-    ax.set_xscale("log" if left.max() / max(left.min(), 1) > 100 else "linear")
-    ax.set_xlabel(f"{measure} per split")
-    ax.invert_yaxis()
-    ax.legend(fontsize=7, loc="lower right", ncol=2)
-    ax.set_title(f"Data card ({results['profile']} profile): {measure} per split and source")
+        share = table[:, k] / np.maximum(totals, 1)
+        ax_mix.barh(splits, share, left=left, color=cmap(k % 10), label=source)
+        left += share
+    ax_mix.set_xlim(0, 1)
+    ax_mix.set_xlabel(f"share of the split's {measure} by source")
+    ax_mix.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(f"Data card ({results['profile']} profile)")
     return save_figure(fig, "00_data_card", results["profile"], "00_setup", results_path)
 
 

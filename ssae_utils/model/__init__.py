@@ -10,12 +10,29 @@ Backends: ``tiny-random-gemma3`` (smoke, offline, seconds), ``gemma-3-270m-gguf`
 from PyPI), ``gemma-2b`` (paper, from the hub).
 """
 
+from typing import Any
+
 from ssae_utils.model.config import ModelConfig, TinySpec
-from ssae_utils.model.contexts import Contexts, pack_contexts
-from ssae_utils.model.hooked import HookedLM, Splice
 from ssae_utils.model.registry import available_models, get_backend, load_model, register_backend
 
-LoadedModel = HookedLM  # alias: both names are used in the design notes
+# Imported on first use: they pull in torch/TransformerLens, which configs never need.
+_LAZY = {
+    "HookedLM": ("ssae_utils.model.hooked", "HookedLM"),
+    "LoadedModel": ("ssae_utils.model.hooked", "HookedLM"),  # alias used in the design notes
+    "Splice": ("ssae_utils.model.hooked", "Splice"),
+    "Contexts": ("ssae_utils.model.contexts", "Contexts"),
+    "pack_contexts": ("ssae_utils.model.contexts", "pack_contexts"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Contexts",

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+from ssae_utils.validation import require as _require
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 Device = Literal["cpu", "cuda", "auto"]
 
-TORCH_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -66,8 +65,8 @@ class ModelConfig:
     device: Device = "cpu"
     context_length: int = 128
     # Token positions per chunk of the 262k-vocabulary unembedding in the loss: the logits of
-    # a whole 32x128 batch would be 4.3 GB, a 256-position chunk is 270 MB.
-    ce_chunk_tokens: int = 256
+    # a whole 32x128 batch would be 4.3 GB, a 512-position chunk is 540 MB.
+    ce_chunk_tokens: int = 512
     tiny: TinySpec = field(default_factory=TinySpec)
 
     def __post_init__(self) -> None:
@@ -78,7 +77,7 @@ class ModelConfig:
         names = available_models()
         _require(self.name in names, f"unknown model {self.name!r}; registered models: {', '.join(names)}")
         _require(isinstance(self.hook_layer, int) and self.hook_layer >= 0, "model.hook_layer must be an int >= 0")
-        _require(self.dtype in TORCH_DTYPES, f"model.dtype must be one of {sorted(TORCH_DTYPES)}, not {self.dtype!r}")
+        _require(self.dtype in DTYPES, f"model.dtype must be one of {list(DTYPES)}, not {self.dtype!r}")
         _require(self.device in ("cpu", "cuda", "auto"), f"model.device must be 'cpu', 'cuda' or 'auto', not {self.device!r}")
         _require(self.context_length >= 2, "model.context_length must be >= 2 (BOS + one token)")
         _require(self.ce_chunk_tokens >= 1, "model.ce_chunk_tokens must be >= 1")
@@ -88,11 +87,16 @@ class ModelConfig:
         return f"blocks.{self.hook_layer}.hook_resid_post"
 
     @property
-    def torch_dtype(self) -> torch.dtype:
-        return TORCH_DTYPES[self.dtype]
+    def torch_dtype(self) -> "torch.dtype":
+        import torch  # lazy: configs are built and validated without importing torch
 
+        return getattr(torch, self.dtype)
+
+    @property
     def resolved_device(self) -> str:
-        """'auto' means CUDA when this machine has it, else the CPU."""
+        """The device to run on: 'auto' means CUDA when this machine has it, else the CPU."""
+        import torch
+
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -122,8 +126,3 @@ class ModelConfig:
     @classmethod
     def paper(cls) -> "ModelConfig":
         return cls(name="gemma-2b", hook_layer=12, device="auto", context_length=128)
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)

@@ -11,11 +11,13 @@ if TYPE_CHECKING:
     from ssae_utils.model.hooked import HookedLM
 
 _BACKENDS: dict[str, "type[Backend]"] = {}
-_BUILTIN_MODULES = (
-    "ssae_utils.model.backends.tiny",
-    "ssae_utils.model.backends.gemma_gguf",
-    "ssae_utils.model.backends.hub",
-)
+# Where the built-in backends register themselves. Imported only when a backend is needed, so
+# that building and validating configs never pays for importing transformers/TransformerLens.
+_BUILTIN_MODULES = {
+    "tiny-random-gemma3": "ssae_utils.model.backends.tiny",
+    "gemma-3-270m-gguf": "ssae_utils.model.backends.gemma_gguf",
+    "gemma-2b": "ssae_utils.model.backends.hub",
+}
 
 B = TypeVar("B", bound="type[Backend]")
 
@@ -24,6 +26,9 @@ def register_backend(name: str) -> Callable[[B], B]:
     """Class decorator: make ``ModelConfig(name=...)`` load with this backend."""
 
     def decorate(cls: B) -> B:
+        builtin = _BUILTIN_MODULES.get(name)
+        if builtin is not None and cls.__module__ != builtin:
+            importlib.import_module(builtin)  # the built-in claims its name first
         if name in _BACKENDS and _BACKENDS[name] is not cls:
             raise ValueError(f"model backend {name!r} is already registered by {_BACKENDS[name].__qualname__}")
         cls.name = name
@@ -33,20 +38,15 @@ def register_backend(name: str) -> Callable[[B], B]:
     return decorate
 
 
-def _import_builtins() -> None:
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
-
-
 def available_models() -> list[str]:
-    _import_builtins()
-    return sorted(_BACKENDS)
+    return sorted(set(_BUILTIN_MODULES) | set(_BACKENDS))
 
 
 def get_backend(name: str) -> "Backend":
-    _import_builtins()
+    if name not in _BACKENDS and name in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[name])
     if name not in _BACKENDS:
-        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(sorted(_BACKENDS))}")
+        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(available_models())}")
     return _BACKENDS[name]()
 
 

@@ -24,7 +24,7 @@ from ssae_utils.data.documents import Document
 from ssae_utils.io import stable_hash, write_json_atomic
 from ssae_utils.model.hooked import HookedLM
 from ssae_utils.model.registry import load_model
-from ssae_utils.paths import results_dir
+from ssae_utils.paths import cache_relative, results_dir
 from ssae_utils.sae.evaluation import ce_loss_recovered, reconstruction_stats, sae_splice, spliced_ce, zero_splice
 from ssae_utils.sae.gsae import (
     fold_norm_scaling,
@@ -179,9 +179,9 @@ def run_foundation(cfg: ProfileConfig) -> dict[str, Any]:
             "fingerprint": world.model.fingerprint,
             "sanity": sanity,
         },
-        "activation_store": {"key": world.store.key, "folder": str(world.store.root)},
+        "activation_store": {"key": world.store.key, "folder": cache_relative(world.store.root)},
         "gsae": {
-            "folder": str(folder),
+            "folder": cache_relative(folder),  # under $SSAE_CACHE (default .cache/)
             "training": info,
             "heldout": heldout,
             "feature_density": feature_density,

@@ -103,6 +103,11 @@ def train_gsae(
     # factor ourselves (over all training tokens) so we can record it; fit() folds it in.
     scaling_factor = (d_in**0.5) / float(train_acts.norm(dim=-1).mean())
     trainer.activation_scaler.scaling_factor = scaling_factor
+    # Start the decoder bias at the data mean (in the scaled space the SAE trains in).
+    # Residual streams carry a large shared direction (most of each token's norm); from
+    # b_dec = 0 Adam needs thousands of steps to learn it, far more than a small budget has.
+    with torch.no_grad():
+        sae.b_dec.copy_(train_acts.mean(0) * scaling_factor)
     trained = trainer.fit()
     info = {
         "steps": steps,
@@ -115,6 +120,7 @@ def train_gsae(
         "l1_penalty": "sae_lens standard: L1 of feature activations weighted by decoder row norms",
         "normalization": "expected_average_only_in, folded into weights after training",
         "norm_scaling_factor": scaling_factor,
+        "b_dec_init": "mean of the training activations",
         "config": asdict(cfg),
     }
     save_sae(trained, out_dir, info)

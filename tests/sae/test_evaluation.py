@@ -70,3 +70,11 @@ def test_splice_keeps_bos_and_outliers():
 
 def test_ce_loss_recovered_formula():
     assert ce_loss_recovered(2.0, 2.5, 12.0) == pytest.approx(0.95)
+
+
+def test_wrong_d_in_is_reported_clearly():
+    from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
+
+    sae = StandardSAE(StandardSAEConfig(d_in=16, d_sae=32))
+    with pytest.raises(ValueError, match="d_model=8 but the SAE expects d_in=16"):
+        reconstruction_stats(sae, torch.randn(10, 8))

@@ -44,7 +44,7 @@ class HFGemma3Backend(Backend):
 
     def load(self, cfg: ModelConfig) -> HookedLM:
         source = self.load_hf(cfg)
-        device = cfg.resolved_device()
+        device = cfg.resolved_device
         tl_model = hooked_from_hf(source.model, source.tokenizer, dtype=cfg.torch_dtype, device=device, model_name=self.name)
         del source.model  # the HookedTransformer holds its own copy of every weight
         return HookedLM(

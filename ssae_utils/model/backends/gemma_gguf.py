@@ -6,11 +6,14 @@ checked), load it with transformers (dequantized to fp32), copy the weights into
 with the tokenizer, as a plain HF checkpoint in the cache. Later loads read that checkpoint
 in seconds. Nothing touches the Hugging Face hub.
 
-Cache folder: ``<cache>/models/gemma-3-270m-gguf/<package version>-<gguf sha256[:16]>-c<N>``.
+Cache folder: ``<cache>/models/gemma-3-270m-gguf/<package version>-<gguf sha256[:16]>-c<N>/``
+holding ``hf/`` (config, model.safetensors 1.07 GB, tokenizer) and ``ssae_meta.json`` (written
+last: a folder without it is never used).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import shutil
 import time
@@ -24,7 +27,7 @@ from ssae_utils.model.backends.base import HFGemma3Backend, HFSource
 from ssae_utils.model.config import ModelConfig
 from ssae_utils.model.registry import register_backend
 from ssae_utils.model.storage import atomic_dir, read_meta, write_meta
-from ssae_utils.paths import cache_dir
+from ssae_utils.paths import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +45,18 @@ def _package():
     return pkg
 
 
+def installed_version() -> str:
+    version = importlib.metadata.version(PACKAGE)
+    if version != PACKAGE_VERSION:
+        log.warning("%s %s is installed; this code was tested with %s", PACKAGE, version, PACKAGE_VERSION)
+    return version
+
+
 def checkpoint_dir() -> Path:
-    """Where the converted checkpoint lives (without building it)."""
+    """Where the converted checkpoint lives (computed only: nothing is created)."""
     pkg = _package()
-    return cache_dir("models", "gemma-3-270m-gguf") / f"{PACKAGE_VERSION}-{pkg.EXPECTED_SHA256[:16]}-c{CONVERSION_VERSION}"
+    key = f"{installed_version()}-{pkg.EXPECTED_SHA256[:16]}-c{CONVERSION_VERSION}"
+    return cache_root() / "models" / "gemma-3-270m-gguf" / key
 
 
 def is_converted() -> bool:
@@ -90,7 +101,7 @@ def convert_checkpoint() -> Path:
         write_meta(
             tmp,
             {
-                "package": f"{PACKAGE}=={PACKAGE_VERSION}",
+                "package": f"{PACKAGE}=={installed_version()}",
                 "gguf_sha256": pkg.EXPECTED_SHA256,
                 "conversion_version": CONVERSION_VERSION,
                 "conversion_seconds": round(time.perf_counter() - start, 1),

@@ -25,7 +25,7 @@ class Gemma2bHubBackend(Backend):
             warnings.simplefilter("ignore", DeprecationWarning)
             # No weight processing: residuals equal the HF model's, as SAELens's SAEs expect.
             model = HookedTransformer.from_pretrained_no_processing(
-                HUB_NAME, device=cfg.resolved_device(), dtype=cfg.torch_dtype, default_padding_side="right"
+                HUB_NAME, device=cfg.resolved_device, dtype=cfg.torch_dtype, default_padding_side="right"
             )
         return HookedLM(
             model,
