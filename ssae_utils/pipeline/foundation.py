@@ -23,6 +23,7 @@ from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
 from ssae_utils.io import stable_hash, write_json_atomic
 from ssae_utils.model.hooked import HookedLM
+from ssae_utils.model.reference import compare_with_hf
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import cache_relative, results_dir
 from ssae_utils.sae.evaluation import ce_loss_recovered, reconstruction_stats, sae_splice, spliced_ce, zero_splice
@@ -153,7 +154,8 @@ def run_foundation(cfg: ProfileConfig) -> dict[str, Any]:
 
     t = time.perf_counter()
     probe_texts = [d.text for d in world.corpora["general_heldout"][:4]]
-    sanity = world.model.sanity_checks(probe_texts) if hasattr(world.model, "sanity_checks") else {}
+    sanity = world.model.sanity_checks(probe_texts)
+    sanity.update(compare_with_hf(cfg.model, world.model, probe_texts))
     timings["model_sanity_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -200,3 +202,20 @@ def _feature_density(world: World, sae: Any) -> list[float]:
     for start in range(0, len(acts), 4096):
         fired += (sae.encode(acts[start : start + 4096]) > 0).float().sum(0)
     return (fired / len(acts)).tolist()
+
+
+def load_saved_gsae(cfg: ProfileConfig) -> tuple[Any, dict[str, Any]]:
+    """The GSAE that stage 00 saved (read from its results file, never from memory)."""
+    from ssae_utils.io import read_json
+    from ssae_utils.paths import cache_root
+
+    results = read_json(results_dir(cfg.name) / RESULTS_FILE)
+    if results.get("config_hash") != cfg.hash():
+        log.warning("00_setup.json was written with another configuration; rerun notebook 00 (run_all.py --only 00)")
+    folder = cache_root() / results["gsae"]["folder"]
+    if not (folder / "cfg.json").exists():
+        raise FileNotFoundError(
+            f"the GSAE recorded in 00_setup.json is not in this machine's cache ({folder}); "
+            "rerun notebook 00 with `python run_all.py --only 00 --force`"
+        )
+    return load_sae(folder), results

