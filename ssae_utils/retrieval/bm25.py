@@ -31,6 +31,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from ssae_utils.registry import Registry
 from ssae_utils.retrieval.tokenize import tokenize_all
 
 __all__ = ["BM25Index", "SparseBM25", "RankBM25", "BM25S", "register_bm25_backend",
@@ -48,33 +49,26 @@ class BM25Index(Protocol):
         """float64 [n_queries, n_docs]."""
 
 
-_BACKENDS: dict[str, Callable[..., BM25Index]] = {}
+_BACKENDS: Registry[BM25Index] = Registry("BM25 backend")
 
 
 def register_bm25_backend(name: str):
-    def wrap(cls):
-        if name in _BACKENDS:
-            raise ValueError(f"BM25 backend {name!r} is registered twice")
-        cls.name = name
-        _BACKENDS[name] = cls
-        return cls
-    return wrap
+    return _BACKENDS.register(name)
 
 
 def available_bm25_backends() -> list[str]:
-    return sorted(_BACKENDS)
+    return _BACKENDS.names()
 
 
 def build_bm25(corpus_tokens: Sequence[Sequence[str]], backend: str = "sparse", *,
                k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25) -> BM25Index:
     """Index a tokenized corpus (``tokenize.tokenize_all(texts)``) with a registered backend."""
-    if backend not in _BACKENDS:
-        raise KeyError(f"unknown BM25 backend {backend!r}; backends: {available_bm25_backends()}")
+    backend_cls = _BACKENDS.get(backend)
     if len(corpus_tokens) == 0:
         raise ValueError("cannot build a BM25 index over an empty corpus")
     if sum(len(d) for d in corpus_tokens) == 0:
         raise ValueError("every document of the corpus is empty after tokenization")
-    return _BACKENDS[backend](corpus_tokens, k1=k1, b=b, epsilon=epsilon)
+    return backend_cls(corpus_tokens, k1=k1, b=b, epsilon=epsilon)
 
 
 class _LoopMany:

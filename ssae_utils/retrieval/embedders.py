@@ -26,12 +26,13 @@ import hashlib
 import logging
 import re
 import time
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from ssae_utils.io import atomic_path, stable_hash
 from ssae_utils.paths import cache_dir
+from ssae_utils.registry import Registry
 from ssae_utils.retrieval.tokenize import check_texts
 
 log = logging.getLogger(__name__)
@@ -53,28 +54,20 @@ class Embedder(Protocol):
         """Everything that changes the vectors (enters the embedding cache key)."""
 
 
-_EMBEDDERS: dict[str, Callable[..., Embedder]] = {}
+_EMBEDDERS: Registry[Embedder] = Registry("embedder")
 
 
 def register_embedder(name: str):
-    def wrap(cls):
-        if name in _EMBEDDERS:
-            raise ValueError(f"embedder {name!r} is registered twice")
-        cls.name = name
-        _EMBEDDERS[name] = cls
-        return cls
-    return wrap
+    return _EMBEDDERS.register(name)
 
 
 def available_embedders() -> list[str]:
-    return sorted(_EMBEDDERS)
+    return _EMBEDDERS.names()
 
 
 def get_embedder(name: str, **options: Any) -> Embedder:
     """Build a registered embedder; ``options`` are its constructor arguments."""
-    if name not in _EMBEDDERS:
-        raise KeyError(f"unknown embedder {name!r}; embedders: {available_embedders()}")
-    return _EMBEDDERS[name](**options)
+    return _EMBEDDERS.get(name)(**options)
 
 
 def embedder_from_config(cfg) -> Embedder:
