@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ssae_utils.data.sources import get_source, list_sources
+from ssae_utils.validation import from_dict_strict
 
 ROLE_KINDS = {"general_sources": "general", "physics_source": "physics",
               "physics_ood_source": "physics_ood", "toxicity_source": "toxicity",
@@ -109,12 +110,7 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DataConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown DataConfig field(s) {sorted(unknown)}; "
-                             f"valid fields: {sorted(known)}")
-        return cls(**data)
+        return from_dict_strict(cls, data)
 
     # --- presets
     @classmethod

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import torch
 
+from ssae_utils.validation import from_dict_strict
 from ssae_utils.validation import require as _require
 
 Dtype = Literal["float32", "bfloat16", "float16"]
@@ -108,10 +109,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        _require(not unknown, f"unknown ModelConfig fields {unknown}; valid fields: {sorted(known)}")
-        return cls(**data)
+        return from_dict_strict(cls, data)
 
     # Presets ---------------------------------------------------------------------------
     @classmethod

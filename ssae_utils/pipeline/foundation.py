@@ -26,7 +26,14 @@ from ssae_utils.model.hooked import HookedLM
 from ssae_utils.model.reference import compare_with_hf
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import cache_relative, results_dir
-from ssae_utils.sae.evaluation import ce_loss_recovered, reconstruction_stats, sae_splice, spliced_ce, zero_splice
+from ssae_utils.sae.evaluation import (
+    ce_loss_recovered,
+    feature_firing_rates,
+    reconstruction_stats,
+    sae_splice,
+    spliced_ce,
+    zero_splice,
+)
 from ssae_utils.sae.gsae import (
     fold_norm_scaling,
     gsae_cache_key,
@@ -112,8 +119,8 @@ def get_gsae(world: World) -> tuple[Any, Path, dict[str, Any]]:
     return sae, folder, info
 
 
-def evaluate_gsae(world: World, sae: Any, info: dict[str, Any]) -> dict[str, Any]:
-    """L0, FVU, dead features and spliced CE (absolute and recovered) on held-out text."""
+def evaluate_gsae(world: World, sae: Any, info: dict[str, Any]) -> tuple[dict[str, Any], list[float]]:
+    """Held-out L0, FVU, dead features, spliced CE (absolute and recovered), feature density."""
     texts = [d.text for d in heldout_docs(world)]
     acts = world.store.load(texts, exclude_bos=True, desc="caching held-out activations").acts
     factor = world.cfg.gsae.outlier_norm_factor
@@ -129,7 +136,7 @@ def evaluate_gsae(world: World, sae: Any, info: dict[str, Any]) -> dict[str, Any
         {"sae": sae_splice(sae, threshold), "zero": zero_splice()},
         batch_size=world.cfg.activations.batch_size,
     )
-    return {
+    heldout = {
         **stats.to_dict(),
         "n_outlier_tokens_excluded": int((~inlier).sum()),
         "ce_clean": ce["clean"],
@@ -139,6 +146,7 @@ def evaluate_gsae(world: World, sae: Any, info: dict[str, Any]) -> dict[str, Any
         "eval_tokens": int(lengths.sum()),
         "eval_contexts": int(tokens.shape[0]),
     }
+    return heldout, feature_firing_rates(sae, acts)
 
 
 def run_foundation(cfg: ProfileConfig) -> dict[str, Any]:
@@ -163,10 +171,9 @@ def run_foundation(cfg: ProfileConfig) -> dict[str, Any]:
     timings["gsae_train_or_load_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    heldout = evaluate_gsae(world, sae, info)
+    heldout, feature_density = evaluate_gsae(world, sae, info)
     timings["gsae_eval_s"] = time.perf_counter() - t
 
-    feature_density = _feature_density(world, sae)
     results = {
         "profile": cfg.name,
         "config_hash": cfg.hash(),
@@ -192,16 +199,6 @@ def run_foundation(cfg: ProfileConfig) -> dict[str, Any]:
     }
     write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
     return results
-
-
-@torch.no_grad()
-def _feature_density(world: World, sae: Any) -> list[float]:
-    """Share of held-out tokens on which each feature fires (for the density histogram)."""
-    acts = world.store.load([d.text for d in heldout_docs(world)]).acts
-    fired = torch.zeros(sae.cfg.d_sae)
-    for start in range(0, len(acts), 4096):
-        fired += (sae.encode(acts[start : start + 4096]) > 0).float().sum(0)
-    return (fired / len(acts)).tolist()
 
 
 def load_saved_gsae(cfg: ProfileConfig) -> tuple[Any, dict[str, Any]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ssae_utils.validation import from_dict_strict
 from ssae_utils.validation import require as _require
 
 BM25_BACKENDS = ("sparse", "rank_bm25", "bm25s")
@@ -95,12 +96,7 @@ class RetrievalConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RetrievalConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown RetrievalConfig field(s) {sorted(unknown)}; "
-                             f"valid fields: {sorted(known)}")
-        return cls(**data)
+        return from_dict_strict(cls, data)
 
     # --- presets
     @classmethod

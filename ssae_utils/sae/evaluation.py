@@ -76,6 +76,18 @@ def reconstruction_stats(sae: SAELike, acts: torch.Tensor, batch_size: int = 409
     )
 
 
+@torch.no_grad()
+def feature_firing_rates(sae: SAELike, acts: torch.Tensor, batch_size: int = 4096) -> list[float]:
+    """Share of the tokens in ``acts`` on which each feature fires (0 = dead on this data)."""
+    counts = None
+    for start in range(0, acts.shape[0], batch_size):
+        fired = (sae.encode(acts[start : start + batch_size]) > 0).float().sum(0)
+        counts = fired if counts is None else counts + fired
+    if counts is None:
+        raise ValueError("no activations to measure feature firing rates on")
+    return (counts / acts.shape[0]).tolist()
+
+
 def sae_splice(sae: SAELike, threshold: NormThreshold | None = None, keep_bos: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
     """Map a residual [b, s, d] to the SAE reconstruction.
 

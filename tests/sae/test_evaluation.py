@@ -78,3 +78,10 @@ def test_wrong_d_in_is_reported_clearly():
     sae = StandardSAE(StandardSAEConfig(d_in=16, d_sae=32))
     with pytest.raises(ValueError, match="d_model=8 but the SAE expects d_in=16"):
         reconstruction_stats(sae, torch.randn(10, 8))
+
+
+def test_feature_firing_rates_count_tokens_per_feature():
+    from ssae_utils.sae.evaluation import feature_firing_rates
+
+    x = torch.tensor([[1.0, 0.0], [2.0, -1.0], [0.0, 0.0], [1.0, 1.0]])
+    assert feature_firing_rates(IdentitySAE(2), x, batch_size=3) == [0.75, 0.25, 0.0, 0.25]
