@@ -102,3 +102,97 @@ def plot_gsae_feature_density(results_path: Path) -> Path:
 
 def _fmt(x: Any) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+# ---------------------------------------------------------------- stage 01: retrieval
+def _domains(results: dict[str, Any]) -> list[str]:
+    return list(results["domains"])
+
+
+def plot_retrieval_quality(results_path: Path) -> Path:
+    """Precision and recall of each strategy's selection against the planted documents."""
+    results = read_json(results_path)
+    domains = _domains(results)
+    fig, axes = plt.subplots(1, len(domains), figsize=(5.2 * len(domains), 3.6), squeeze=False)
+    for ax, domain in zip(axes[0], domains):
+        quality = results["domains"][domain]["quality"]
+        names = list(quality)
+        x = np.arange(len(names))
+        ax.bar(x - 0.2, [quality[n]["precision"] for n in names], 0.4, label="precision", color="tab:blue")
+        ax.bar(x + 0.2, [quality[n]["recall"] for n in names], 0.4, label="recall", color="tab:orange")
+        ax.set_xticks(x, names, rotation=20)
+        ax.set_ylim(0, 1)
+        n_pos = results["domains"][domain]["n_known_positives"]
+        ax.set_title(f"{domain}: {n_pos} planted documents, budget {results['domains'][domain]['budget']:,} tokens", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Retrieval quality against the planted documents ({results['profile']}); precision is a lower bound", fontsize=10)
+    return save_figure(fig, "01_retrieval_quality", results["profile"], "01_retrieval", results_path)
+
+
+def plot_source_breakdown(results_path: Path) -> Path:
+    """Share of each selection's tokens by source corpus."""
+    results = read_json(results_path)
+    domains = _domains(results)
+    fig, axes = plt.subplots(1, len(domains), figsize=(5.5 * len(domains), 3.4), squeeze=False)
+    sources = sorted({s for d in domains for sel in results["domains"][d]["selections"].values() for s in sel["breakdown"].get("source", {})})
+    cmap = plt.get_cmap("tab10")
+    for ax, domain in zip(axes[0], domains):
+        selections = results["domains"][domain]["selections"]
+        names = list(selections)
+        left = np.zeros(len(names))
+        for k, source in enumerate(sources):
+            tokens = np.array([selections[n]["breakdown"].get("source", {}).get(source, {}).get("tokens", 0) for n in names], dtype=float)
+            totals = np.array([max(selections[n]["total_tokens"], 1) for n in names], dtype=float)
+            ax.barh(names, tokens / totals, left=left, color=cmap(k % 10), label=source)
+            left += tokens / totals
+        ax.set_xlim(0, 1)
+        ax.invert_yaxis()
+        ax.set_xlabel("share of selected tokens")
+        ax.set_title(domain, fontsize=10)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(f"Where each selection comes from ({results['profile']})", fontsize=10)
+    return save_figure(fig, "01_source_breakdown", results["profile"], "01_retrieval", results_path)
+
+
+def plot_score_distributions(results_path: Path) -> Path:
+    """Retrieval scores of the planted documents vs every other pool document."""
+    results = read_json(results_path)
+    domains = _domains(results)
+    retrievers = list(results["domains"][domains[0]]["score_histograms"])
+    fig, axes = plt.subplots(len(domains), len(retrievers), figsize=(4.6 * len(retrievers), 2.9 * len(domains)), squeeze=False)
+    for i, domain in enumerate(domains):
+        for j, name in enumerate(retrievers):
+            hist = results["domains"][domain]["score_histograms"][name]
+            edges = np.asarray(hist["edges"])
+            centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+            for key, color in (("others", "tab:gray"), ("positives", "tab:red")):
+                counts = np.asarray(hist[key], dtype=float)
+                ax = axes[i][j]
+                ax.bar(centers, counts / max(counts.sum(), 1), width, alpha=0.6, color=color, label=f"{key} ({int(counts.sum())})")
+            axes[i][j].set_title(f"{domain}: {name}", fontsize=9)
+            axes[i][j].set_xlabel("score")
+            axes[i][j].legend(fontsize=7)
+    fig.suptitle(f"Score distributions, normalised per group ({results['profile']})", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, "01_score_distributions", results["profile"], "01_retrieval", results_path)
+
+
+def plot_selection_overlap(results_path: Path) -> Path:
+    """Jaccard overlap of the selected document sets."""
+    results = read_json(results_path)
+    domains = _domains(results)
+    fig, axes = plt.subplots(1, len(domains), figsize=(4.4 * len(domains), 3.8), squeeze=False)
+    for ax, domain in zip(axes[0], domains):
+        matrix = results["domains"][domain]["overlap_jaccard"]
+        names = list(matrix)
+        values = np.array([[matrix[a][b] for b in names] for a in names])
+        ax.imshow(values, vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        for a in range(len(names)):
+            for b in range(len(names)):
+                ax.text(b, a, f"{values[a, b]:.2f}", ha="center", va="center", fontsize=7, color="white" if values[a, b] < 0.6 else "black")
+        ax.set_title(domain, fontsize=10)
+    fig.suptitle(f"Jaccard overlap of selected documents ({results['profile']})", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, "01_selection_overlap", results["profile"], "01_retrieval", results_path)

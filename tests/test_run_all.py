@@ -43,9 +43,9 @@ def _run(args, env):
 
 
 @pytest.mark.slow
-def test_smoke_profile_runs_notebook_00_through_run_all(tmp_path):
+def test_smoke_profile_runs_notebooks_00_and_01_through_run_all(tmp_path):
     env = {**os.environ, "SSAE_CACHE": str(tmp_path / "cache"), "SSAE_RESULTS": str(tmp_path / "results"), "SSAE_FIGURES": str(tmp_path / "figures"), "SSAE_RUNS": str(tmp_path / "runs")}
-    proc = _run(["--profile", "smoke", "--only", "00"], env)
+    proc = _run(["--profile", "smoke", "--only", "00", "01"], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "00_setup" in proc.stdout and "ok" in proc.stdout
     results = json.loads((tmp_path / "results" / "smoke" / "00_setup.json").read_text())
@@ -55,12 +55,19 @@ def test_smoke_profile_runs_notebook_00_through_run_all(tmp_path):
     for fig in ["00_data_card", "00_gsae_feature_density"]:
         assert (tmp_path / "figures" / "smoke" / f"{fig}.png").exists()
         assert json.loads((tmp_path / "figures" / "smoke" / f"{fig}.meta.json").read_text())["notebook"] == "00_setup"
+    retrieval = json.loads((tmp_path / "results" / "smoke" / "01_retrieval.json").read_text())
+    for domain in ("physics", "toxicity"):
+        quality = retrieval["domains"][domain]["quality"]
+        assert set(quality) == {"general", "seed_only", "bm25", "dense"}
+        assert quality["bm25"]["budget_met"] and quality["bm25"]["total_tokens"] >= retrieval["domains"][domain]["budget"]
+    for fig in ["01_retrieval_quality", "01_source_breakdown", "01_score_distributions", "01_selection_overlap"]:
+        assert json.loads((tmp_path / "figures" / "smoke" / f"{fig}.meta.json").read_text())["notebook"] == "01_retrieval"
     executed = tmp_path / "runs" / "smoke" / "00_setup.ipynb"
     assert executed.exists()
     # the source notebook is never overwritten by an executed copy
     assert not any(c.get("outputs") for c in nbformat.read(REPO_ROOT / "notebooks" / "00_setup.ipynb", as_version=4).cells if c.cell_type == "code")
 
-    again = _run(["--profile", "smoke", "--only", "00"], env)
+    again = _run(["--profile", "smoke", "--only", "00", "01"], env)
     assert again.returncode == 0 and "up to date, skipped" in again.stdout
 
 

@@ -1,0 +1,169 @@
+"""Stage 01: expand each subdomain's seed set from the general pool (paper §2.3, §3.2).
+
+For physics and toxicity, with the seed split as the query, this builds four selections of
+the same LM-token budget: BM25 (exact Okapi scores), dense retrieval (embeddings + faiss
+cosine), the general-corpus baseline (a seeded random sample, the paper's "OWT baseline")
+and the seed-only baseline ("Validation": the seeds alone, several passes). It measures
+retrieval quality against the documents planted in the pool (precision, recall,
+precision@k) and the overlap between strategies, and it stores each retriever's top
+candidates (the prefilter) for SAE-TracIn reranking in stage 02.
+
+Everything is written to ``results/<profile>/01_retrieval.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from ssae_utils.config import ProfileConfig
+from ssae_utils.data.corpora import Corpora, build_corpora
+from ssae_utils.data.documents import Document
+from ssae_utils.io import write_json_atomic
+from ssae_utils.model.registry import load_model
+from ssae_utils.paths import results_dir
+from ssae_utils.retrieval import (
+    DenseIndex,
+    Selection,
+    build_bm25,
+    dense_topk,
+    embed_cached,
+    embedder_from_config,
+    general_baseline,
+    overlap_matrix,
+    precision_at_k,
+    precision_recall,
+    prefilter,
+    query_scores,
+    rank_scores,
+    seed_only_baseline,
+    select_to_budget,
+    tokenize_all,
+)
+from ssae_utils.token_counts import token_counts
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "01_retrieval.json"
+DOMAINS = ("physics", "toxicity")
+RANK_KS = (10, 50, 100, 500)
+HIST_BINS = 40
+
+
+def _score_histograms(scores: np.ndarray, is_positive: np.ndarray) -> dict[str, Any]:
+    """Histograms of scores for planted positives vs every other pool document (for plots)."""
+    edges = np.linspace(float(scores.min()), float(scores.max()) + 1e-12, HIST_BINS + 1)
+    return {
+        "edges": edges.tolist(),
+        "positives": np.histogram(scores[is_positive], edges)[0].tolist(),
+        "others": np.histogram(scores[~is_positive], edges)[0].tolist(),
+    }
+
+
+def _ranking_quality(ranked_ids: Sequence[str], positives: set[str]) -> dict[str, float]:
+    return {f"precision_at_{k}": precision_at_k(ranked_ids, positives, k) for k in RANK_KS if k <= len(ranked_ids)}
+
+
+def select_domain(
+    cfg: ProfileConfig,
+    corpora: Corpora,
+    domain: str,
+    counts: dict[str, int],
+    bm25: Any,
+    pool_emb: np.ndarray,
+    embedder: Any,
+) -> dict[str, Any]:
+    """All stage-01 selections and diagnostics for one subdomain."""
+    rcfg = cfg.retrieval
+    pool: list[Document] = corpora["general_pool"]
+    seeds: list[Document] = corpora[f"{domain}_seed"]
+    if not seeds:
+        raise ValueError(f"the {domain} seed split is empty: check the data config")
+    budget = rcfg.token_budget(domain)
+    positives = {d.doc_id for d in corpora.known_positives(domain)}
+    is_positive = np.array([d.doc_id in positives for d in pool])
+    pool_ids = [d.doc_id for d in pool]
+
+    rankings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    raw = query_scores(bm25, [d.text for d in seeds], rcfg.bm25_query)
+    rankings["bm25"] = rank_scores(raw)
+    seed_emb = embed_cached(embedder, [d.text for d in seeds])
+    rankings["dense"] = dense_topk(DenseIndex(pool_emb), seed_emb, len(pool), rcfg.dense_query)
+
+    selections: dict[str, Selection] = {
+        "general": general_baseline(pool, counts, budget, domain=domain, seed=rcfg.seed),
+        "seed_only": seed_only_baseline(seeds, counts, rcfg.seed_passes, domain=domain),
+    }
+    diagnostics: dict[str, Any] = {"score_histograms": {}, "ranking_quality": {}, "prefilter": {}}
+    for name, (order, scores) in rankings.items():
+        selections[name] = select_to_budget(
+            pool, order, scores, counts, budget, strategy=name, domain=domain, allow_short=rcfg.allow_short_budget
+        )
+        by_index = np.empty(len(pool))
+        by_index[order] = scores
+        diagnostics["score_histograms"][name] = _score_histograms(by_index, is_positive)
+        ranked_ids = [pool_ids[i] for i in order]
+        diagnostics["ranking_quality"][name] = _ranking_quality(ranked_ids, positives)
+        keep = prefilter(order, len(pool), rcfg.prefilter_fraction)
+        diagnostics["prefilter"][name] = {
+            "doc_ids": [pool_ids[i] for i in keep],
+            "scores": [float(by_index[i]) for i in keep],
+            "tokens": int(sum(counts[pool_ids[i]] for i in keep)),
+        }
+
+    quality = {
+        name: {**precision_recall(sel.doc_ids, positives), **sel.summary()} for name, sel in selections.items()
+    }
+    return {
+        "budget": budget,
+        "n_seed_docs": len(seeds),
+        "seed_tokens": int(sum(counts[d.doc_id] for d in seeds)),
+        "n_known_positives": len(positives),
+        "selections": {name: sel.to_dict() for name, sel in selections.items()},
+        "quality": quality,
+        "overlap_jaccard": overlap_matrix({name: sel.doc_ids for name, sel in selections.items()}),
+        **diagnostics,
+    }
+
+
+def run_retrieval(cfg: ProfileConfig) -> dict[str, Any]:
+    """The whole of stage 01; returns and saves the results dictionary."""
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    corpora = build_corpora(cfg.data)
+    model = load_model(cfg.model)  # only its tokenizer is used: budgets are in LM tokens
+    docs = list(corpora["general_pool"]) + [d for dom in DOMAINS for d in corpora[f"{dom}_seed"]]
+    counts_list = token_counts([d.text for d in docs], model.tokenizer, model.fingerprint)
+    counts = {d.doc_id: c for d, c in zip(docs, counts_list)}
+    timings["corpora_and_token_counts_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    pool_texts = corpora.texts("general_pool")
+    bm25 = build_bm25(tokenize_all(pool_texts), cfg.retrieval.bm25_backend, k1=cfg.retrieval.bm25_k1, b=cfg.retrieval.bm25_b, epsilon=cfg.retrieval.bm25_epsilon)
+    timings["bm25_index_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    embedder = embedder_from_config(cfg.retrieval)
+    pool_emb = embed_cached(embedder, pool_texts)
+    timings["embed_pool_s"] = time.perf_counter() - t
+
+    domains = {}
+    for domain in DOMAINS:
+        t = time.perf_counter()
+        domains[domain] = select_domain(cfg, corpora, domain, counts, bm25, pool_emb, embedder)
+        timings[f"select_{domain}_s"] = time.perf_counter() - t
+
+    results = {
+        "profile": cfg.name,
+        "config_hash": cfg.hash(),
+        "retrieval_config": cfg.retrieval.to_dict(),
+        "embedder": embedder.identity(),
+        "pool": {"docs": len(pool_texts), "tokens": int(sum(counts[d.doc_id] for d in corpora["general_pool"]))},
+        "domains": domains,
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+    }
+    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+    return results
