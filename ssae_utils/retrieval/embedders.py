@@ -29,6 +29,7 @@ import time
 from typing import Any, Protocol, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ssae_utils.io import atomic_path, stable_hash
 from ssae_utils.paths import cache_dir
@@ -183,7 +184,10 @@ class _MeanPoolEmbedder:
         # Sort by length so each batch pads little; results are put back in input order.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
+            # a progress bar only for long jobs (the whole pool), not for a seed set
+            starts = tqdm(range(0, len(texts), self.batch_size), desc=f"embedding with {self.name}",
+                          unit="batch", disable=len(texts) < 1000)
+            for start in starts:
                 idx = order[start:start + self.batch_size]
                 batch = [texts[i] for i in idx]
                 full = tokenizer(batch, add_special_tokens=True, truncation=False)["input_ids"]
