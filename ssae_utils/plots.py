@@ -109,12 +109,18 @@ def _domains(results: dict[str, Any]) -> list[str]:
     return list(results["domains"])
 
 
-def plot_retrieval_quality(results_path: Path) -> Path:
-    """Precision and recall of each strategy's selection against the planted documents."""
+def _domain_panels(results_path: Path, width: float, height: float) -> tuple[dict[str, Any], plt.Figure, list[tuple[Any, str]]]:
+    """Read stage-01 results and open one panel per subdomain: (results, figure, [(axis, domain)])."""
     results = read_json(results_path)
     domains = _domains(results)
-    fig, axes = plt.subplots(1, len(domains), figsize=(5.2 * len(domains), 3.6), squeeze=False)
-    for ax, domain in zip(axes[0], domains):
+    fig, axes = plt.subplots(1, len(domains), figsize=(width * len(domains), height), squeeze=False)
+    return results, fig, list(zip(axes[0], domains))
+
+
+def plot_retrieval_quality(results_path: Path) -> Path:
+    """Precision and recall of each strategy's selection against the planted documents."""
+    results, fig, panels = _domain_panels(results_path, 5.2, 3.6)
+    for ax, domain in panels:
         quality = results["domains"][domain]["quality"]
         names = list(quality)
         x = np.arange(len(names))
@@ -131,12 +137,11 @@ def plot_retrieval_quality(results_path: Path) -> Path:
 
 def plot_source_breakdown(results_path: Path) -> Path:
     """Share of each selection's tokens by source corpus."""
-    results = read_json(results_path)
+    results, fig, panels = _domain_panels(results_path, 5.5, 3.4)
     domains = _domains(results)
-    fig, axes = plt.subplots(1, len(domains), figsize=(5.5 * len(domains), 3.4), squeeze=False)
     sources = sorted({s for d in domains for sel in results["domains"][d]["selections"].values() for s in sel["breakdown"].get("source", {})})
     cmap = plt.get_cmap("tab10")
-    for ax, domain in zip(axes[0], domains):
+    for ax, domain in panels:
         selections = results["domains"][domain]["selections"]
         names = list(selections)
         left = np.zeros(len(names))
@@ -149,7 +154,7 @@ def plot_source_breakdown(results_path: Path) -> Path:
         ax.invert_yaxis()
         ax.set_xlabel("share of selected tokens")
         ax.set_title(domain, fontsize=10)
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    panels[-1][0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"Where each selection comes from ({results['profile']})", fontsize=10)
     return save_figure(fig, "01_source_breakdown", results["profile"], "01_retrieval", results_path)
 
@@ -179,10 +184,8 @@ def plot_score_distributions(results_path: Path) -> Path:
 
 def plot_selection_overlap(results_path: Path) -> Path:
     """Jaccard overlap of the selected document sets."""
-    results = read_json(results_path)
-    domains = _domains(results)
-    fig, axes = plt.subplots(1, len(domains), figsize=(4.4 * len(domains), 3.8), squeeze=False)
-    for ax, domain in zip(axes[0], domains):
+    results, fig, panels = _domain_panels(results_path, 4.4, 3.8)
+    for ax, domain in panels:
         matrix = results["domains"][domain]["overlap_jaccard"]
         names = list(matrix)
         values = np.array([[matrix[a][b] for b in names] for a in names])

@@ -1,30 +1,36 @@
-"""LM token counts per document, cached by (tokenizer, document contents).
+"""LM token counts per document, cached per tokenizer and shared by every stage.
 
-Selections are budgeted in LM tokens, so every pool document needs its count; tokenizing
-the embedded pool takes ~20 s, so the counts are computed once and stored.
+Data cards, GSAE sampling and selection budgets all need the token count of the same
+documents; tokenizing the embedded corpora takes ~25 s, so each document is counted once
+per tokenizer. The cache is one JSON map (document content hash -> count) per tokenizer,
+extended with whatever a later request adds.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Sequence
 
 from ssae_utils.activations import document_hash, encode
 from ssae_utils.io import stable_hash, write_json_atomic
 from ssae_utils.paths import cache_dir
 
+log = logging.getLogger(__name__)
+
 
 def token_counts(texts: Sequence[str], tokenizer: Any, tokenizer_id: str) -> list[int]:
-    """Number of tokens of each text (no special tokens), cached on disk."""
-    key = stable_hash({"tokenizer": tokenizer_id, "docs": [document_hash(t) for t in texts]})
-    path = cache_dir("token_counts") / f"{key}.json"
+    """Number of tokens of each text (no special tokens); only uncounted texts are tokenized."""
+    path = cache_dir("token_counts") / f"{stable_hash({'tokenizer': tokenizer_id})}.json"
+    known: dict[str, int] = {}
     if path.exists():
         try:
-            counts = json.loads(path.read_text())
-            if isinstance(counts, list) and len(counts) == len(texts):
-                return counts
+            known = json.loads(path.read_text())
         except json.JSONDecodeError:
-            pass  # a damaged cache entry is recomputed below
-    counts = [len(encode(tokenizer, text)) for text in texts]
-    write_json_atomic(path, counts)
-    return counts
+            log.warning("damaged token-count cache %s: recounting", path)
+    hashes = [document_hash(t) for t in texts]
+    missing = {h: t for h, t in zip(hashes, texts) if h not in known}
+    if missing:
+        known.update({h: len(encode(tokenizer, t)) for h, t in missing.items()})
+        write_json_atomic(path, known)
+    return [known[h] for h in hashes]

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ssae_utils.activations import ActivationStore, encode
+from ssae_utils.activations import ActivationStore
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.card import data_card
 from ssae_utils.data.corpora import Corpora, build_corpora
@@ -44,6 +44,7 @@ from ssae_utils.sae.gsae import (
     train_gsae,
 )
 from ssae_utils.sae.outliers import NormThreshold
+from ssae_utils.token_counts import token_counts
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ class World:
     model: HookedLM
     store: ActivationStore
 
+    def count_tokens(self, docs: Sequence[Document]) -> list[int]:
+        """LM token counts of ``docs`` (cached per tokenizer, shared with later stages)."""
+        return token_counts([d.text for d in docs], self.model.tokenizer, self.model.fingerprint)
+
 
 def load_world(cfg: ProfileConfig) -> World:
     corpora = build_corpora(cfg.data)
@@ -67,29 +72,34 @@ def load_world(cfg: ProfileConfig) -> World:
     return World(cfg, corpora, model, store)
 
 
-def take_tokens(docs: Sequence[Document], tokenizer: Any, budget: int, seed: int) -> list[Document]:
-    """A seeded random sample of ``docs`` holding about ``budget`` tokens (whole documents)."""
+def take_tokens(docs: Sequence[Document], counts: Sequence[int], budget: int, seed: int) -> list[Document]:
+    """A seeded random sample of ``docs`` holding about ``budget`` tokens (whole documents).
+
+    ``counts`` are the documents' LM token counts; each context also gets a BOS token.
+    """
     if not docs:
         raise ValueError("cannot sample from an empty document list")
-    order = list(docs)
+    order = list(range(len(docs)))
     random.Random(seed).shuffle(order)
     picked, total = [], 0
-    for doc in order:
+    for i in order:
         if total >= budget:
             break
-        picked.append(doc)
-        total += len(encode(tokenizer, doc.text)) + 1
+        picked.append(docs[i])
+        total += counts[i] + 1
     if total < budget:
         log.warning("only %d tokens available, %d requested", total, budget)
     return picked
 
 
 def gsae_training_docs(world: World) -> list[Document]:
-    return take_tokens(world.corpora["general_pool"], world.model.tokenizer, world.cfg.gsae.pool_tokens, world.cfg.gsae.seed)
+    docs = world.corpora["general_pool"]
+    return take_tokens(docs, world.count_tokens(docs), world.cfg.gsae.pool_tokens, world.cfg.gsae.seed)
 
 
 def heldout_docs(world: World) -> list[Document]:
-    return take_tokens(world.corpora["general_heldout"], world.model.tokenizer, world.cfg.gsae.eval_tokens, world.cfg.seed + 1)
+    docs = world.corpora["general_heldout"]
+    return take_tokens(docs, world.count_tokens(docs), world.cfg.gsae.eval_tokens, world.cfg.seed + 1)
 
 
 def get_gsae(world: World) -> tuple[Any, Path, dict[str, Any]]:
@@ -157,7 +167,9 @@ def run_foundation(cfg: ProfileConfig) -> dict[str, Any]:
     timings["load_corpora_and_model_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    card = data_card(world.corpora, tokenizer=lambda text: encode(world.model.tokenizer, text))
+    every_doc = [d for _, docs in world.corpora.items() for d in docs]
+    by_text = dict(zip((d.text for d in every_doc), world.count_tokens(every_doc)))
+    card = data_card(world.corpora, tokenizer=by_text.__getitem__)
     timings["data_card_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

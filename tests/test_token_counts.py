@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from ssae_utils.token_counts import token_counts
+from tests.fakes import WordTokenizer
+
+
+class CountingTokenizer(WordTokenizer):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def encode(self, text, add_special_tokens=False):
+        self.calls += 1
+        return super().encode(text, add_special_tokens)
+
+
+def test_counts_are_cached_per_document_and_shared_across_requests(tmp_cache):
+    tok = CountingTokenizer()
+    assert token_counts(["a b c", "d e"], tok, "toy") == [3, 2]
+    assert token_counts(["d e", "f g h i"], tok, "toy") == [2, 4]  # only the new text is tokenized
+    assert tok.calls == 3
+    assert token_counts(["a b c"], tok, "other-tokenizer") == [3] and tok.calls == 4
+
+
+def test_damaged_cache_is_recounted(tmp_cache):
+    tok = CountingTokenizer()
+    token_counts(["a b"], tok, "toy")
+    for path in (tmp_cache / "cache" / "token_counts").glob("*.json"):
+        path.write_text("{broken")
+    assert token_counts(["a b"], tok, "toy") == [2]
