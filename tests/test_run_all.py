@@ -43,9 +43,9 @@ def _run(args, env):
 
 
 @pytest.mark.slow
-def test_smoke_profile_runs_notebooks_00_and_01_through_run_all(tmp_path):
+def test_smoke_profile_runs_notebooks_00_01_02_through_run_all(tmp_path):
     env = {**os.environ, "SSAE_CACHE": str(tmp_path / "cache"), "SSAE_RESULTS": str(tmp_path / "results"), "SSAE_FIGURES": str(tmp_path / "figures"), "SSAE_RUNS": str(tmp_path / "runs")}
-    proc = _run(["--profile", "smoke", "--only", "00", "01"], env)
+    proc = _run(["--profile", "smoke", "--only", "00", "01", "02"], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "00_setup" in proc.stdout and "ok" in proc.stdout
     results = json.loads((tmp_path / "results" / "smoke" / "00_setup.json").read_text())
@@ -62,12 +62,26 @@ def test_smoke_profile_runs_notebooks_00_and_01_through_run_all(tmp_path):
         assert quality["bm25"]["budget_met"] and quality["bm25"]["total_tokens"] >= retrieval["domains"][domain]["budget"]
     for fig in ["01_retrieval_quality", "01_source_breakdown", "01_score_distributions", "01_selection_overlap"]:
         assert json.loads((tmp_path / "figures" / "smoke" / f"{fig}.meta.json").read_text())["notebook"] == "01_retrieval"
+    tracin = json.loads((tmp_path / "results" / "smoke" / "02_tracin.json").read_text())
+    for domain in ("physics", "toxicity"):
+        d = tracin["domains"][domain]
+        assert set(d["quality"]) == {"general", "seed_only", "bm25", "dense", "bm25_tracin", "dense_tracin"}
+        for retriever in ("bm25", "dense"):
+            sel = d["selections"][f"{retriever}_tracin"]
+            candidates = retrieval["domains"][domain]["prefilter"][retriever]["doc_ids"]
+            assert sel["budget_met"] and sel["total_tokens"] >= d["budget"]
+            assert set(sel["doc_ids"]) <= set(candidates)            # only candidates are reranked
+            assert sel["scores"] == sorted(sel["scores"], reverse=True)
+            scored = len(d["candidates"][retriever]["tracin_scores"])
+            assert len(candidates) - d["scoring"]["unscorable_docs"] <= scored <= len(candidates)
+    for fig in ["02_retrieval_quality", "02_tracin_rerank", "02_score_distributions", "02_source_breakdown", "02_selection_overlap"]:
+        assert json.loads((tmp_path / "figures" / "smoke" / f"{fig}.meta.json").read_text())["notebook"] == "02_tracin"
     executed = tmp_path / "runs" / "smoke" / "00_setup.ipynb"
     assert executed.exists()
     # the source notebook is never overwritten by an executed copy
     assert not any(c.get("outputs") for c in nbformat.read(REPO_ROOT / "notebooks" / "00_setup.ipynb", as_version=4).cells if c.cell_type == "code")
 
-    again = _run(["--profile", "smoke", "--only", "00", "01"], env)
+    again = _run(["--profile", "smoke", "--only", "00", "01", "02"], env)
     assert again.returncode == 0 and "up to date, skipped" in again.stdout
 
 

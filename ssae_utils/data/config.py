@@ -7,7 +7,7 @@ paper's 9.2k-token physics seed is ~7,000 words and its 4,072-token toxicity see
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ssae_utils.data.sources import get_source, list_sources

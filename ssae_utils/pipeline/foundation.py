@@ -7,6 +7,7 @@ Everything expensive is cached by content, so a rerun only reads files.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -49,6 +50,8 @@ from ssae_utils.token_counts import token_counts
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "00_setup.json"
+# the config sections the GSAE and its evaluation depend on
+GSAE_SECTIONS = ("data", "model", "activations", "gsae")
 
 
 @dataclass
@@ -219,8 +222,11 @@ def load_saved_gsae(cfg: ProfileConfig) -> tuple[Any, dict[str, Any]]:
     from ssae_utils.paths import cache_root
 
     results = read_json(results_dir(cfg.name) / RESULTS_FILE)
-    if results.get("config_hash") != cfg.hash():
-        log.warning("00_setup.json was written with another configuration; rerun notebook 00 (run_all.py --only 00)")
+    current = cfg.to_dict()
+    stale = [k for k in GSAE_SECTIONS if results.get("config", {}).get(k) != json.loads(json.dumps(current[k]))]
+    if stale:
+        log.warning("00_setup.json was written with other %s settings; rerun notebook 00 "
+                    "(python run_all.py --profile %s --only 00)", "/".join(stale), cfg.name)
     folder = cache_root() / results["gsae"]["folder"]
     if not (folder / "cfg.json").exists():
         raise FileNotFoundError(

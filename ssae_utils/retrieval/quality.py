@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 __all__ = ["precision_recall", "precision_at_k", "recall_at_k", "jaccard", "overlap_matrix",
-           "selection_quality"]
+           "selection_quality", "auroc"]
 
 
 def _ids(items: Iterable[Any]) -> set[str]:
@@ -80,3 +80,23 @@ def selection_quality(selection, positives: Iterable[Any],
         out["precision_at_k"] = {int(k): precision_at_k(selection.doc_ids, pos, k)
                                  for k in ks if k <= selection.n_docs}
     return out
+
+
+def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """Area under the ROC curve of ``scores`` separating ``labels`` (True = positive): the
+    probability that a random positive outscores a random negative, ties counting half
+    (Mann-Whitney U). None when either class is empty (undefined, reported as such)."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=bool)
+    if s.shape != y.shape or s.ndim != 1:
+        raise ValueError(f"scores and labels must be 1-d of equal length, got {s.shape} and {y.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores contain NaN or infinite values")
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(s)  # average ranks for ties
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -231,13 +231,13 @@ def seed_only_baseline(seed_docs: Sequence[Document],
                      breakdown=_breakdown(seed_docs, counts), meta={"seed_docs": len(seed_docs)})
 
 
-def prefilter(ranked_indices: np.ndarray, n_pool: int, fraction: float) -> np.ndarray:
-    """The TracIn candidate pool: the first ceil(fraction * n_pool) ranked pool indices."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    k = int(np.ceil(fraction * n_pool))
+def prefilter(ranked_indices: np.ndarray, counts: np.ndarray, tokens: int) -> np.ndarray:
+    """The TracIn candidate pool: ranked pool indices, best first, until their LM tokens reach
+    ``tokens`` (the same whole-document rule as a selection; ``counts`` is aligned with the
+    pool). Raises ValueError if the ranking holds fewer tokens."""
     ranked = np.asarray(ranked_indices, dtype=np.int64)
-    if len(ranked) < k:
-        raise ValueError(f"the ranking holds {len(ranked)} documents, fewer than the "
-                         f"{k} = ceil({fraction} x {n_pool}) the prefilter needs")
-    return ranked[:k]
+    counts = np.asarray(counts, dtype=np.int64)
+    if ranked.ndim != 1 or len(ranked) == 0:
+        raise ValueError("ranked_indices must be a non-empty 1-d array of pool indices")
+    chosen, _ = _cut(ranked, counts, int(tokens), False, "TracIn prefilter")
+    return chosen

@@ -9,7 +9,7 @@ SAE splice, zero ablation), so several SAEs share one prefix.
 from __future__ import annotations
 
 from dataclasses import dataclass, asdict
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol
 
 import torch
 from tqdm.auto import tqdm

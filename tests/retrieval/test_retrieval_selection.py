@@ -143,12 +143,13 @@ def test_seed_only_baseline():
         seed_only_baseline(seeds, [5, 6, 7], passes=0, domain="physics")
 
 
-def test_prefilter():
-    idx, _ = rank_scores(np.arange(200.0))
-    assert prefilter(idx, 200, 0.01).tolist() == [199, 198]       # ceil(1% of 200)
-    assert len(prefilter(idx, 200, 0.011)) == 3
-    with pytest.raises(ValueError, match="fewer"):
-        prefilter(idx[:1], 200, 0.01)
+def test_prefilter_takes_documents_until_the_token_target():
+    idx, _ = rank_scores(np.arange(200.0))                  # best first: 199, 198, ...
+    counts = np.full(200, 10)
+    assert prefilter(idx, counts, 20).tolist() == [199, 198]
+    assert prefilter(idx, counts, 21).tolist() == [199, 198, 197]   # crossing doc kept whole
+    with pytest.raises(ValueError, match="exceeds"):
+        prefilter(idx[:1], counts, 20)
 
 
 def test_quality_metrics_hand_made():
@@ -178,3 +179,15 @@ def test_selection_quality_on_documents():
     q = selection_quality(sel, positives, ks=(1, 2, 5))
     assert q["precision"] == 1.0 and q["recall"] == 1.0
     assert q["precision_at_k"] == {1: 1.0, 2: 1.0}
+
+
+def test_auroc_hand_made():
+    from ssae_utils.retrieval import auroc
+
+    assert auroc([3, 2, 1, 0], [True, True, False, False]) == 1.0
+    assert auroc([0, 1, 2, 3], [True, True, False, False]) == 0.0
+    assert auroc([1, 1, 1, 1], [True, False, True, False]) == 0.5      # ties count half
+    assert auroc([3, 1, 2, 0], [True, True, False, False]) == 0.75     # 3 of 4 pairs ordered
+    assert auroc([1, 2], [True, True]) is None
+    with pytest.raises(ValueError, match="NaN"):
+        auroc([float("nan"), 1], [True, False])

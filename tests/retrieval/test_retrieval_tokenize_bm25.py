@@ -126,9 +126,13 @@ def test_config_validation_and_presets():
     assert (paper.embedder, paper.token_budget_physics, paper.token_budget_toxicity) == \
         ("contriever", 13_900_000, 5_250_000)
     assert RetrievalConfig.from_dict(paper.to_dict()) == paper
+    as_json = {**paper.to_dict(), "tracin_params": ["W_enc", "b_enc"]}   # lists come from JSON
+    assert RetrievalConfig.from_dict(as_json).tracin_params == ("W_enc", "b_enc")
     for bad in ({"bm25_backend": "x"}, {"bm25_query": "x"}, {"embedder": "x"},
-                {"prefilter_fraction": 0}, {"seed_passes": 0}, {"token_budget_physics": 0},
-                {"dense_query": "x"}):
+                {"prefilter_budget_multiple": 1.0}, {"seed_passes": 0}, {"token_budget_physics": 0},
+                {"dense_query": "x"}, {"embed_dtype": "float16"}, {"tracin_max_doc_tokens": 0},
+                {"tracin_l1_weighting": "l2"}, {"tracin_l1_coefficient": -1.0},
+                {"tracin_params": ("W_x",)}, {"tracin_params": ()}, {"tracin_batch_tokens": 0}):
         with pytest.raises(ValueError):
             RetrievalConfig(**bad)
     with pytest.raises(ValueError, match="unknown RetrievalConfig"):

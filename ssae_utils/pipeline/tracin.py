@@ -1,0 +1,274 @@
+"""Stage 02: SAE-TracIn reranking of the first-stage candidates (paper §2.3, §3.2).
+
+For each subdomain and each first-stage retriever (BM25, dense), stage 01 stored a candidate
+pool (its top documents up to ``prefilter_budget_multiple`` x the token budget). Here every
+candidate document z gets the score
+
+    TracIn(z, seed) = < grad_w L(z), grad_w L(seed) >
+
+at the GSAE's weights w, with L the SAE loss averaged over a token set (ssae_utils.tracin:
+one backward pass for the seed gradient, then a closed form per candidate token). The
+candidates are reranked by it and cut to the same token budget as every other strategy,
+giving BM25-TracIn and Dense-TracIn. The score does not depend on who proposed the document,
+so the union of both retrievers' candidates is cached and scored once per subdomain.
+
+Diagnostics, against the documents planted in the pool: precision/recall of the selections
+(next to stage 01's four strategies), how well each score separates planted documents among
+the candidates (AUROC, precision@k: TracIn vs the first-stage score), the rank correlation
+between the two scores, and the overlap of all six selections.
+
+Everything is written to ``results/<profile>/02_tracin.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from ssae_utils.activations import ActivationStore
+from ssae_utils.config import ProfileConfig
+from ssae_utils.data.corpora import Corpora, build_corpora
+from ssae_utils.data.documents import Document
+from ssae_utils.io import read_json, write_json_atomic
+from ssae_utils.model.registry import load_model
+from ssae_utils.paths import results_dir
+from ssae_utils.pipeline import retrieval as stage01
+from ssae_utils.pipeline.foundation import load_saved_gsae
+from ssae_utils.retrieval import (
+    Selection,
+    auroc,
+    overlap_matrix,
+    precision_at_k,
+    precision_recall,
+    rank_scores,
+    select_to_budget,
+)
+from ssae_utils.retrieval.config import RetrievalConfig
+from ssae_utils.token_counts import token_counts
+from ssae_utils.tracin import seed_gradient, tracin_scores
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "02_tracin.json"
+RETRIEVERS = ("bm25", "dense")
+HIST_BINS = 30
+
+
+# ------------------------------------------------------------------ inputs from stages 00/01
+def load_stage01(cfg: ProfileConfig) -> dict[str, Any]:
+    """Stage 01's results, refusing ones written for other data, model or retrieval settings."""
+    path = results_dir(cfg.name) / stage01.RESULTS_FILE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist: stage 02 reranks stage 01's candidates. Run notebook 01 "
+            f"first (python run_all.py --profile {cfg.name} --only 01)."
+        )
+    results = read_json(path)
+    if results.get("inputs_key") != stage01.inputs_key(cfg):
+        raise ValueError(
+            f"{path} was written with other data/model/retrieval settings than this run's "
+            f"(the TracIn knobs aside); rerun notebook 01 with the same profile and overrides "
+            f"(python run_all.py --profile {cfg.name} --only 01 02)."
+        )
+    return results
+
+
+def tracin_loss_settings(rcfg: RetrievalConfig, gsae_results: dict[str, Any]) -> dict[str, Any]:
+    """lambda, L1 form and outlier threshold of the loss TracIn differentiates, with where
+    each came from (all recorded in the results)."""
+    training = gsae_results["gsae"]["training"]
+    threshold = training.get("norm_threshold")
+    if not rcfg.tracin_drop_outliers or threshold is None or not math.isfinite(threshold):
+        threshold = None
+    if rcfg.tracin_l1_coefficient is not None:
+        lam, source = float(rcfg.tracin_l1_coefficient), "retrieval.tracin_l1_coefficient"
+    elif "config" in training and "l1_coefficient" in training["config"]:
+        scale = training.get("norm_scaling_factor") or 1.0
+        lam = float(training["config"]["l1_coefficient"]) / float(scale)
+        source = (f"GSAE training lambda {training['config']['l1_coefficient']} / norm scaling "
+                  f"factor {scale:.6g} (folded into the weights)")
+    else:
+        raise ValueError(
+            "the GSAE's training lambda is unknown (a pretrained SAE?): set "
+            "retrieval.tracin_l1_coefficient to the lambda of the loss TracIn should use, in "
+            "units of the raw activations (e.g. --set retrieval.tracin_l1_coefficient=5)"
+        )
+    return {"l1_coefficient": lam, "l1_coefficient_source": source,
+            "l1_weighting": rcfg.tracin_l1_weighting, "params": list(rcfg.tracin_params),
+            "norm_threshold": threshold, "max_doc_tokens": rcfg.tracin_max_doc_tokens}
+
+
+def _drop_outliers(acts: torch.Tensor, doc_index: torch.Tensor, threshold: float | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    if threshold is None:
+        return acts, doc_index, 0
+    keep = acts.norm(dim=-1) <= threshold
+    return acts[keep], doc_index[keep], int((~keep).sum())
+
+
+# ------------------------------------------------------------------ scoring
+def score_candidates(
+    sae: Any,
+    store: ActivationStore,
+    docs: Sequence[Document],
+    seed_grad: dict[str, torch.Tensor],
+    loss: dict[str, Any],
+    batch_tokens: int,
+    desc: str,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """TracIn score of each document (NaN where every scored token was an outlier)."""
+    acts_set = store.load([d.text for d in docs], desc=desc, max_doc_tokens=loss["max_doc_tokens"])
+    acts, doc_index, n_outliers = _drop_outliers(acts_set.acts, acts_set.doc_index, loss["norm_threshold"])
+    present = torch.unique(doc_index)
+    remap = torch.full((len(docs),), -1, dtype=torch.long)
+    remap[present] = torch.arange(len(present))
+    t = time.perf_counter()
+    dense_scores = tracin_scores(
+        sae, None, acts, remap[doc_index], len(present), loss["l1_coefficient"],
+        loss["l1_weighting"], loss["params"], batch_tokens, seed_grad=seed_grad,
+    )
+    seconds = time.perf_counter() - t
+    scores = np.full(len(docs), np.nan)
+    scores[present.numpy()] = dense_scores.cpu().numpy()
+    info = {"n_docs": len(docs), "scored_tokens": int(acts.shape[0]), "outlier_tokens_dropped": n_outliers,
+            "unscorable_docs": int(len(docs) - len(present)), "scoring_s": round(seconds, 2),
+            "tokens_per_s": round(acts.shape[0] / max(seconds, 1e-9))}
+    return scores, info
+
+
+def _histograms(scores: np.ndarray, is_positive: np.ndarray) -> dict[str, Any]:
+    edges = np.linspace(float(scores.min()), float(scores.max()) + 1e-12, HIST_BINS + 1)
+    return {"edges": edges.tolist(), "positives": np.histogram(scores[is_positive], edges)[0].tolist(),
+            "others": np.histogram(scores[~is_positive], edges)[0].tolist()}
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
+def rerank_domain(
+    cfg: ProfileConfig,
+    corpora: Corpora,
+    domain: str,
+    first_stage: dict[str, Any],
+    counts: dict[str, int],
+    sae: Any,
+    store: ActivationStore,
+    loss: dict[str, Any],
+) -> dict[str, Any]:
+    """BM25-TracIn and Dense-TracIn selections and their diagnostics for one subdomain."""
+    rcfg = cfg.retrieval
+    budget = rcfg.token_budget(domain)
+    if first_stage["budget"] != budget:
+        raise ValueError(f"01_retrieval.json used a {domain} budget of {first_stage['budget']}, this run {budget}; rerun notebook 01")
+    by_id = {d.doc_id: d for d in corpora["general_pool"]}
+    positives = {d.doc_id for d in corpora.known_positives(domain)}
+
+    seeds = corpora[f"{domain}_seed"]
+    if not seeds:
+        raise ValueError(f"the {domain} seed split is empty: TracIn needs a seed set")
+    seed_set = store.load([d.text for d in seeds], desc=f"caching {domain} seed activations")
+    seed_acts, _, seed_outliers = _drop_outliers(seed_set.acts, seed_set.doc_index, loss["norm_threshold"])
+    if seed_acts.shape[0] == 0:
+        raise ValueError(f"every {domain} seed token is above the outlier threshold; nothing to take a gradient of")
+    t = time.perf_counter()
+    grad = seed_gradient(sae, seed_acts, loss["l1_coefficient"], loss["l1_weighting"], loss["params"], rcfg.tracin_batch_tokens)
+    seed_info = {"docs": len(seeds), "tokens": int(seed_acts.shape[0]), "outlier_tokens_dropped": seed_outliers,
+                 "gradient_s": round(time.perf_counter() - t, 2),
+                 "gradient_norms": {k: float(v.norm()) for k, v in grad.items()}}
+
+    # Score the union of both retrievers' candidates once.
+    candidates = {name: first_stage["prefilter"][name]["doc_ids"] for name in RETRIEVERS}
+    union = list(dict.fromkeys(i for name in RETRIEVERS for i in candidates[name]))
+    missing = [i for i in union if i not in by_id]
+    if missing:
+        raise ValueError(f"{len(missing)} candidate ids from 01_retrieval.json are not in the pool (e.g. {missing[:3]}); rerun notebook 01")
+    union_docs = [by_id[i] for i in union]
+    union_scores, scoring = score_candidates(sae, store, union_docs, grad, loss, rcfg.tracin_batch_tokens,
+                                             desc=f"caching {domain} TracIn candidates")
+    score_of = dict(zip(union, union_scores))
+
+    selections: dict[str, Selection] = {}
+    diagnostics: dict[str, Any] = {"candidates": {}, "score_histograms": {}, "ranking_quality": {}}
+    for name in RETRIEVERS:
+        ids = [i for i in candidates[name] if np.isfinite(score_of[i])]
+        docs = [by_id[i] for i in ids]
+        tracin = np.array([score_of[i] for i in ids])
+        first = dict(zip(candidates[name], first_stage["prefilter"][name]["scores"]))
+        first_scores = np.array([first[i] for i in ids])
+        is_pos = np.array([i in positives for i in ids])
+        order, ranked = rank_scores(tracin)
+        strategy = f"{name}_tracin"
+        selections[strategy] = select_to_budget(
+            docs, order, ranked, counts, budget, strategy=strategy, domain=domain,
+            allow_short=rcfg.allow_short_budget, meta={"candidates_from": name, "prefilter_tokens": first_stage["prefilter"][name]["tokens"]},
+        )
+        first_order = np.lexsort((np.arange(len(ids)), -first_scores))
+        diagnostics["candidates"][name] = {
+            "doc_ids": ids, "first_stage_scores": first_scores.tolist(), "tracin_scores": tracin.tolist(),
+            "is_positive": is_pos.tolist(), "n_positives": int(is_pos.sum()),
+            "spearman_first_stage_vs_tracin": _spearman(first_scores, tracin),
+        }
+        diagnostics["score_histograms"][name] = _histograms(tracin, is_pos)
+        diagnostics["ranking_quality"][name] = {
+            "auroc_tracin": auroc(tracin, is_pos), "auroc_first_stage": auroc(first_scores, is_pos),
+            **{f"precision_at_{k}_tracin": precision_at_k([ids[i] for i in order], positives, k) for k in (10, 50) if k <= len(ids)},
+            **{f"precision_at_{k}_first_stage": precision_at_k([ids[i] for i in first_order], positives, k) for k in (10, 50) if k <= len(ids)},
+        }
+
+    # Quality and overlap of all six strategies (four from stage 01, two from here).
+    quality = dict(first_stage["quality"])
+    quality.update({n: {**precision_recall(s.doc_ids, positives), **s.summary()} for n, s in selections.items()})
+    all_ids = {n: s["doc_ids"] for n, s in first_stage["selections"].items()}
+    all_ids.update({n: s.doc_ids for n, s in selections.items()})
+    return {
+        "budget": budget,
+        "n_known_positives": len(positives),
+        "seed": seed_info,
+        "scoring": scoring,
+        "selections": {n: s.to_dict() for n, s in selections.items()},
+        "quality": quality,
+        "overlap_jaccard": overlap_matrix(all_ids),
+        **diagnostics,
+    }
+
+
+def run_tracin(cfg: ProfileConfig) -> dict[str, Any]:
+    """The whole of stage 02; returns and saves the results dictionary."""
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    first = load_stage01(cfg)
+    corpora = build_corpora(cfg.data)
+    model = load_model(cfg.model)
+    sae, gsae_results = load_saved_gsae(cfg)
+    loss = tracin_loss_settings(cfg.retrieval, gsae_results)
+    store = ActivationStore(model, cfg.activations)
+    pool = corpora["general_pool"]
+    counts = dict(zip((d.doc_id for d in pool), token_counts([d.text for d in pool], model.tokenizer, model.fingerprint)))
+    timings["load_s"] = time.perf_counter() - t
+
+    domains = {}
+    for domain in first["domains"]:
+        t = time.perf_counter()
+        domains[domain] = rerank_domain(cfg, corpora, domain, first["domains"][domain], counts, sae, store, loss)
+        timings[f"rerank_{domain}_s"] = time.perf_counter() - t
+
+    results = {
+        "profile": cfg.name,
+        "config_hash": cfg.hash(),
+        "inputs_key": first["inputs_key"],
+        "retrieval_config": cfg.retrieval.to_dict(),
+        "gsae_folder": gsae_results["gsae"]["folder"],
+        "tracin_loss": loss,
+        "domains": domains,
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+    }
+    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+    return results

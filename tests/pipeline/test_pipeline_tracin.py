@@ -1,0 +1,68 @@
+"""Stage 02's plumbing: which loss TracIn differentiates, and refusing missing or stale
+stage-01 results. (The whole stage runs on the smoke profile in tests/test_run_all.py.)"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from ssae_utils.config import load_profile
+from ssae_utils.paths import results_dir
+from ssae_utils.pipeline import retrieval as stage01
+from ssae_utils.pipeline.tracin import _drop_outliers, load_stage01, tracin_loss_settings
+from ssae_utils.retrieval import RetrievalConfig
+
+
+def _trained(l1=1.0, scale=0.002, threshold=40_000.0):
+    return {"gsae": {"training": {"config": {"l1_coefficient": l1}, "norm_scaling_factor": scale,
+                                  "norm_threshold": threshold}}}
+
+
+def test_lambda_is_the_training_lambda_over_the_folded_scaling_factor():
+    loss = tracin_loss_settings(RetrievalConfig(), _trained(l1=1.0, scale=0.002))
+    assert loss["l1_coefficient"] == pytest.approx(500.0)
+    assert "norm scaling factor" in loss["l1_coefficient_source"]
+    assert loss["norm_threshold"] == 40_000.0 and loss["l1_weighting"] == "decoder_norm"
+    # no scaling factor recorded (SAE trained on raw activations): lambda as trained
+    info = _trained(l1=3.0, scale=None)
+    assert tracin_loss_settings(RetrievalConfig(), info)["l1_coefficient"] == 3.0
+
+
+def test_explicit_lambda_and_outlier_switches():
+    loss = tracin_loss_settings(RetrievalConfig(tracin_l1_coefficient=7.0, tracin_drop_outliers=False), _trained())
+    assert loss["l1_coefficient"] == 7.0 and loss["norm_threshold"] is None
+    assert tracin_loss_settings(RetrievalConfig(), _trained(threshold=math.inf))["norm_threshold"] is None
+
+
+def test_pretrained_gsae_without_a_known_lambda_asks_for_one():
+    pretrained = {"gsae": {"training": {"release": "gemma-2b-res-jb", "sae_id": "blocks.12.hook_resid_post"}}}
+    with pytest.raises(ValueError, match="retrieval.tracin_l1_coefficient"):
+        tracin_loss_settings(RetrievalConfig(), pretrained)
+    assert tracin_loss_settings(RetrievalConfig(tracin_l1_coefficient=5.0), pretrained)["l1_coefficient"] == 5.0
+
+
+def test_outlier_tokens_are_dropped_with_their_document_index():
+    acts = torch.tensor([[1.0, 0.0], [100.0, 0.0], [0.0, 2.0]])
+    kept, index, n = _drop_outliers(acts, torch.tensor([0, 0, 1]), threshold=10.0)
+    assert n == 1 and index.tolist() == [0, 1] and kept.shape == (2, 2)
+    assert _drop_outliers(acts, torch.tensor([0, 0, 1]), None)[2] == 0
+
+
+def test_missing_or_stale_stage01_results_are_refused(tmp_cache):
+    cfg = load_profile("smoke")
+    with pytest.raises(FileNotFoundError, match="--only 01"):
+        load_stage01(cfg)
+    path = results_dir("smoke") / stage01.RESULTS_FILE
+    path.write_text(json.dumps({"inputs_key": "something-else", "domains": {}}))
+    with pytest.raises(ValueError, match="rerun notebook 01"):
+        load_stage01(cfg)
+    path.write_text(json.dumps({"inputs_key": stage01.inputs_key(cfg), "domains": {}}))
+    assert load_stage01(cfg)["domains"] == {}
+    # changing a TracIn knob does not make stage 01 stale; changing a budget does
+    tracin_only = load_profile("smoke", {"retrieval.tracin_l1_weighting": "none"})
+    assert stage01.inputs_key(tracin_only) == stage01.inputs_key(cfg)
+    budget = load_profile("smoke", {"retrieval.token_budget_physics": 1234})
+    assert stage01.inputs_key(budget) != stage01.inputs_key(cfg)
