@@ -1,0 +1,134 @@
+"""Finetuning the GSAE into SSAEs: the stacked lambda grid equals separate runs, the
+parametrisation keeps the GSAE's function, decoder modes, schedule and bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sae_lens import SAE
+from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
+
+from ssae_utils.sae.finetune import FinetuneConfig, SAEStack, batches, finetune
+from ssae_utils.sae.gsae import save_sae
+from ssae_utils.sae.term import TiltConfig
+
+D_IN, D_SAE, SCALE = 16, 32, 0.05
+
+
+def toy_gsae(seed=0) -> StandardSAE:
+    torch.manual_seed(seed)
+    sae = StandardSAE(StandardSAEConfig(d_in=D_IN, d_sae=D_SAE))
+    with torch.no_grad():
+        sae.W_dec.mul_(torch.rand(D_SAE, 1) + 0.5)      # decoder rows of varied norm, like a real GSAE
+        sae.b_dec.copy_(torch.randn(D_IN))
+        sae.b_enc.copy_(-0.1 * torch.rand(D_SAE))
+    return sae.eval()
+
+
+def toy_acts(n=2048, seed=1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    codes = (torch.rand(n, 8, generator=g) < 0.3) * torch.rand(n, 8, generator=g)
+    return (codes @ torch.randn(8, D_IN, generator=g) * 3 + 0.1 * torch.randn(n, D_IN, generator=g)) / SCALE
+
+
+def small_cfg(**kw) -> FinetuneConfig:
+    base = dict(l1_coefficients=(0.5, 2.0), steps=30, batch_size=128, lr=3e-3, lr_decay_steps=10,
+                shuffle_buffer_batches=2, log_every=10)
+    return FinetuneConfig(**{**base, **kw})
+
+
+def test_stack_keeps_the_gsae_function_and_exports_it_back():
+    gsae, x = toy_gsae(), toy_acts(64)
+    stack = SAEStack.from_sae(gsae, 2, SCALE)
+    assert torch.allclose(stack.W_dec.norm(dim=-1), torch.ones(2, D_SAE), atol=1e-5)
+    _, x_hat = stack(x * SCALE)
+    with torch.no_grad():
+        expected = gsae.decode(gsae.encode(x))
+    torch.testing.assert_close(x_hat[1] / SCALE, expected, rtol=1e-4, atol=1e-3)
+    exported = stack.to_saelens(0, SCALE)
+    with torch.no_grad():
+        torch.testing.assert_close(exported.decode(exported.encode(x)), expected, rtol=1e-4, atol=1e-3)
+        # features are rescaled by the decoder norms (unit rows), so the weighted L1 is unchanged
+        f_gsae, f_new = gsae.encode(x), exported.encode(x)
+        torch.testing.assert_close((f_new * exported.W_dec.norm(dim=1)).sum(-1), (f_gsae * gsae.W_dec.norm(dim=1)).sum(-1), rtol=1e-4, atol=1e-3)
+
+
+def test_a_stacked_grid_equals_separate_runs():
+    gsae, x = toy_gsae(), toy_acts()
+    together = finetune(gsae, x, small_cfg(), SCALE, progress=False)
+    for i, lam in enumerate((0.5, 2.0)):
+        alone = finetune(gsae, x, small_cfg(l1_coefficients=(lam,)), SCALE, progress=False)
+        for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
+            torch.testing.assert_close(getattr(together.stack, name)[i], getattr(alone.stack, name)[0], rtol=1e-4, atol=1e-5)
+
+
+def test_training_lowers_the_loss_and_larger_lambda_gives_lower_l0():
+    result = finetune(toy_gsae(), toy_acts(), small_cfg(steps=80, l1_coefficients=(0.1, 5.0)), SCALE, progress=False)
+    first, last = result.history[0], result.history[-1]
+    assert last["objective"][0] < first["objective"][0]
+    assert last["l0"][1] < last["l0"][0]
+    assert last["step"] == 79 and last["lr"] == pytest.approx(3e-3 / 10)
+
+
+def test_decoder_modes():
+    x = toy_acts()
+    unit = finetune(toy_gsae(), x, small_cfg(decoder="unit_norm"), SCALE, progress=False)
+    assert torch.allclose(unit.stack.W_dec.norm(dim=-1), torch.ones(2, D_SAE), atol=1e-5)
+    free = finetune(toy_gsae(), x, small_cfg(decoder="weighted_l1"), SCALE, progress=False)
+    assert (free.stack.W_dec.norm(dim=-1) - 1).abs().max() > 1e-3
+
+
+def test_tilt_zero_is_erm_and_a_large_tilt_trains_differently():
+    x = toy_acts()
+    erm = finetune(toy_gsae(), x, small_cfg(), SCALE, progress=False)
+    t0 = finetune(toy_gsae(), x, small_cfg(tilt=TiltConfig(t=0.0)), SCALE, progress=False)
+    assert torch.equal(erm.stack.W_enc, t0.stack.W_enc)
+    tilted = finetune(toy_gsae(), x, small_cfg(tilt=TiltConfig(t=1e9)), SCALE, progress=False)
+    assert torch.isfinite(tilted.stack.W_enc).all()
+    assert not torch.allclose(tilted.stack.W_enc, erm.stack.W_enc)
+    seqs = torch.arange(x.shape[0]) // 16
+    by_seq = finetune(toy_gsae(), x, small_cfg(tilt=TiltConfig(t=500.0, over="sequences", normalize="loss_scale")), SCALE,
+                      sequence_ids=seqs, progress=False)
+    assert torch.isfinite(by_seq.stack.W_enc).all()
+
+
+def test_saved_ssae_reloads_with_saelens(tmp_path):
+    gsae, x = toy_gsae(), toy_acts(256)
+    result = finetune(gsae, toy_acts(), small_cfg(steps=5), SCALE, progress=False)
+    sae = result.saes(hook_name="blocks.0.hook_resid_post")[1]
+    save_sae(sae, tmp_path / "ssae", {"lambda": 2.0})
+    loaded = SAE.load_from_disk(str(tmp_path / "ssae"))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.decode(loaded.encode(x)), sae.decode(sae.encode(x)))
+
+
+def test_lr_schedule_and_batches():
+    cfg = FinetuneConfig(steps=10, lr=1.0, lr_decay_steps=4, batch_size=4, shuffle_buffer_batches=2)
+    assert [cfg.lr_at(s) for s in range(10)] == [1, 1, 1, 1, 1, 1, 1.0, 0.75, 0.5, 0.25]
+    assert FinetuneConfig(steps=3, lr=1.0, lr_decay_steps=0).lr_at(2) == 1.0
+    stream = batches(16, cfg, torch.Generator().manual_seed(0))
+    first_pass = torch.cat([next(stream) for _ in range(4)])
+    assert sorted(first_pass.tolist()) == list(range(16))
+    assert set(first_pass[:8].tolist()) == set(range(8))          # shuffled only within a buffer
+    full = batches(16, FinetuneConfig(batch_size=4, shuffle_buffer_batches=None), torch.Generator().manual_seed(0))
+    assert sorted(torch.cat([next(full) for _ in range(4)]).tolist()) == list(range(16))
+
+
+def test_bad_input_is_refused_with_a_clear_message():
+    gsae = toy_gsae()
+    with pytest.raises(ValueError, match="d_in=8 but the GSAE expects d_in=16"):
+        finetune(gsae, torch.randn(512, 8), small_cfg(), SCALE, progress=False)
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        finetune(gsae, toy_acts(64), small_cfg(), SCALE, progress=False)
+    bad = toy_acts()
+    bad[5] = float("nan")
+    with pytest.raises(FloatingPointError, match="NaN"):
+        finetune(gsae, bad, small_cfg(), SCALE, progress=False)
+    huge = toy_acts() * 1e25     # finite inputs whose squared error overflows float32
+    with pytest.raises(FloatingPointError, match=r"step 0 for lambda \[0.5, 2.0\] with tilt t=0"):
+        finetune(gsae, huge, small_cfg(), SCALE, progress=False)
+    with pytest.raises(ValueError, match="sequence_ids"):
+        finetune(gsae, toy_acts(), small_cfg(tilt=TiltConfig(t=5.0, over="sequences")), SCALE, progress=False)
+    for bad_cfg in ({"l1_coefficients": ()}, {"decoder": "tied"}, {"steps": 0}, {"shuffle_buffer_batches": 0}):
+        with pytest.raises(ValueError):
+            FinetuneConfig(**bad_cfg)
