@@ -21,7 +21,7 @@ from ssae_utils.data.corpora import DataConfig
 from ssae_utils.io import stable_hash
 from ssae_utils.model.config import ModelConfig
 from ssae_utils.retrieval.config import RetrievalConfig
-from ssae_utils.sae.config import GSAEConfig
+from ssae_utils.sae.config import GSAEConfig, SSAESweepConfig
 
 
 @dataclass
@@ -34,6 +34,7 @@ class ProfileConfig:
     activations: ActivationConfig = field(default_factory=ActivationConfig)
     gsae: GSAEConfig = field(default_factory=GSAEConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    finetune: SSAESweepConfig = field(default_factory=SSAESweepConfig)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,6 +61,11 @@ def _smoke() -> ProfileConfig:
             lr_warm_up_steps=2,
         ),
         retrieval=RetrievalConfig.smoke(),
+        finetune=SSAESweepConfig(
+            lambdas=(0.5, 1.0, 2.0), seeds=(0,), strategies_toxicity=("general", "dense", "dense_tracin"),
+            steps_physics=12, steps_toxicity=8, batch_size=128, lr=1e-3, lr_decay_steps=4,
+            shuffle_buffer_batches=None, eval_contexts=4, l0_window=(2.0, 60.0),
+        ),
     )
 
 
@@ -83,6 +89,16 @@ def _embedded() -> ProfileConfig:
         retrieval=RetrievalConfig.embedded(
             token_budget_physics=50_000, token_budget_toxicity=25_000, max_embed_tokens=128,
             prefilter_budget_multiple=3.0, tracin_max_doc_tokens=64,
+        ),
+        # Notebooks 03+04 must finish in 30 min on 2 cores: one SSAE step of 1024 tokens at
+        # d_sae 4096 takes ~0.2 s per lambda (bench/bench_finetune.py) and a patched-CE token
+        # ~3.4 ms per SAE, so the grid, steps, seeds and evaluation contexts are cut hard
+        # (paper: 8 lambdas x 3 seeds, 1000/500 steps of 4096 tokens, lr 5e-5).
+        finetune=SSAESweepConfig(
+            lambdas=(0.5, 0.7, 1.0, 1.4, 2.0), seeds=(0,),
+            strategies_toxicity=("general", "bm25", "dense", "dense_tracin"),
+            steps_physics=60, steps_toxicity=40, batch_size=1024, lr=1e-3, lr_decay_steps=20,
+            shuffle_buffer_batches=None, eval_contexts=8,
         ),
     )
 

@@ -43,9 +43,9 @@ def _run(args, env):
 
 
 @pytest.mark.slow
-def test_smoke_profile_runs_notebooks_00_01_02_through_run_all(tmp_path):
+def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
     env = {**os.environ, "SSAE_CACHE": str(tmp_path / "cache"), "SSAE_RESULTS": str(tmp_path / "results"), "SSAE_FIGURES": str(tmp_path / "figures"), "SSAE_RUNS": str(tmp_path / "runs")}
-    proc = _run(["--profile", "smoke", "--only", "00", "01", "02"], env)
+    proc = _run(["--profile", "smoke"], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "00_setup" in proc.stdout and "ok" in proc.stdout
     results = json.loads((tmp_path / "results" / "smoke" / "00_setup.json").read_text())
@@ -76,12 +76,27 @@ def test_smoke_profile_runs_notebooks_00_01_02_through_run_all(tmp_path):
             assert len(candidates) - d["scoring"]["unscorable_docs"] <= scored <= len(candidates)
     for fig in ["02_retrieval_quality", "02_tracin_rerank", "02_score_distributions", "02_source_breakdown", "02_selection_overlap"]:
         assert json.loads((tmp_path / "figures" / "smoke" / f"{fig}.meta.json").read_text())["notebook"] == "02_tracin"
+    finetune = json.loads((tmp_path / "results" / "smoke" / "03_finetune.json").read_text())
+    sweep = finetune["sweep"]
+    expected_runs = len(sweep["strategies_physics"]) + len(sweep["term_tilts"]) + len(sweep["strategies_toxicity"])
+    assert len(finetune["rows"]) == expected_runs * len(sweep["lambdas"]) * len(sweep["seeds"])
+    for row in finetune["rows"]:
+        assert row["val_l0"] > 0 and row["test_ppl"] > 1 and row["test_ppl_rel_gsae"] > 0
+        assert (tmp_path / "cache" / row["ssae_folder"] / "cfg.json").exists()     # saved in SAELens format
+    physics = [r for r in finetune["rows"] if r["domain"] == "physics" and r["strategy"] == "dense" and r["tilt"] == 0]
+    assert physics[0]["val_l0"] > physics[-1]["val_l0"]                           # larger lambda, sparser
+    pareto = json.loads((tmp_path / "results" / "smoke" / "04_pareto.json").read_text())
+    assert set(pareto["figures"]) == {"fig1a", "fig1b", "fig4", "fig5a", "fig5b", "fig6"}
+    assert "dense+TERM t=500" in pareto["figures"]["fig6"]["curves"]
+    for fig in pareto["figures"]:
+        assert json.loads((tmp_path / "figures" / "smoke" / f"{fig}.meta.json").read_text())["notebook"] == "04_pareto"
+        assert (tmp_path / "figures" / "smoke" / f"{fig}.pdf").exists()
     executed = tmp_path / "runs" / "smoke" / "00_setup.ipynb"
     assert executed.exists()
     # the source notebook is never overwritten by an executed copy
     assert not any(c.get("outputs") for c in nbformat.read(REPO_ROOT / "notebooks" / "00_setup.ipynb", as_version=4).cells if c.cell_type == "code")
 
-    again = _run(["--profile", "smoke", "--only", "00", "01", "02"], env)
+    again = _run(["--profile", "smoke"], env)
     assert again.returncode == 0 and "up to date, skipped" in again.stdout
 
 

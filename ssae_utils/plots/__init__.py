@@ -7,6 +7,7 @@ One module per stage; everything is re-exported here (``from ssae_utils import p
 """
 
 from ssae_utils.plots.common import save_figure
+from ssae_utils.plots.pareto import plot_pareto
 from ssae_utils.plots.retrieval import (
     plot_retrieval_quality,
     plot_score_distributions,
@@ -18,4 +19,4 @@ from ssae_utils.plots.tracin import plot_tracin_rerank
 
 __all__ = ["save_figure", "plot_data_card", "plot_gsae_feature_density", "plot_retrieval_quality",
            "plot_source_breakdown", "plot_score_distributions", "plot_selection_overlap",
-           "plot_tracin_rerank"]
+           "plot_tracin_rerank", "plot_pareto"]

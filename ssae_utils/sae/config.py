@@ -45,3 +45,67 @@ class GSAEConfig:
             )
         if self.outlier_norm_factor is not None:
             _require(self.outlier_norm_factor > 1, "gsae.outlier_norm_factor must be > 1 or None")
+
+
+STRATEGIES = ("general", "seed_only", "bm25", "dense", "bm25_tracin", "dense_tracin")
+
+
+@dataclass
+class SSAESweepConfig:
+    """The finetuning sweep of stage 03: strategies x lambdas x seeds (x tilts), and evaluation.
+
+    lambdas are in the GSAE's own units (the activations scaled to mean norm sqrt(d_in)):
+    lambda = 1 is the GSAE's training lambda. Paper defaults; presets in ssae_utils/config.py
+    scale them to each profile's budget.
+    """
+
+    lambdas: tuple[float, ...] = (0.4, 0.55, 0.7, 0.85, 1.0, 1.25, 1.5, 2.0)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    strategies_physics: tuple[str, ...] = STRATEGIES
+    strategies_toxicity: tuple[str, ...] = STRATEGIES
+    # Dense retrieval with TERM at these tilts (paper: 500 and 1e9), on these domains
+    term_tilts: tuple[float, ...] = (500.0, 1e9)
+    term_strategy: str = "dense"
+    term_domains: tuple[str, ...] = ("physics",)
+    tilt_over: str = "tokens"
+    tilt_include_l1: bool = True
+    tilt_normalize: str = "raw"
+    steps_physics: int = 1000
+    steps_toxicity: int = 500
+    batch_size: int = 4096
+    lr: float = 5e-5
+    lr_decay_steps: int = 1000
+    shuffle_buffer_batches: int | None = 4
+    decoder: str = "unit_norm"
+    # evaluation: contexts (of model.context_length tokens) per split for patched CE / L0
+    eval_contexts: int = 256
+    l0_window: tuple[float, float] = (60.0, 140.0)
+
+    def __post_init__(self) -> None:
+        self.lambdas = tuple(float(x) for x in self.lambdas)
+        self.seeds = tuple(int(x) for x in self.seeds)
+        self.term_tilts = tuple(float(x) for x in self.term_tilts)
+        self.l0_window = tuple(float(x) for x in self.l0_window)
+        for name in ("strategies_physics", "strategies_toxicity", "term_domains"):
+            setattr(self, name, tuple(getattr(self, name)))
+        _require(len(self.lambdas) >= 1 and all(x >= 0 for x in self.lambdas), "finetune.lambdas must be a non-empty list of values >= 0")
+        _require(len(self.seeds) >= 1, "finetune.seeds must not be empty")
+        for name in ("strategies_physics", "strategies_toxicity"):
+            unknown = [s for s in getattr(self, name) if s not in STRATEGIES]
+            _require(not unknown, f"finetune.{name} has unknown strategies {unknown}; known: {STRATEGIES}")
+        _require(self.term_strategy in STRATEGIES, f"finetune.term_strategy must be one of {STRATEGIES}")
+        _require(all(d in ("physics", "toxicity") for d in self.term_domains), "finetune.term_domains: physics and/or toxicity")
+        _require(self.steps_physics >= 1 and self.steps_toxicity >= 1 and self.batch_size >= 1, "finetune steps and batch_size must be >= 1")
+        _require(self.eval_contexts >= 1, "finetune.eval_contexts must be >= 1")
+        _require(self.l0_window[0] < self.l0_window[1], "finetune.l0_window must be (lo, hi) with lo < hi")
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    def strategies(self, domain: str) -> tuple[str, ...]:
+        return self.strategies_physics if domain == "physics" else self.strategies_toxicity
+
+    def steps(self, domain: str) -> int:
+        return self.steps_physics if domain == "physics" else self.steps_toxicity

@@ -1,0 +1,213 @@
+"""Stage 03: finetune the GSAE into SSAEs on every selection, and evaluate them (paper §2.1-2.4, §3.2).
+
+For each subdomain and each data-selection strategy (stage 01 and 02 selections), the whole
+lambda grid is trained at once from the GSAE (``ssae_utils.sae.finetune``), once per seed;
+Dense retrieval is also trained with TERM at the configured tilts. Every SSAE is saved in
+SAELens format under the cache, keyed by everything that determines it, so an interrupted
+sweep resumes where it stopped.
+
+Evaluation, per SSAE and per split (validation, in-distribution test, and out-of-distribution
+test where the domain has one): L0, FVU and dead features on the split's tokens, and the
+patched cross-entropy / perplexity (the residual at the hook replaced by the SSAE's
+reconstruction; BOS and outlier-norm tokens pass through, as for the GSAE). The clean run up
+to the hook is computed once per batch and shared by the GSAE and every SSAE of a grid; only
+the layers after the hook are recomputed per SAE. The GSAE is evaluated on the same tokens,
+so relative perplexity is exact. The validation L0 is the x axis of the Pareto curves.
+
+Everything is written to ``results/<profile>/03_finetune.json`` (one row per strategy x
+lambda x seed x tilt).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from typing import Any, Sequence
+
+import torch
+
+from ssae_utils.activations import ActivationStore
+from ssae_utils.config import ProfileConfig
+from ssae_utils.data.corpora import Corpora, build_corpora
+from ssae_utils.data.documents import Document
+from ssae_utils.io import read_json, stable_hash, write_json_atomic
+from ssae_utils.model.registry import load_model
+from ssae_utils.paths import cache_dir, cache_relative, results_dir
+from ssae_utils.pipeline import tracin as stage02
+from ssae_utils.pipeline.foundation import load_saved_gsae
+from ssae_utils.sae.evaluation import reconstruction_stats, sae_splice, spliced_ce
+from ssae_utils.sae.finetune import FinetuneConfig, finetune
+from ssae_utils.sae.gsae import load_sae, read_training_info, save_sae
+from ssae_utils.sae.outliers import NormThreshold
+from ssae_utils.sae.term import TiltConfig
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "03_finetune.json"
+EVAL_SPLITS = {"physics": ("val", "test", "ood_test"), "toxicity": ("val", "test")}
+
+
+def split_name(domain: str, split: str) -> str:
+    return f"{domain}_{split}"
+
+
+# ------------------------------------------------------------------ inputs
+def load_selections(cfg: ProfileConfig) -> dict[str, dict[str, dict[str, Any]]]:
+    """{domain: {strategy: selection dict}} from stages 01 and 02 (both must exist and match)."""
+    first = stage02.load_stage01(cfg)
+    path = results_dir(cfg.name) / stage02.RESULTS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run notebook 02 first (python run_all.py --profile {cfg.name} --only 02)")
+    second = read_json(path)
+    if second.get("inputs_key") != first["inputs_key"]:
+        raise ValueError(f"{path} was made from other stage-01 results; rerun notebook 02 (python run_all.py --profile {cfg.name} --only 02)")
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for domain in first["domains"]:
+        out[domain] = {**first["domains"][domain]["selections"], **second["domains"][domain]["selections"]}
+    return out
+
+
+def selection_docs(corpora: Corpora, domain: str, selection: dict[str, Any]) -> list[Document]:
+    by_id = {d.doc_id: d for d in corpora["general_pool"]}
+    by_id.update({d.doc_id: d for d in corpora[f"{domain}_seed"]})
+    missing = [i for i in selection["doc_ids"] if i not in by_id]
+    if missing:
+        raise ValueError(f"{len(missing)} selected documents are not in this profile's corpora (e.g. {missing[:3]}); rerun notebooks 01 and 02")
+    return [by_id[i] for i in selection["doc_ids"]]
+
+
+def eval_documents(docs: Sequence[Document], store: ActivationStore, n_contexts: int, seed: int) -> list[Document]:
+    """A seeded sample of whole documents holding about ``n_contexts`` contexts."""
+    order = list(range(len(docs)))
+    random.Random(seed).shuffle(order)
+    picked, total = [], 0
+    for i in order:
+        if total >= n_contexts:
+            break
+        picked.append(docs[i])
+        total += len(store.contexts([docs[i].text])[1])
+    return picked
+
+
+# ------------------------------------------------------------------ evaluation
+@torch.no_grad()
+def evaluate(model: Any, store: ActivationStore, saes: dict[str, Any], docs: Sequence[Document],
+             threshold: NormThreshold | None, batch_size: int, desc: str) -> dict[str, dict[str, float]]:
+    """Metrics of every SAE in ``saes`` on the same tokens, plus the clean CE (key "clean")."""
+    texts = [d.text for d in docs]
+    acts = store.load(texts, desc=desc).acts
+    inlier = acts if threshold is None else acts[~threshold.is_outlier(acts)]
+    tokens, lengths = store.contexts(texts)
+    ce = spliced_ce(model, tokens, lengths, {name: sae_splice(sae, threshold) for name, sae in saes.items()},
+                    batch_size=batch_size, desc=desc)
+    out: dict[str, dict[str, float]] = {"clean": {"ce": ce["clean"], "ppl": math.exp(ce["clean"])}}
+    for name, sae in saes.items():
+        stats = reconstruction_stats(sae, inlier)
+        out[name] = {"ce": ce[name], "ppl": math.exp(ce[name]), "l0": stats.l0, "fvu": stats.fvu,
+                     "dead_features": stats.dead_features, "tokens": stats.n_tokens}
+    return out
+
+
+# ------------------------------------------------------------------ training (cached)
+def _run_key(gsae_folder: str, docs: Sequence[Document], fcfg: FinetuneConfig) -> str:
+    return stable_hash({"gsae": gsae_folder, "docs": sorted(d.doc_id for d in docs), "finetune": fcfg.to_dict()})
+
+
+def train_grid(gsae: Any, gsae_folder: str, store: ActivationStore, docs: Sequence[Document], fcfg: FinetuneConfig,
+               act_scale: float, threshold: NormThreshold | None, hook_name: str, model_name: str,
+               desc: str) -> tuple[list[Any], list[str], dict[str, Any]]:
+    """The SSAEs of one lambda grid (loaded from the cache when trained before)."""
+    folder = cache_dir("saes", "ssae", _run_key(gsae_folder, docs, fcfg))
+    paths = [folder / f"lambda_{lam:g}" for lam in fcfg.l1_coefficients]
+    if all((p / "cfg.json").exists() for p in paths):
+        return [load_sae(p) for p in paths], [cache_relative(p) for p in paths], read_training_info(paths[0])
+    act_set = store.load([d.text for d in docs], desc=f"caching {desc} activations")
+    keep = torch.ones(len(act_set), dtype=torch.bool) if threshold is None else ~threshold.is_outlier(act_set.acts)
+    acts, sequence_ids = act_set.acts[keep], act_set.doc_index[keep]
+    t = time.perf_counter()
+    result = finetune(gsae, acts, fcfg, act_scale, sequence_ids=sequence_ids)
+    info = {"train_s": round(time.perf_counter() - t, 1), "train_tokens_unique": int(acts.shape[0]),
+            "outlier_tokens_dropped": int((~keep).sum()), "samples_seen": fcfg.steps * fcfg.batch_size,
+            "finetune": fcfg.to_dict(), "act_scale": act_scale, "history": result.history}
+    saes = result.saes(hook_name, model_name)
+    for sae, path, lam in zip(saes, paths, fcfg.l1_coefficients):
+        save_sae(sae, path, {**info, "l1_coefficient": lam})
+    return [load_sae(p) for p in paths], [cache_relative(p) for p in paths], info
+
+
+def finetune_config(cfg: ProfileConfig, domain: str, seed: int, tilt: float) -> FinetuneConfig:
+    s = cfg.finetune
+    return FinetuneConfig(
+        l1_coefficients=s.lambdas, steps=s.steps(domain), batch_size=s.batch_size, lr=s.lr,
+        lr_decay_steps=s.lr_decay_steps, shuffle_buffer_batches=s.shuffle_buffer_batches, decoder=s.decoder,
+        tilt=TiltConfig(t=tilt, over=s.tilt_over, include_l1=s.tilt_include_l1, normalize=s.tilt_normalize),
+        seed=seed,
+    )
+
+
+def runs(cfg: ProfileConfig, domain: str) -> list[tuple[str, float]]:
+    """(strategy, tilt) pairs trained for ``domain``: every strategy with ERM, plus TERM."""
+    s = cfg.finetune
+    out = [(strategy, 0.0) for strategy in s.strategies(domain)]
+    if domain in s.term_domains:
+        out += [(s.term_strategy, t) for t in s.term_tilts]
+    return out
+
+
+def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
+    """The whole of stage 03; returns and saves the results dictionary."""
+    t0 = time.perf_counter()
+    selections = load_selections(cfg)
+    corpora = build_corpora(cfg.data)
+    model = load_model(cfg.model)
+    gsae, setup = load_saved_gsae(cfg)
+    training = setup["gsae"]["training"]
+    act_scale = float(training.get("norm_scaling_factor") or training.get("norm_scaling_factor_estimated") or 1.0)
+    median, factor = training.get("outliers", {}).get("median_norm"), cfg.gsae.outlier_norm_factor
+    threshold = NormThreshold(median, factor) if (median and factor) else None
+    store = ActivationStore(model, cfg.activations)
+    batch = cfg.activations.batch_size
+    rows: list[dict[str, Any]] = []
+    gsae_metrics: dict[str, Any] = {}
+    timings = {"load_s": round(time.perf_counter() - t0, 1)}
+
+    for domain in selections:
+        t = time.perf_counter()
+        eval_docs = {split: eval_documents(corpora[split_name(domain, split)], store, cfg.finetune.eval_contexts, cfg.seed + 7)
+                     for split in EVAL_SPLITS[domain]}
+        gsae_metrics[domain] = {split: evaluate(model, store, {"gsae": gsae}, docs, threshold, batch, f"{domain} {split}: GSAE")
+                                for split, docs in eval_docs.items()}
+        for strategy, tilt in runs(cfg, domain):
+            docs = selection_docs(corpora, domain, selections[domain][strategy])
+            for seed in cfg.finetune.seeds:
+                fcfg = finetune_config(cfg, domain, seed, tilt)
+                label = f"{domain}/{strategy}/{fcfg.tilt.label()}/seed {seed}"
+                saes, folders, info = train_grid(gsae, setup["gsae"]["folder"], store, docs, fcfg, act_scale, threshold,
+                                                 model.hook_name, model.name, label)
+                named = {f"lambda_{lam:g}": sae for lam, sae in zip(fcfg.l1_coefficients, saes)}
+                metrics = {split: evaluate(model, store, named, eval_docs[split], threshold, batch, f"{label} {split}")
+                           for split in EVAL_SPLITS[domain]}
+                for lam, folder in zip(fcfg.l1_coefficients, folders):
+                    row = {"domain": domain, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed,
+                           "ssae_folder": folder, "train_s": info.get("train_s"), "train_tokens_unique": info.get("train_tokens_unique")}
+                    for split in EVAL_SPLITS[domain]:
+                        m, g = metrics[split][f"lambda_{lam:g}"], gsae_metrics[domain][split]["gsae"]
+                        row.update({f"{split}_{k}": v for k, v in m.items() if k != "tokens"})
+                        row[f"{split}_ppl_rel_gsae"] = m["ppl"] / g["ppl"]
+                    rows.append(row)
+        timings[f"{domain}_s"] = round(time.perf_counter() - t, 1)
+
+    results = {
+        "profile": cfg.name,
+        "config_hash": cfg.hash(),
+        "sweep": cfg.finetune.to_dict(),
+        "act_scale": act_scale,
+        "gsae": gsae_metrics,
+        "eval_splits": {d: list(s) for d, s in EVAL_SPLITS.items() if d in selections},
+        "rows": rows,
+        "timings": timings,
+    }
+    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+    return results

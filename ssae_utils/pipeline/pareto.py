@@ -1,0 +1,90 @@
+"""Stage 04: Pareto curves (patched perplexity vs L0) and their AUC, from 03_finetune.json only.
+
+A curve is one strategy (and tilt) in one domain: one point per lambda, at the mean over
+seeds of the validation L0 (x) and of the test perplexity (y: absolute, or relative to the
+GSAE on the same tokens), with the seeds' standard deviations as error bars. The AUC is over
+the L0 window in the sweep config, compared over the range every curve of a figure covers
+(``ssae_utils.sae.pareto.compare_auc``); lower is better. A curve that misses the window gets
+a warning in the results: widen the lambda grid.
+
+The figures follow the paper's numbering: fig1a / fig1b (physics, in-distribution test,
+relative / absolute), fig4 (physics, out-of-distribution test), fig5a / fig5b (toxicity test),
+fig6 (TERM vs ERM on Dense retrieval, physics test). Results: ``results/<profile>/04_pareto.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ssae_utils.config import ProfileConfig
+from ssae_utils.io import read_json, write_json_atomic
+from ssae_utils.paths import results_dir
+from ssae_utils.pipeline.finetune import RESULTS_FILE as FINETUNE_FILE
+from ssae_utils.sae.pareto import compare_auc, mean_over_seeds
+
+RESULTS_FILE = "04_pareto.json"
+
+# figure -> (domain, split, relative?, which curves: "erm" = every strategy with ERM, "term" = TERM vs ERM)
+FIGURES = {
+    "fig1a": ("physics", "test", True, "erm"),
+    "fig1b": ("physics", "test", False, "erm"),
+    "fig4": ("physics", "ood_test", True, "erm"),
+    "fig5a": ("toxicity", "test", True, "erm"),
+    "fig5b": ("toxicity", "test", False, "erm"),
+    "fig6": ("physics", "test", True, "term"),
+}
+
+
+def curve_name(strategy: str, tilt: float) -> str:
+    return strategy if tilt == 0 else f"{strategy}+TERM t={tilt:g}"
+
+
+def build_curves(rows: list[dict[str, Any]], domain: str, split: str, relative: bool, kind: str, term_strategy: str) -> dict[str, list[dict[str, Any]]]:
+    y_key = f"{split}_ppl_rel_gsae" if relative else f"{split}_ppl"
+    chosen = [r for r in rows if r["domain"] == domain and f"{split}_ppl" in r
+              and (r["tilt"] == 0 if kind == "erm" else r["strategy"] == term_strategy)]
+    points = mean_over_seeds(chosen, ["strategy", "tilt", "lambda"], ["val_l0", y_key, f"{split}_dead_features"])
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for p in sorted(points, key=lambda p: p["lambda"]):
+        curves.setdefault(curve_name(p["strategy"], p["tilt"]), []).append(
+            {"lambda": p["lambda"], "l0": p["val_l0"], "l0_std": p["val_l0_std"], "y": p[y_key], "y_std": p[f"{y_key}_std"],
+             "dead_features": p[f"{split}_dead_features"], "seeds": p["n"]})
+    return curves
+
+
+def run_pareto(cfg: ProfileConfig) -> dict[str, Any]:
+    path = results_dir(cfg.name) / FINETUNE_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run notebook 03 first (python run_all.py --profile {cfg.name} --only 03)")
+    finetune = read_json(path)
+    rows, sweep = finetune["rows"], finetune["sweep"]
+    window = tuple(sweep["l0_window"])
+    figures: dict[str, Any] = {}
+    for fig, (domain, split, relative, kind) in FIGURES.items():
+        if domain not in finetune["eval_splits"] or split not in finetune["eval_splits"][domain]:
+            continue
+        curves = build_curves(rows, domain, split, relative, kind, sweep["term_strategy"])
+        if not curves:
+            continue
+        valid = {n: ([p["l0"] for p in pts if p["l0"] is not None and p["y"] is not None],
+                     [p["y"] for p in pts if p["l0"] is not None and p["y"] is not None]) for n, pts in curves.items()}
+        figures[fig] = {"domain": domain, "split": split, "relative": relative, "kind": kind,
+                        "gsae_ppl": finetune["gsae"][domain][split]["gsae"]["ppl"],
+                        "clean_ppl": finetune["gsae"][domain][split]["clean"]["ppl"],
+                        "gsae_l0": finetune["gsae"][domain]["val"]["gsae"]["l0"],
+                        "curves": curves, "auc": compare_auc(valid, window)}
+    results = {"profile": cfg.name, "config_hash": cfg.hash(), "l0_window": list(window),
+               "source": FINETUNE_FILE, "figures": figures,
+               "warnings": sorted({w for f in figures.values() for w in f["auc"]["warnings"]})}
+    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+    return results
+
+
+def auc_table(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per figure and curve: AUC and mean height over the common window (lower is better)."""
+    out = []
+    for fig, f in results["figures"].items():
+        for name, auc in f["auc"]["auc"].items():
+            out.append({"figure": fig, "domain": f["domain"], "split": f["split"], "relative": f["relative"],
+                        "curve": name, "auc": auc["auc"], "mean_ppl": auc["mean_y"], "l0_range": auc["covered"]})
+    return out

@@ -1,0 +1,42 @@
+"""Figures of stage 04: Pareto curves of patched perplexity vs L0 (paper Figures 1, 4, 5, 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ssae_utils.io import read_json
+from ssae_utils.plots.common import plt, save_figure, stage_of
+
+SPLIT_LABEL = {"test": "in-distribution test", "ood_test": "out-of-distribution test", "val": "validation"}
+
+
+def plot_pareto(results_path: Path, figure: str) -> Path:
+    """One figure of 04_pareto.json: a curve per strategy, mean over seeds with error bars
+    (seed standard deviation), the L0 window shaded, the AUC over the common window in the legend."""
+    results = read_json(results_path)
+    if figure not in results["figures"]:
+        raise KeyError(f"{figure} is not in {results_path}; available: {sorted(results['figures'])}")
+    f = results["figures"][figure]
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    lo, hi = results["l0_window"]
+    ax.axvspan(lo, hi, color="0.93", zorder=0, label=f"AUC window L0 {lo:g}-{hi:g}")
+    cmap = plt.get_cmap("tab10")
+    for k, (name, points) in enumerate(f["curves"].items()):
+        pts = [p for p in points if p["l0"] is not None and p["y"] is not None]
+        auc = f["auc"]["auc"].get(name, {}).get("auc")
+        label = name + (f" (AUC {auc:.3g})" if auc is not None else " (outside window)")
+        ax.errorbar([p["l0"] for p in pts], [p["y"] for p in pts], xerr=[p["l0_std"] or 0 for p in pts],
+                    yerr=[p["y_std"] or 0 for p in pts], marker="o", ms=4, lw=1.2, capsize=2, color=cmap(k % 10), label=label)
+    if f["relative"]:
+        ax.axhline(1.0, color="black", lw=0.8, ls="--", label="GSAE")
+        ax.set_ylabel("patched perplexity / GSAE's")
+    else:
+        ax.axhline(f["gsae_ppl"], color="black", lw=0.8, ls="--", label=f"GSAE ({f['gsae_ppl']:.3g})")
+        ax.set_ylabel("patched perplexity")
+    ax.set_xlabel("L0 (validation)")
+    seeds = max((p["seeds"] for pts in f["curves"].values() for p in pts), default=1)
+    ax.set_title(f"{figure}: {f['domain']}, {SPLIT_LABEL.get(f['split'], f['split'])} "
+                 f"({results['profile']}, mean of {seeds} seed{'s' if seeds > 1 else ''})", fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    notebook, _ = stage_of(results_path)
+    return save_figure(fig, figure, results["profile"], notebook, results_path)
