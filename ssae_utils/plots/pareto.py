@@ -27,16 +27,20 @@ def plot_pareto(results_path: Path, figure: str) -> Path:
         label = name + (f" (AUC {auc:.3g})" if auc is not None else " (outside window)")
         ax.errorbar([p["l0"] for p in pts], [p["y"] for p in pts], xerr=[p["l0_std"] or 0 for p in pts],
                     yerr=[p["y_std"] or 0 for p in pts], marker="o", ms=4, lw=1.2, capsize=2, color=cmap(k % 10), label=label)
+    gsae_y = 1.0 if f["relative"] else f["gsae_ppl"]
+    ax.plot([f["gsae_l0"]], [gsae_y], marker="*", ms=11, color="black", ls="none", label=f"GSAE (L0 {f['gsae_l0']:.0f})")
     if f["relative"]:
-        ax.axhline(1.0, color="black", lw=0.8, ls="--", label="GSAE")
+        ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.set_ylabel("patched perplexity / GSAE's")
     else:
-        ax.axhline(f["gsae_ppl"], color="black", lw=0.8, ls="--", label=f"GSAE ({f['gsae_ppl']:.3g})")
+        ax.axhline(f["gsae_ppl"], color="black", lw=0.8, ls="--")
         ax.set_ylabel("patched perplexity")
     ax.set_xlabel("L0 (validation)")
     seeds = max((p["seeds"] for pts in f["curves"].values() for p in pts), default=1)
+    common = f["auc"]["common"]
+    span = f"AUC over the common L0 range {common[0]:.0f}-{common[1]:.0f}" if common else "no common L0 range"
     ax.set_title(f"{figure}: {f['domain']}, {SPLIT_LABEL.get(f['split'], f['split'])} "
-                 f"({results['profile']}, mean of {seeds} seed{'s' if seeds > 1 else ''})", fontsize=9)
+                 f"({results['profile']}, mean of {seeds} seed{'s' if seeds > 1 else ''}; {span})", fontsize=8)
     ax.legend(fontsize=7, loc="best")
     notebook, _ = stage_of(results_path)
     return save_figure(fig, figure, results["profile"], notebook, results_path)

@@ -65,6 +65,9 @@ class SSAESweepConfig:
     strategies_toxicity: tuple[str, ...] = STRATEGIES
     # Dense retrieval with TERM at these tilts (paper: 500 and 1e9), on these domains
     term_tilts: tuple[float, ...] = (500.0, 1e9)
+    # TERM moves the lambda -> L0 map (a tilted loss weighs the worst tokens' L1 and error
+    # differently), so its grid can differ; None: the same lambdas as ERM.
+    term_lambdas: tuple[float, ...] | None = None
     term_strategy: str = "dense"
     term_domains: tuple[str, ...] = ("physics",)
     tilt_over: str = "tokens"
@@ -85,6 +88,10 @@ class SSAESweepConfig:
         self.lambdas = tuple(float(x) for x in self.lambdas)
         self.seeds = tuple(int(x) for x in self.seeds)
         self.term_tilts = tuple(float(x) for x in self.term_tilts)
+        if self.term_lambdas is not None:
+            self.term_lambdas = tuple(float(x) for x in self.term_lambdas)
+            _require(len(self.term_lambdas) >= 1 and all(x >= 0 for x in self.term_lambdas),
+                     "finetune.term_lambdas must be None or a non-empty list of values >= 0")
         self.l0_window = tuple(float(x) for x in self.l0_window)
         for name in ("strategies_physics", "strategies_toxicity", "term_domains"):
             setattr(self, name, tuple(getattr(self, name)))
@@ -106,6 +113,9 @@ class SSAESweepConfig:
 
     def strategies(self, domain: str) -> tuple[str, ...]:
         return self.strategies_physics if domain == "physics" else self.strategies_toxicity
+
+    def lambdas_for(self, tilt: float) -> tuple[float, ...]:
+        return self.lambdas if tilt == 0 or self.term_lambdas is None else self.term_lambdas
 
     def steps(self, domain: str) -> int:
         return self.steps_physics if domain == "physics" else self.steps_toxicity
