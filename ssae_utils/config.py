@@ -96,10 +96,11 @@ def _embedded() -> ProfileConfig:
         # (paper: 8 lambdas x 3 seeds, 1000/500 steps of 4096 tokens, lr 5e-5).
         # Calibrated on Dense/physics (val L0): ERM lambda 0.5 / 0.7 / 1 / 1.4 / 2 gave L0
         # 177 / 151 / 120 / 91 / 64. TERM at t=500 is already the max-loss limit here (t=500
-        # and t=1e9 trained identical SSAEs) and its L0 hardly moves with lambda (0.08 -> 93,
-        # 0.5 -> 79), so TERM gets its own, lower grid.
+        # and t=1e9 trained identical SSAEs): each step follows a handful of tokens, and at
+        # lr 1e-3 that wrecked the SSAE (val FVU 0.34-0.50, GSAE 0.27). At lr 2e-4, lambda
+        # 0.1 / 0.3 / 0.6 / 1.2 give L0 122 / 114 / 103 / 88 (FVU 0.26-0.34).
         finetune=SSAESweepConfig(
-            lambdas=(0.55, 0.8, 1.15, 1.7), term_lambdas=(0.1, 0.3, 0.6, 1.2), seeds=(0,),
+            lambdas=(0.55, 0.8, 1.15, 1.7), term_lambdas=(0.1, 0.3, 0.6, 1.2), term_lr=2e-4, seeds=(0,),
             strategies_toxicity=("general", "bm25", "dense", "dense_tracin"),
             steps_physics=60, steps_toxicity=40, batch_size=1024, lr=1e-3, lr_decay_steps=20,
             shuffle_buffer_batches=None, eval_contexts=8,

@@ -140,7 +140,7 @@ def train_grid(gsae: Any, gsae_folder: str, store: ActivationStore, docs: Sequen
 def finetune_config(cfg: ProfileConfig, domain: str, seed: int, tilt: float) -> FinetuneConfig:
     s = cfg.finetune
     return FinetuneConfig(
-        l1_coefficients=s.lambdas_for(tilt), steps=s.steps(domain), batch_size=s.batch_size, lr=s.lr,
+        l1_coefficients=s.lambdas_for(tilt), steps=s.steps(domain), batch_size=s.batch_size, lr=s.lr_for(tilt),
         lr_decay_steps=s.lr_decay_steps, shuffle_buffer_batches=s.shuffle_buffer_batches, decoder=s.decoder,
         tilt=TiltConfig(t=tilt, over=s.tilt_over, include_l1=s.tilt_include_l1, normalize=s.tilt_normalize),
         seed=seed,

@@ -68,6 +68,9 @@ class SSAESweepConfig:
     # TERM moves the lambda -> L0 map (a tilted loss weighs the worst tokens' L1 and error
     # differently), so its grid can differ; None: the same lambdas as ERM.
     term_lambdas: tuple[float, ...] | None = None
+    # Near the max-loss limit each TERM step follows a handful of tokens, so a learning rate
+    # that suits ERM can wreck a tilted SSAE; None: the same lr as ERM.
+    term_lr: float | None = None
     term_strategy: str = "dense"
     term_domains: tuple[str, ...] = ("physics",)
     tilt_over: str = "tokens"
@@ -104,6 +107,7 @@ class SSAESweepConfig:
         _require(all(d in ("physics", "toxicity") for d in self.term_domains), "finetune.term_domains: physics and/or toxicity")
         _require(self.steps_physics >= 1 and self.steps_toxicity >= 1 and self.batch_size >= 1, "finetune steps and batch_size must be >= 1")
         _require(self.eval_contexts >= 1, "finetune.eval_contexts must be >= 1")
+        _require(self.lr > 0 and (self.term_lr is None or self.term_lr > 0), "finetune.lr and finetune.term_lr must be > 0")
         _require(self.l0_window[0] < self.l0_window[1], "finetune.l0_window must be (lo, hi) with lo < hi")
 
     def to_dict(self) -> dict:
@@ -113,6 +117,9 @@ class SSAESweepConfig:
 
     def strategies(self, domain: str) -> tuple[str, ...]:
         return self.strategies_physics if domain == "physics" else self.strategies_toxicity
+
+    def lr_for(self, tilt: float) -> float:
+        return self.lr if tilt == 0 or self.term_lr is None else self.term_lr
 
     def lambdas_for(self, tilt: float) -> tuple[float, ...]:
         return self.lambdas if tilt == 0 or self.term_lambdas is None else self.term_lambdas

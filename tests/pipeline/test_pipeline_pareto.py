@@ -30,8 +30,10 @@ def test_sweep_config():
     cfg = SSAESweepConfig(lambdas=[1, 2], term_lambdas=[0.1])
     assert cfg.lambdas_for(0.0) == (1.0, 2.0) and cfg.lambdas_for(500.0) == (0.1,)
     assert SSAESweepConfig(lambdas=[1]).lambdas_for(500.0) == (1.0,)
+    assert SSAESweepConfig(lr=1e-3, term_lr=2e-4).lr_for(0.0) == 1e-3 and SSAESweepConfig(lr=1e-3, term_lr=2e-4).lr_for(1e9) == 2e-4
+    assert SSAESweepConfig(lr=1e-3).lr_for(500.0) == 1e-3
     assert cfg.steps("physics") == 1000 and cfg.steps("toxicity") == 500
     for bad in ({"lambdas": []}, {"strategies_physics": ["nope"]}, {"term_domains": ["bios"]},
-                {"l0_window": (140, 60)}, {"term_lambdas": []}, {"seeds": []}):
+                {"l0_window": (140, 60)}, {"term_lambdas": []}, {"seeds": []}, {"term_lr": 0.0}):
         with pytest.raises(ValueError):
             SSAESweepConfig(**bad)
