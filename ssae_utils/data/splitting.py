@@ -1,13 +1,15 @@
 """Deterministic ordering, de-duplication and budgeted takes: the primitives of every split.
 
-Order is a keyed hash of each document id (not Python's ``random`` or ``hash``), so a split
+Split order is a keyed hash of each document id (not Python's ``random`` or ``hash``), so a split
 depends only on the split seed and the documents themselves: adding a document elsewhere
-never reshuffles the rest, and the result is identical on every machine.
+never reshuffles the rest, and the result is identical on every machine. Samples taken
+*from* a split for a stage (``sample_whole_documents``) use a seeded ``random.Random``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 from collections import defaultdict
 from typing import Callable, Hashable, Iterable, Sequence
 
@@ -70,3 +72,23 @@ def stratified_share(docs: Sequence[Document], share: float,
         head += h
         rest += r
     return head, rest
+
+
+def sample_whole_documents(docs: Sequence[Document], size_of: Callable[[int], int], budget: int,
+                           seed: int) -> tuple[list[Document], int]:
+    """A seeded random sample of whole documents whose sizes first reach ``budget``.
+
+    ``size_of(i)`` is document i's size in the caller's unit (tokens, contexts); it is only
+    asked for the documents visited. Returns (documents, total size)."""
+    if not docs:
+        raise ValueError("cannot sample from an empty document list")
+    order = list(range(len(docs)))
+    random.Random(seed).shuffle(order)
+    picked, total = [], 0
+    for i in order:
+        if total >= budget:
+            break
+        picked.append(docs[i])
+        total += size_of(i)
+    return picked, total
+

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
@@ -32,11 +32,13 @@ from ssae_utils.activations import ActivationStore
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
+from ssae_utils.data.splitting import sample_whole_documents
 from ssae_utils.io import read_json, stable_hash, write_json_atomic
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import cache_dir, cache_relative, results_dir
 from ssae_utils.pipeline import tracin as stage02
 from ssae_utils.pipeline.foundation import load_saved_gsae
+from ssae_utils.pipeline.retrieval import load_stage01
 from ssae_utils.sae.evaluation import reconstruction_stats, sae_splice, spliced_ce
 from ssae_utils.sae.finetune import FinetuneConfig, finetune
 from ssae_utils.sae.gsae import load_sae, read_training_info, save_sae
@@ -56,7 +58,7 @@ def split_name(domain: str, split: str) -> str:
 # ------------------------------------------------------------------ inputs
 def load_selections(cfg: ProfileConfig) -> dict[str, dict[str, dict[str, Any]]]:
     """{domain: {strategy: selection dict}} from stages 01 and 02 (both must exist and match)."""
-    first = stage02.load_stage01(cfg)
+    first = load_stage01(cfg)
     path = results_dir(cfg.name) / stage02.RESULTS_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run notebook 02 first (python run_all.py --profile {cfg.name} --only 02)")
@@ -80,31 +82,41 @@ def selection_docs(corpora: Corpora, domain: str, selection: dict[str, Any]) -> 
 
 def eval_documents(docs: Sequence[Document], store: ActivationStore, n_contexts: int, seed: int) -> list[Document]:
     """A seeded sample of whole documents holding about ``n_contexts`` contexts."""
-    order = list(range(len(docs)))
-    random.Random(seed).shuffle(order)
-    picked, total = [], 0
-    for i in order:
-        if total >= n_contexts:
-            break
-        picked.append(docs[i])
-        total += len(store.contexts([docs[i].text])[1])
+    picked, _ = sample_whole_documents(docs, lambda i: len(store.contexts([docs[i].text])[1]), n_contexts, seed)
     return picked
 
 
 # ------------------------------------------------------------------ evaluation
-@torch.no_grad()
-def evaluate(model: Any, store: ActivationStore, saes: dict[str, Any], docs: Sequence[Document],
-             threshold: NormThreshold | None, batch_size: int, desc: str) -> dict[str, dict[str, float]]:
-    """Metrics of every SAE in ``saes`` on the same tokens, plus the clean CE (key "clean")."""
+@dataclass
+class EvalSet:
+    """One evaluation split, read once and shared by the GSAE and every SSAE."""
+
+    tokens: torch.Tensor        # [n_contexts, context_length]
+    lengths: torch.Tensor       # [n_contexts]
+    acts: torch.Tensor          # [n_tokens, d_in], BOS and outlier-norm tokens left out
+    clean_ce: float | None = None
+
+
+def eval_set(store: ActivationStore, docs: Sequence[Document], threshold: NormThreshold | None, desc: str) -> EvalSet:
     texts = [d.text for d in docs]
     acts = store.load(texts, desc=desc).acts
-    inlier = acts if threshold is None else acts[~threshold.is_outlier(acts)]
     tokens, lengths = store.contexts(texts)
-    ce = spliced_ce(model, tokens, lengths, {name: sae_splice(sae, threshold) for name, sae in saes.items()},
-                    batch_size=batch_size, desc=desc)
-    out: dict[str, dict[str, float]] = {"clean": {"ce": ce["clean"], "ppl": math.exp(ce["clean"])}}
+    return EvalSet(tokens, lengths, acts if threshold is None else acts[~threshold.is_outlier(acts)])
+
+
+@torch.no_grad()
+def evaluate(model: Any, saes: dict[str, Any], data: EvalSet, threshold: NormThreshold | None,
+             batch_size: int, desc: str) -> dict[str, dict[str, float]]:
+    """Metrics of every SAE in ``saes`` on the same tokens. The clean CE is computed on the
+    first call for ``data`` and kept in it (key "clean" of the result)."""
+    splices = {name: sae_splice(sae, threshold) for name, sae in saes.items()}
+    ce = spliced_ce(model, data.tokens, data.lengths, splices, batch_size=batch_size, desc=desc,
+                    include_clean=data.clean_ce is None)
+    if data.clean_ce is None:
+        data.clean_ce = ce["clean"]
+    out: dict[str, dict[str, float]] = {"clean": {"ce": data.clean_ce, "ppl": math.exp(data.clean_ce)}}
     for name, sae in saes.items():
-        stats = reconstruction_stats(sae, inlier)
+        stats = reconstruction_stats(sae, data.acts)
         out[name] = {"ce": ce[name], "ppl": math.exp(ce[name]), "l0": stats.l0, "fvu": stats.fvu,
                      "dead_features": stats.dead_features, "tokens": stats.n_tokens}
     return out
@@ -134,7 +146,7 @@ def train_grid(gsae: Any, gsae_folder: str, store: ActivationStore, docs: Sequen
     saes = result.saes(hook_name, model_name)
     for sae, path, lam in zip(saes, paths, fcfg.l1_coefficients):
         save_sae(sae, path, {**info, "l1_coefficient": lam})
-    return [load_sae(p) for p in paths], [cache_relative(p) for p in paths], info
+    return saes, [cache_relative(p) for p in paths], info
 
 
 def finetune_config(cfg: ProfileConfig, domain: str, seed: int, tilt: float) -> FinetuneConfig:
@@ -165,8 +177,7 @@ def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
     gsae, setup = load_saved_gsae(cfg)
     training = setup["gsae"]["training"]
     act_scale = float(training.get("norm_scaling_factor") or training.get("norm_scaling_factor_estimated") or 1.0)
-    median, factor = training.get("outliers", {}).get("median_norm"), cfg.gsae.outlier_norm_factor
-    threshold = NormThreshold(median, factor) if (median and factor) else None
+    threshold = NormThreshold.from_training_info(training, cfg.gsae.outlier_norm_factor)
     store = ActivationStore(model, cfg.activations)
     batch = cfg.activations.batch_size
     rows: list[dict[str, Any]] = []
@@ -175,10 +186,11 @@ def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
 
     for domain in selections:
         t = time.perf_counter()
-        eval_docs = {split: eval_documents(corpora[split_name(domain, split)], store, cfg.finetune.eval_contexts, cfg.seed + 7)
-                     for split in EVAL_SPLITS[domain]}
-        gsae_metrics[domain] = {split: evaluate(model, store, {"gsae": gsae}, docs, threshold, batch, f"{domain} {split}: GSAE")
-                                for split, docs in eval_docs.items()}
+        evals = {split: eval_set(store, eval_documents(corpora[split_name(domain, split)], store, cfg.finetune.eval_contexts,
+                                                       cfg.seed + 7), threshold, f"caching {domain} {split} activations")
+                 for split in EVAL_SPLITS[domain]}
+        gsae_metrics[domain] = {split: evaluate(model, {"gsae": gsae}, data, threshold, batch, f"{domain} {split}: GSAE")
+                                for split, data in evals.items()}
         for strategy, tilt in runs(cfg, domain):
             docs = selection_docs(corpora, domain, selections[domain][strategy])
             for seed in cfg.finetune.seeds:
@@ -187,7 +199,7 @@ def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
                 saes, folders, info = train_grid(gsae, setup["gsae"]["folder"], store, docs, fcfg, act_scale, threshold,
                                                  model.hook_name, model.name, label)
                 named = {f"lambda_{lam:g}": sae for lam, sae in zip(fcfg.l1_coefficients, saes)}
-                metrics = {split: evaluate(model, store, named, eval_docs[split], threshold, batch, f"{label} {split}")
+                metrics = {split: evaluate(model, named, evals[split], threshold, batch, f"{label} {split}")
                            for split in EVAL_SPLITS[domain]}
                 for lam, folder in zip(fcfg.l1_coefficients, folders):
                     row = {"domain": domain, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed,

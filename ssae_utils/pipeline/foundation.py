@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from ssae_utils.config import ProfileConfig
 from ssae_utils.data.card import data_card
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
+from ssae_utils.data.splitting import sample_whole_documents
 from ssae_utils.io import stable_hash, write_json_atomic
 from ssae_utils.model.hooked import HookedLM
 from ssae_utils.model.reference import compare_with_hf
@@ -80,16 +80,7 @@ def take_tokens(docs: Sequence[Document], counts: Sequence[int], budget: int, se
 
     ``counts`` are the documents' LM token counts; each context also gets a BOS token.
     """
-    if not docs:
-        raise ValueError("cannot sample from an empty document list")
-    order = list(range(len(docs)))
-    random.Random(seed).shuffle(order)
-    picked, total = [], 0
-    for i in order:
-        if total >= budget:
-            break
-        picked.append(docs[i])
-        total += counts[i] + 1
+    picked, total = sample_whole_documents(docs, lambda i: counts[i] + 1, budget, seed)
     if total < budget:
         log.warning("only %d tokens available, %d requested", total, budget)
     return picked
@@ -136,9 +127,7 @@ def evaluate_gsae(world: World, sae: Any, info: dict[str, Any]) -> tuple[dict[st
     """Held-out L0, FVU, dead features, spliced CE (absolute and recovered), feature density."""
     texts = [d.text for d in heldout_docs(world)]
     acts = world.store.load(texts, exclude_bos=True, desc="caching held-out activations").acts
-    factor = world.cfg.gsae.outlier_norm_factor
-    median = info.get("outliers", {}).get("median_norm")
-    threshold = NormThreshold(median, factor) if (median and factor) else None
+    threshold = NormThreshold.from_training_info(info, world.cfg.gsae.outlier_norm_factor)
     inlier = ~threshold.is_outlier(acts) if threshold else torch.ones(len(acts), dtype=torch.bool)
     stats = reconstruction_stats(sae, acts[inlier])
     tokens, lengths = world.store.contexts(texts)

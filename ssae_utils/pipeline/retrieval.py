@@ -22,7 +22,7 @@ import numpy as np
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
-from ssae_utils.io import stable_hash, write_json_atomic
+from ssae_utils.io import read_json, stable_hash, write_json_atomic
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import results_dir
 from ssae_utils.retrieval import (
@@ -39,6 +39,7 @@ from ssae_utils.retrieval import (
     prefilter,
     query_scores,
     rank_scores,
+    score_histograms,
     seed_only_baseline,
     select_to_budget,
     tokenize_all,
@@ -62,26 +63,20 @@ def inputs_key(cfg: ProfileConfig) -> str:
     return stable_hash({"data": plain["data"], "model": plain["model"], "retrieval": retrieval})
 
 
-def _score_histograms(scores: np.ndarray, is_positive: np.ndarray) -> dict[str, Any]:
-    """Histograms of scores for planted positives vs every other pool document (for plots)."""
-    edges = np.linspace(float(scores.min()), float(scores.max()) + 1e-12, HIST_BINS + 1)
-    return {
-        "edges": edges.tolist(),
-        "positives": np.histogram(scores[is_positive], edges)[0].tolist(),
-        "others": np.histogram(scores[~is_positive], edges)[0].tolist(),
-    }
-
-
 def _ranking_quality(ranked_ids: Sequence[str], positives: set[str]) -> dict[str, float]:
     return {f"precision_at_{k}": precision_at_k(ranked_ids, positives, k) for k in RANK_KS if k <= len(ranked_ids)}
 
 
-def _bm25_query_modes(rcfg, bm25, seeds, pool, count_array, budget, positives) -> dict[str, Any]:
+def _bm25_query_modes(rcfg, bm25, seeds, pool, count_array, budget, positives, used_ranking) -> dict[str, Any]:
     """How the seed set becomes a BM25 query matters: quality of each mode's selection at the
-    same budget ("per_seed_sum" is left out: it equals "concatenated" by construction)."""
+    same budget ("per_seed_sum" is left out: it equals "concatenated" by construction).
+    ``used_ranking`` is the ranking of the configured mode, already computed."""
     out = {}
     for mode in ("concatenated", "per_seed_max"):
-        order, scores = rank_scores(query_scores(bm25, [d.text for d in seeds], mode))
+        if mode == rcfg.bm25_query:
+            order, scores = used_ranking
+        else:
+            order, scores = rank_scores(query_scores(bm25, [d.text for d in seeds], mode))
         sel = select_to_budget(pool, order, scores, count_array, budget, strategy=f"bm25_{mode}",
                                domain="", allow_short=rcfg.allow_short_budget)
         ranked_ids = [pool[i].doc_id for i in order[:100]]
@@ -129,7 +124,7 @@ def select_domain(
         )
         by_index = np.empty(len(pool))
         by_index[order] = scores
-        diagnostics["score_histograms"][name] = _score_histograms(by_index, is_positive)
+        diagnostics["score_histograms"][name] = score_histograms(by_index, is_positive, HIST_BINS)
         ranked_ids = [pool_ids[i] for i in order]
         diagnostics["ranking_quality"][name] = _ranking_quality(ranked_ids, positives)
         keep = prefilter(order, count_array, int(np.ceil(rcfg.prefilter_budget_multiple * budget)))
@@ -139,7 +134,7 @@ def select_domain(
             "tokens": int(sum(counts[pool_ids[i]] for i in keep)),
         }
 
-    diagnostics["bm25_query_modes"] = _bm25_query_modes(rcfg, bm25, seeds, pool, count_array, budget, positives)
+    diagnostics["bm25_query_modes"] = _bm25_query_modes(rcfg, bm25, seeds, pool, count_array, budget, positives, rankings["bm25"])
     quality = {
         name: {**precision_recall(sel.doc_ids, positives), **sel.summary()} for name, sel in selections.items()
     }
@@ -153,6 +148,34 @@ def select_domain(
         "overlap_jaccard": overlap_matrix({name: sel.doc_ids for name, sel in selections.items()}),
         **diagnostics,
     }
+
+
+def load_stage01(cfg: ProfileConfig) -> dict[str, Any]:
+    """Stage 01's results for later stages, refusing ones written for other data, model or
+    retrieval settings (the ``tracin_*`` knobs aside)."""
+    path = results_dir(cfg.name) / RESULTS_FILE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist: later stages read stage 01's selections. Run notebook 01 "
+            f"first (python run_all.py --profile {cfg.name} --only 01)."
+        )
+    results = read_json(path)
+    if results.get("inputs_key") != inputs_key(cfg):
+        raise ValueError(
+            f"{path} was written with other data/model/retrieval settings than this run's "
+            f"(the TracIn knobs aside); rerun notebook 01 with the same profile and overrides "
+            f"(python run_all.py --profile {cfg.name} --only 01 02)."
+        )
+    return results
+
+
+QUALITY_COLUMNS = ("n_docs", "total_tokens", "passes", "training_tokens", "hits", "precision", "recall", "f1")
+
+
+def quality_rows(results: dict[str, Any], columns: Sequence[str] = QUALITY_COLUMNS) -> list[dict[str, Any]]:
+    """One row per domain and strategy of a stage-01/02 results file (the notebooks' table)."""
+    return [{"domain": domain, "strategy": name, **{k: q[k] for k in columns}}
+            for domain, d in results["domains"].items() for name, q in d["quality"].items()]
 
 
 def run_retrieval(cfg: ProfileConfig) -> dict[str, Any]:

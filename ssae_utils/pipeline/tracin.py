@@ -35,11 +35,11 @@ from ssae_utils.activations import ActivationStore
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
-from ssae_utils.io import read_json, write_json_atomic
+from ssae_utils.io import write_json_atomic
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import results_dir
-from ssae_utils.pipeline import retrieval as stage01
 from ssae_utils.pipeline.foundation import load_saved_gsae
+from ssae_utils.pipeline.retrieval import load_stage01
 from ssae_utils.retrieval import (
     Selection,
     auroc,
@@ -47,6 +47,7 @@ from ssae_utils.retrieval import (
     precision_at_k,
     precision_recall,
     rank_scores,
+    score_histograms,
     select_to_budget,
 )
 from ssae_utils.retrieval.config import RetrievalConfig
@@ -61,24 +62,6 @@ HIST_BINS = 30
 
 
 # ------------------------------------------------------------------ inputs from stages 00/01
-def load_stage01(cfg: ProfileConfig) -> dict[str, Any]:
-    """Stage 01's results, refusing ones written for other data, model or retrieval settings."""
-    path = results_dir(cfg.name) / stage01.RESULTS_FILE
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} does not exist: stage 02 reranks stage 01's candidates. Run notebook 01 "
-            f"first (python run_all.py --profile {cfg.name} --only 01)."
-        )
-    results = read_json(path)
-    if results.get("inputs_key") != stage01.inputs_key(cfg):
-        raise ValueError(
-            f"{path} was written with other data/model/retrieval settings than this run's "
-            f"(the TracIn knobs aside); rerun notebook 01 with the same profile and overrides "
-            f"(python run_all.py --profile {cfg.name} --only 01 02)."
-        )
-    return results
-
-
 def tracin_loss_settings(rcfg: RetrievalConfig, gsae_results: dict[str, Any]) -> dict[str, Any]:
     """lambda, L1 form and outlier threshold of the loss TracIn differentiates, with where
     each came from (all recorded in the results)."""
@@ -139,12 +122,6 @@ def score_candidates(
             "unscorable_docs": int(len(docs) - len(present)), "scoring_s": round(seconds, 2),
             "tokens_per_s": round(acts.shape[0] / max(seconds, 1e-9))}
     return scores, info
-
-
-def _histograms(scores: np.ndarray, is_positive: np.ndarray) -> dict[str, Any]:
-    edges = np.linspace(float(scores.min()), float(scores.max()) + 1e-12, HIST_BINS + 1)
-    return {"edges": edges.tolist(), "positives": np.histogram(scores[is_positive], edges)[0].tolist(),
-            "others": np.histogram(scores[~is_positive], edges)[0].tolist()}
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -210,13 +187,13 @@ def rerank_domain(
             docs, order, ranked, counts, budget, strategy=strategy, domain=domain,
             allow_short=rcfg.allow_short_budget, meta={"candidates_from": name, "prefilter_tokens": first_stage["prefilter"][name]["tokens"]},
         )
-        first_order = np.lexsort((np.arange(len(ids)), -first_scores))
+        first_order, _ = rank_scores(first_scores)
         diagnostics["candidates"][name] = {
             "doc_ids": ids, "first_stage_scores": first_scores.tolist(), "tracin_scores": tracin.tolist(),
             "is_positive": is_pos.tolist(), "n_positives": int(is_pos.sum()),
             "spearman_first_stage_vs_tracin": _spearman(first_scores, tracin),
         }
-        diagnostics["score_histograms"][name] = _histograms(tracin, is_pos)
+        diagnostics["score_histograms"][name] = score_histograms(tracin, is_pos, HIST_BINS)
         diagnostics["ranking_quality"][name] = {
             "auroc_tracin": auroc(tracin, is_pos), "auroc_first_stage": auroc(first_scores, is_pos),
             **{f"precision_at_{k}_tracin": precision_at_k([ids[i] for i in order], positives, k) for k in (10, 50) if k <= len(ids)},

@@ -23,7 +23,8 @@ from ssae_utils.retrieval.embedders import (
     get_embedder, register_embedder,
 )
 from ssae_utils.retrieval.quality import (
-    auroc, jaccard, overlap_matrix, precision_at_k, precision_recall, recall_at_k, selection_quality,
+    auroc, jaccard, overlap_matrix, precision_at_k, precision_recall, recall_at_k, score_histograms,
+    selection_quality,
 )
 from ssae_utils.retrieval.selection import (
     Selection, general_baseline, prefilter, rank_scores, seed_only_baseline, select_to_budget,
@@ -37,6 +38,6 @@ __all__ = [
     "check_texts", "dense_topk", "embed_cached", "embedder_from_config", "general_baseline",
     "get_embedder", "jaccard", "overlap_matrix", "precision_at_k", "precision_recall",
     "prefilter", "query_scores", "rank_scores", "recall_at_k", "register_bm25_backend",
-    "register_embedder", "seed_only_baseline", "seed_query", "select_to_budget",
+    "register_embedder", "score_histograms", "seed_only_baseline", "seed_query", "select_to_budget",
     "selection_quality", "token_count_array", "tokenize", "tokenize_all",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 __all__ = ["precision_recall", "precision_at_k", "recall_at_k", "jaccard", "overlap_matrix",
-           "selection_quality", "auroc"]
+           "selection_quality", "auroc", "score_histograms"]
 
 
 def _ids(items: Iterable[Any]) -> set[str]:
@@ -100,3 +100,16 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
         return None
     ranks = rankdata(s)  # average ranks for ties
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def score_histograms(scores: Sequence[float], is_positive: Sequence[bool], bins: int) -> dict[str, Any]:
+    """Histograms of ``scores`` for the planted positives vs every other document, on shared
+    edges (the figures' score distributions)."""
+    import numpy as np
+
+    s = np.asarray(scores, dtype=np.float64)
+    pos = np.asarray(is_positive, dtype=bool)
+    edges = np.linspace(float(s.min()), float(s.max()) + 1e-12, bins + 1)
+    return {"edges": edges.tolist(), "positives": np.histogram(s[pos], edges)[0].tolist(),
+            "others": np.histogram(s[~pos], edges)[0].tolist()}
+

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from ssae_utils.validation import require as _require
@@ -111,8 +111,6 @@ class SSAESweepConfig:
         _require(self.l0_window[0] < self.l0_window[1], "finetune.l0_window must be (lo, hi) with lo < hi")
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
         return asdict(self)
 
     def strategies(self, domain: str) -> tuple[str, ...]:

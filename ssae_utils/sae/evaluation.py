@@ -131,14 +131,17 @@ def spliced_ce(
     splices: dict[str, Callable[[torch.Tensor], torch.Tensor]],
     batch_size: int = 8,
     desc: str = "patched CE",
+    include_clean: bool = True,
 ) -> dict[str, float]:
-    """Mean next-token CE (nats/token, padded positions excluded) per splice, plus 'clean'.
+    """Mean next-token CE (nats/token, padded positions excluded) per splice, plus 'clean'
+    unless ``include_clean=False`` (it costs one more run of the layers after the hook and
+    the unembedding, wasted when the caller already has it).
 
     The residual up to the hook is computed once per batch and shared by all splices.
     """
     if tokens.ndim != 2 or lengths.shape != (tokens.shape[0],):
         raise ValueError("tokens must be [n, seq] and lengths [n]")
-    totals = {name: 0.0 for name in ["clean", *splices]}
+    totals = {name: 0.0 for name in [*(["clean"] if include_clean else []), *splices]}
     count = 0
     for start in tqdm(range(0, tokens.shape[0], batch_size), desc=desc, leave=False):
         batch = tokens[start : start + batch_size]

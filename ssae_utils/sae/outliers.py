@@ -28,6 +28,13 @@ class NormThreshold:
             raise ValueError(f"expected activations of shape [n_tokens, d_model], got {tuple(acts.shape)}")
         return cls(median_norm=float(acts.norm(dim=-1).median()), factor=factor)
 
+    @classmethod
+    def from_training_info(cls, info: dict, factor: float | None) -> "NormThreshold | None":
+        """The threshold a GSAE was trained with, from its training info (None: no threshold,
+        e.g. a pretrained SAE or ``outlier_norm_factor=None``)."""
+        median = info.get("outliers", {}).get("median_norm")
+        return cls(median, factor) if (median and factor) else None
+
     def is_outlier(self, acts: torch.Tensor) -> torch.Tensor:
         return acts.norm(dim=-1) > self.limit
 

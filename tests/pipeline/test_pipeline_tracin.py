@@ -66,3 +66,13 @@ def test_missing_or_stale_stage01_results_are_refused(tmp_cache):
     assert stage01.inputs_key(tracin_only) == stage01.inputs_key(cfg)
     budget = load_profile("smoke", {"retrieval.token_budget_physics": 1234})
     assert stage01.inputs_key(budget) != stage01.inputs_key(cfg)
+
+
+def test_quality_rows_flatten_every_domain_and_strategy():
+    from ssae_utils.pipeline.retrieval import quality_rows
+
+    q = {"n_docs": 3, "recall": 0.5, "extra": 1}
+    results = {"domains": {"physics": {"quality": {"bm25": q, "dense": q}}, "toxicity": {"quality": {"bm25": q}}}}
+    rows = quality_rows(results, ["n_docs", "recall"])
+    assert rows[0] == {"domain": "physics", "strategy": "bm25", "n_docs": 3, "recall": 0.5}
+    assert [(r["domain"], r["strategy"]) for r in rows] == [("physics", "bm25"), ("physics", "dense"), ("toxicity", "bm25")]

@@ -191,3 +191,11 @@ def test_auroc_hand_made():
     assert auroc([1, 2], [True, True]) is None
     with pytest.raises(ValueError, match="NaN"):
         auroc([float("nan"), 1], [True, False])
+
+
+def test_score_histograms_split_positives_and_others_on_shared_edges():
+    from ssae_utils.retrieval import score_histograms
+
+    h = score_histograms([0.0, 1.0, 2.0, 3.0], [True, False, False, True], bins=3)
+    assert len(h["edges"]) == 4 and h["edges"][0] == 0.0
+    assert h["positives"] == [1, 0, 1] and h["others"] == [1, 1, 0]   # edges are [0, 1+, 2+, 3+]

@@ -85,3 +85,21 @@ def test_feature_firing_rates_count_tokens_per_feature():
 
     x = torch.tensor([[1.0, 0.0], [2.0, -1.0], [0.0, 0.0], [1.0, 1.0]])
     assert feature_firing_rates(IdentitySAE(2), x, batch_size=3) == [0.75, 0.25, 0.0, 0.25]
+
+
+def test_clean_ce_can_be_left_out_without_changing_the_splices():
+    model = CausalToyModel(d_model=8)
+    tokens = torch.randint(2, 97, (3, 8))
+    tokens[:, 0] = 1
+    lengths = torch.tensor([8, 5, 8])
+    with_clean = spliced_ce(model, tokens, lengths, {"zero": zero_splice()})
+    without = spliced_ce(model, tokens, lengths, {"zero": zero_splice()}, include_clean=False)
+    assert set(without) == {"zero"} and without["zero"] == pytest.approx(with_clean["zero"])
+
+
+def test_threshold_from_gsae_training_info():
+    info = {"outliers": {"median_norm": 10.0}}
+    threshold = NormThreshold.from_training_info(info, 3.0)
+    assert threshold.limit == 30.0
+    assert NormThreshold.from_training_info(info, None) is None          # outliers kept
+    assert NormThreshold.from_training_info({}, 3.0) is None             # e.g. a pretrained SAE
