@@ -9,7 +9,13 @@ hook run once per batch, then the layers after it and the unembedding once per S
 ``baseline`` is ``HookedLM.ce_loss(tokens, splice)`` once per SAE (the whole model per SAE),
 plus one clean run, since ``spliced_ce`` also reports the clean CE. Best of two timings.
 Both give the same CE (checked). The N SAEs are the GSAE with small weight perturbations
-(the cost does not depend on the weights). Writes bench/results/patched_ce_<profile>.json.
+(the cost does not depend on the weights).
+
+Second comparison, on real evaluation contexts of mixed length (the physics validation
+sample of notebook 03, padded to the context length): ``spliced_ce`` (contexts sorted by
+length, each batch cut to its longest context, padded positions never unembedded) vs the
+same shared-prefix computation on the full padded batches with the padding masked out
+afterwards (what stage 03 did before). Writes bench/results/patched_ce_<profile>.json.
 """
 
 from __future__ import annotations
@@ -79,9 +85,44 @@ def main() -> None:
               "ours_sae_tokens_per_s": args.saes * n_tok / t_ours, "baseline_sae_tokens_per_s": args.saes * n_tok / t_base,
               "max_ce_diff": max(abs(got[k] - base[k]) for k in base),
               "ce_ours": got, "ce_baseline": base}
+    result["padding"] = padding_comparison(cfg, model, store, splices, batch)
     out = Path(__file__).resolve().parent / "results" / f"patched_ce_{args.profile}.json"
     write_json_atomic(out, result)
     print(json.dumps(result, indent=2))
+
+
+def padding_comparison(cfg, model, store, splices, batch) -> dict:
+    from ssae_utils.pipeline.finetune import eval_documents
+    from ssae_utils.sae.evaluation import _valid_targets
+
+    docs = eval_documents(build_corpora(cfg.data)["physics_val"], store, cfg.finetune.eval_contexts, cfg.seed + 7)
+    tokens, lengths = store.contexts([d.text for d in docs])
+
+    def skip_padding():
+        return spliced_ce(model, tokens, lengths, splices, batch_size=batch)
+
+    @torch.no_grad()
+    def padded():
+        totals = {name: 0.0 for name in ["clean", *splices]}
+        count = 0
+        for start in range(0, tokens.shape[0], batch):
+            rows = tokens[start : start + batch]
+            valid = _valid_targets(lengths[start : start + batch], rows.shape[1])
+            resid = model.resid_at_hook(rows)
+            count += int(valid.sum())
+            for name in totals:
+                ce = model.ce_from_resid(resid if name == "clean" else splices[name](resid), rows, per_token=True)
+                totals[name] += float(ce[valid].sum())
+        return {k: v / count for k, v in totals.items()}
+
+    skip_padding(), padded()
+    t_skip = t_pad = float("inf")
+    for _ in range(2):
+        t = time.perf_counter(); a = skip_padding(); t_skip = min(t_skip, time.perf_counter() - t)
+        t = time.perf_counter(); b = padded(); t_pad = min(t_pad, time.perf_counter() - t)
+    return {"contexts": int(tokens.shape[0]), "positions": int(tokens.numel()), "valid_predictions": int((lengths - 1).sum()),
+            "skip_padding_s": t_skip, "padded_s": t_pad, "speedup": t_pad / t_skip,
+            "max_ce_diff": max(abs(a[k] - b[k]) for k in b)}
 
 
 if __name__ == "__main__":

@@ -125,6 +125,54 @@ class ActivationSet:
 
 
 @dataclass
+class ShardedActivations:
+    """Token activations left in the memory-mapped shards, read on demand (``x[idx]``).
+
+    ``ActivationStore.load`` concatenates everything in memory, which is fine for the
+    embedded profile but not for the paper's 13.9M selected tokens x d_model 2048 (~114 GB of
+    float32). This view holds only the row index (12 bytes a token); SAE finetuning reads its
+    batches through it, in the same row order as ``load`` gives.
+    """
+
+    arrays: list[np.ndarray]   # one memory-mapped [rows, d_model] array per shard
+    shard: torch.Tensor        # [n] which array each row lives in
+    row: torch.Tensor          # [n] its row in that array
+    doc_index: torch.Tensor    # [n] index into the requested documents
+
+    def __len__(self) -> int:
+        return int(self.row.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self), int(self.arrays[0].shape[1]) if self.arrays else 0)
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def __getitem__(self, idx: torch.Tensor) -> torch.Tensor:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        shard, row = self.shard[idx].numpy(), self.row[idx].numpy()
+        out = np.empty((len(idx), self.shape[1]), dtype=np.float32)
+        for k in np.unique(shard):
+            here = shard == k
+            rows = row[here]
+            order = np.argsort(rows, kind="stable")   # ascending reads are kind to the page cache
+            block = np.empty((len(rows), self.shape[1]), dtype=np.float32)
+            block[order] = self.arrays[int(k)][rows[order]]
+            out[here] = block
+        return torch.from_numpy(out)
+
+    def subset(self, keep: torch.Tensor) -> "ShardedActivations":
+        return ShardedActivations(self.arrays, self.shard[keep], self.row[keep], self.doc_index[keep])
+
+    def norms(self, chunk_rows: int = 65_536) -> torch.Tensor:
+        """L2 norm of every row, streamed in chunks (for outlier filtering)."""
+        out = [self[torch.arange(a, min(a + chunk_rows, len(self)))].norm(dim=-1) for a in range(0, len(self), chunk_rows)]
+        return torch.cat(out) if out else torch.zeros(0)
+
+
+@dataclass
 class _Shard:
     key: str
     manifest: dict[str, Any]
@@ -357,6 +405,35 @@ class ActivationStore:
             positions=torch.from_numpy(np.concatenate(positions)),
             doc_index=torch.from_numpy(np.concatenate(doc_index)),
         )
+
+    def rows(self, texts: Sequence[str], exclude_bos: bool = True, desc: str = "caching activations",
+             max_doc_tokens: int | None = None) -> ShardedActivations:
+        """Like ``load`` (same rows, same order), but the activations stay on disk."""
+        self.ensure(texts, desc=desc, max_doc_tokens=max_doc_tokens)
+        index = self._index()
+        arrays: list[np.ndarray] = []
+        opened: dict[str, tuple[int, np.ndarray, dict[str, dict]]] = {}
+        shard_ids, rows, doc_index = [], [], []
+        first = 1 if exclude_bos else 0
+        for i, text in enumerate(texts):
+            h = document_key(text, max_doc_tokens)
+            shard = index[h]
+            if shard.key not in opened:
+                lengths = np.asarray(shard.manifest["lengths"], dtype=np.int64)
+                arrays.append(np.load(shard.acts_path, mmap_mode="r"))
+                opened[shard.key] = (len(arrays) - 1, np.concatenate([[0], np.cumsum(lengths)]),
+                                     {d["hash"]: d for d in shard.manifest["docs"]})
+            k, offsets, shard_docs = opened[shard.key]
+            doc = shard_docs[h]
+            for c in range(doc["ctx_start"], doc["ctx_end"]):
+                lo, hi = int(offsets[c]) + first, int(offsets[c + 1])
+                rows.append(np.arange(lo, hi))
+                shard_ids.append(np.full(hi - lo, k, dtype=np.int32))
+                doc_index.append(np.full(hi - lo, i))
+        if not rows:
+            raise ValueError("the documents produced no tokens to cache")
+        return ShardedActivations(arrays, torch.from_numpy(np.concatenate(shard_ids)),
+                                  torch.from_numpy(np.concatenate(rows)), torch.from_numpy(np.concatenate(doc_index)))
 
     def contexts(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token contexts [n, L] and their lengths for ``texts`` (no model run)."""

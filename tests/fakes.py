@@ -40,7 +40,11 @@ class CausalToyModel:
         counts = torch.arange(1, tokens.shape[1] + 1).view(1, -1, 1)
         return e.cumsum(1) / counts
 
-    def ce_from_resid(self, resid: torch.Tensor, tokens: torch.Tensor, per_token: bool = False) -> torch.Tensor:
+    def ce_from_resid(self, resid: torch.Tensor, tokens: torch.Tensor, per_token: bool = False,
+                      valid: torch.Tensor | None = None) -> torch.Tensor:
         logits = resid[:, :-1] @ self.unembed
         ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tokens[:, 1:], reduction="none")
+        if valid is not None:
+            ce = torch.where(valid, ce, torch.zeros_like(ce))
+            return ce if per_token else ce[valid].mean()
         return ce if per_token else ce.mean()

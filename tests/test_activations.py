@@ -194,3 +194,22 @@ def test_document_prefixes_are_cached_separately_and_equal_the_full_run_prefix(t
     assert model.tokens_seen == seen                      # and reused on the next request
     with pytest.raises(ValueError, match="max_doc_tokens"):
         store.load(DOCS[:1], max_doc_tokens=0)
+
+
+def test_sharded_rows_match_load_row_for_row_without_loading_everything(tmp_path):
+    store = make_store(tmp_path, shard_contexts=4)    # several shards
+    texts = [DOCS[7], DOCS[2], DOCS[9], DOCS[2], DOCS[0]]   # repeats and shard order mixed
+    for doc in (DOCS[0], DOCS[9], DOCS[2]):   # one request each: one shard each at least
+        store.load([doc])
+    loaded = store.load(texts)
+    rows = store.rows(texts)
+    assert rows.shape == tuple(loaded.acts.shape) and len(set(rows.shard.tolist())) > 1
+    assert torch.equal(rows.doc_index, loaded.doc_index)
+    idx = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))[:40]
+    torch.testing.assert_close(rows[idx], loaded.acts[idx])
+    torch.testing.assert_close(rows.norms(chunk_rows=7), loaded.acts.norm(dim=-1))
+    keep = loaded.acts.norm(dim=-1) < loaded.acts.norm(dim=-1).median()
+    sub = rows.subset(keep)
+    torch.testing.assert_close(sub[torch.arange(len(sub))], loaded.acts[keep])
+    with_bos = store.rows(texts, exclude_bos=False)
+    torch.testing.assert_close(with_bos[torch.arange(len(with_bos))], store.load(texts, exclude_bos=False).acts)

@@ -13,6 +13,7 @@ import pytest
 
 import run_all
 from ssae_utils.paths import REPO_ROOT
+from ssae_utils.sae.config import SSAESweepConfig
 
 
 def test_selection_by_only_and_from():
@@ -44,7 +45,9 @@ def _run(args, env):
 
 @pytest.mark.slow
 def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
-    env = {**os.environ, "SSAE_CACHE": str(tmp_path / "cache"), "SSAE_RESULTS": str(tmp_path / "results"), "SSAE_FIGURES": str(tmp_path / "figures"), "SSAE_RUNS": str(tmp_path / "runs")}
+    # no API key: notebook 06 must take its offline path here, whatever the caller's shell holds
+    env = {**{k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}, "SSAE_CACHE": str(tmp_path / "cache"),
+           "SSAE_RESULTS": str(tmp_path / "results"), "SSAE_FIGURES": str(tmp_path / "figures"), "SSAE_RUNS": str(tmp_path / "runs")}
     proc = _run(["--profile", "smoke"], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "00_setup" in proc.stdout and "ok" in proc.stdout
@@ -77,13 +80,18 @@ def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
     for fig in ["02_retrieval_quality", "02_tracin_rerank", "02_score_distributions", "02_source_breakdown", "02_selection_overlap"]:
         assert json.loads((tmp_path / "figures" / "smoke" / f"{fig}.meta.json").read_text())["notebook"] == "02_tracin"
     finetune = json.loads((tmp_path / "results" / "smoke" / "03_finetune.json").read_text())
-    sweep = finetune["sweep"]
-    expected_runs = len(sweep["strategies_physics"]) + len(sweep["term_tilts"]) + len(sweep["strategies_toxicity"])
-    assert len(finetune["rows"]) == expected_runs * len(sweep["lambdas"]) * len(sweep["seeds"])
+    sweep = SSAESweepConfig(**finetune["sweep"])
+    expected_rows = sum(len(sweep.lambdas_for(tilt)) * len(sweep.seeds_for(domain, strategy))
+                        for domain in ("physics", "toxicity") for strategy, tilt in
+                        [(s, 0.0) for s in sweep.strategies(domain)] + [(sweep.term_strategy, t) for t in sweep.term_tilts if domain in sweep.term_domains])
+    assert len(finetune["rows"]) == expected_rows
+    assert {r["seed"] for r in finetune["rows"] if r["domain"] == "physics" and r["strategy"] == "dense"} == {0, 1}  # extra seed
     for row in finetune["rows"]:
         assert row["val_l0"] > 0 and row["test_ppl"] > 1 and row["test_ppl_rel_gsae"] > 0
         assert (tmp_path / "cache" / row["ssae_folder"] / "cfg.json").exists()     # saved in SAELens format
-    physics = [r for r in finetune["rows"] if r["domain"] == "physics" and r["strategy"] == "dense" and r["tilt"] == 0]
+        scores = row["val_objective_by_step"]                                       # validation picked the checkpoint
+        assert scores[str(row["checkpoint_step"])] == min(scores.values()) and len(scores) == 2
+    physics = [r for r in finetune["rows"] if r["domain"] == "physics" and r["strategy"] == "dense" and r["tilt"] == 0 and r["seed"] == 0]
     assert physics[0]["val_l0"] > physics[-1]["val_l0"]                           # larger lambda, sparser
     pareto = json.loads((tmp_path / "results" / "smoke" / "04_pareto.json").read_text())
     assert set(pareto["figures"]) == {"fig1a", "fig1b", "fig4", "fig5a", "fig5b", "fig6"}
@@ -91,6 +99,14 @@ def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
     for fig in pareto["figures"]:
         assert json.loads((tmp_path / "figures" / "smoke" / f"{fig}.meta.json").read_text())["notebook"] == "04_pareto"
         assert (tmp_path / "figures" / "smoke" / f"{fig}.pdf").exists()
+    tail = json.loads((tmp_path / "results" / "smoke" / "05_tail_tokens.json").read_text())
+    assert [m["label"] for m in tail["models"]] == ["GSAE", "General SSAE", "Dense SSAE", "Dense+TERM t=500", "Dense+TERM t=1e9"]
+    assert set(tail["per_model"]) == {m["label"] for m in tail["models"]}
+    for fig in ["fig2a", "fig2b", "fig3a", "fig7"]:
+        assert json.loads((tmp_path / "figures" / "smoke" / f"{fig}.meta.json").read_text())["notebook"] == "05_tail_tokens"
+    autointerp = json.loads((tmp_path / "results" / "smoke" / "06_autointerp.json").read_text())
+    assert autointerp["mode"] == "offline" and autointerp["calls"]["calls_made"] == 0   # no key in the tests
+    assert json.loads((tmp_path / "figures" / "smoke" / "fig3b.meta.json").read_text())["notebook"] == "06_autointerp"
     executed = tmp_path / "runs" / "smoke" / "00_setup.ipynb"
     assert executed.exists()
     # the source notebook is never overwritten by an executed copy

@@ -153,10 +153,14 @@ class HookedLM:
         return logits
 
     # Losses ----------------------------------------------------------------------------
-    def ce_from_final(self, final_resid: torch.Tensor, tokens: torch.Tensor, per_token: bool = False) -> torch.Tensor:
+    def ce_from_final(self, final_resid: torch.Tensor, tokens: torch.Tensor, per_token: bool = False,
+                      valid: torch.Tensor | None = None) -> torch.Tensor:
         """Next-token CE from the final residual, the unembedding computed in position chunks.
 
         Returns the mean over all [b, s-1] predictions (nats/token), or [b, s-1] if per_token.
+        With ``valid`` [b, s-1] (bool), only those predictions are computed (padding costs no
+        unembedding, which dominates the cost at a 262k vocabulary): the mean is over them,
+        and per-token values elsewhere are 0.
         """
         tokens = self._check_tokens(tokens)
         b, s = tokens.shape
@@ -164,18 +168,32 @@ class HookedLM:
             raise ValueError(f"residual {tuple(final_resid.shape)} does not match tokens {tuple(tokens.shape)}")
         x = final_resid[:, :-1].reshape(-1, final_resid.shape[-1])
         targets = tokens[:, 1:].reshape(-1)
-        losses = []
+        rows = None
+        if valid is not None:
+            if valid.shape != (b, s - 1):
+                raise ValueError(f"valid mask {tuple(valid.shape)} must be [batch, seq-1] = {(b, s - 1)}")
+            rows = valid.to(x.device).reshape(-1).nonzero().squeeze(1)
+            x, targets = x[rows], targets[rows]
+        losses = [x.new_zeros(0, dtype=torch.float32)]
         for start in range(0, x.shape[0], self.ce_chunk_tokens):
             logits = self.logits_from_final(x[start : start + self.ce_chunk_tokens])
             # fused log-softmax + gather: ~35% faster than logsumexp - gather on 2 CPU cores
             losses.append(F.cross_entropy(logits, targets[start : start + self.ce_chunk_tokens], reduction="none"))
             del logits  # free this chunk's [chunk, vocab] block before the next one
-        ce = torch.cat(losses).reshape(b, s - 1)
-        return ce if per_token else ce.mean()
+        flat = torch.cat(losses)
+        if rows is None:
+            ce = flat.reshape(b, s - 1)
+            return ce if per_token else ce.mean()
+        if not per_token:
+            return flat.mean()
+        ce = flat.new_zeros(b * (s - 1))
+        ce[rows] = flat
+        return ce.reshape(b, s - 1)
 
-    def ce_from_resid(self, resid: torch.Tensor, tokens: torch.Tensor, per_token: bool = False) -> torch.Tensor:
+    def ce_from_resid(self, resid: torch.Tensor, tokens: torch.Tensor, per_token: bool = False,
+                      valid: torch.Tensor | None = None) -> torch.Tensor:
         """CE when ``resid`` (clean or patched) is the residual at the hook."""
-        return self.ce_from_final(self.run_from_hook(resid), tokens, per_token=per_token)
+        return self.ce_from_final(self.run_from_hook(resid), tokens, per_token=per_token, valid=valid)
 
     def ce_loss(self, tokens: torch.Tensor, splice: Splice | None = None, per_token: bool = False) -> torch.Tensor:
         """Next-token CE; with ``splice``, the hook residual is replaced by ``splice(resid)``.

@@ -6,13 +6,19 @@ Dense retrieval is also trained with TERM at the configured tilts. Every SSAE is
 SAELens format under the cache, keyed by everything that determines it, so an interrupted
 sweep resumes where it stopped.
 
-Evaluation, per SSAE and per split (validation, in-distribution test, and out-of-distribution
-test where the domain has one): L0, FVU and dead features on the split's tokens, and the
-patched cross-entropy / perplexity (the residual at the hook replaced by the SSAE's
-reconstruction; BOS and outlier-norm tokens pass through, as for the GSAE). The clean run up
-to the hook is computed once per batch and shared by the GSAE and every SSAE of a grid; only
-the layers after the hook are recomputed per SAE. The GSAE is evaluated on the same tokens,
-so relative perplexity is exact. The validation L0 is the x axis of the Pareto curves.
+Model choice (paper §3.1, "the best model per L1 value on the validation split"): every
+lambda keeps a few checkpoints (``finetune.checkpoint_fractions``); the one with the lowest
+validation objective (its own training loss on validation tokens) is the SSAE reported.
+
+Evaluation, per chosen SSAE and per split (validation, in-distribution test, and
+out-of-distribution test where the domain has one): L0, FVU and dead features on
+``finetune.stats_contexts`` contexts of the split (SAE only, cheap), and the patched
+cross-entropy / perplexity on ``finetune.eval_contexts`` contexts (the residual at the hook
+replaced by the SSAE's reconstruction; BOS and outlier-norm tokens pass through, as for the
+GSAE). The clean run up to the hook is computed once per batch and shared by the GSAE and
+every SSAE of a grid; only the layers after the hook are recomputed per SAE, and padded
+positions are never unembedded. The GSAE is evaluated on the same tokens, so relative
+perplexity is exact. The validation L0 is the x axis of the Pareto curves.
 
 Everything is written to ``results/<profile>/03_finetune.json`` (one row per strategy x
 lambda x seed x tilt).
@@ -40,7 +46,7 @@ from ssae_utils.pipeline import tracin as stage02
 from ssae_utils.pipeline.foundation import load_saved_gsae
 from ssae_utils.pipeline.retrieval import load_stage01
 from ssae_utils.sae.evaluation import reconstruction_stats, sae_splice, spliced_ce
-from ssae_utils.sae.finetune import FinetuneConfig, finetune
+from ssae_utils.sae.finetune import FinetuneConfig, finetune, validation_objective
 from ssae_utils.sae.gsae import load_sae, read_training_info, save_sae
 from ssae_utils.sae.outliers import NormThreshold
 from ssae_utils.sae.term import TiltConfig
@@ -89,18 +95,27 @@ def eval_documents(docs: Sequence[Document], store: ActivationStore, n_contexts:
 # ------------------------------------------------------------------ evaluation
 @dataclass
 class EvalSet:
-    """One evaluation split, read once and shared by the GSAE and every SSAE."""
+    """One evaluation split, read once and shared by the GSAE and every SSAE.
 
-    tokens: torch.Tensor        # [n_contexts, context_length]
+    The patched CE runs the layers after the hook and the 262k-way unembedding once per SAE,
+    so it gets a small sample of contexts (``tokens``); L0, FVU, dead features and the
+    validation objective need only the SAE, so they get a larger one (``acts``).
+    """
+
+    tokens: torch.Tensor        # [n_contexts, context_length] for the patched CE
     lengths: torch.Tensor       # [n_contexts]
-    acts: torch.Tensor          # [n_tokens, d_in], BOS and outlier-norm tokens left out
+    acts: torch.Tensor          # [n_tokens, d_in] for the SAE-only metrics; BOS and outlier-norm tokens left out
     clean_ce: float | None = None
 
+    @property
+    def ce_tokens(self) -> int:
+        return int((self.lengths - 1).clamp_min(0).sum())
 
-def eval_set(store: ActivationStore, docs: Sequence[Document], threshold: NormThreshold | None, desc: str) -> EvalSet:
-    texts = [d.text for d in docs]
-    acts = store.load(texts, desc=desc).acts
-    tokens, lengths = store.contexts(texts)
+
+def eval_set(store: ActivationStore, ce_docs: Sequence[Document], stats_docs: Sequence[Document],
+             threshold: NormThreshold | None, desc: str) -> EvalSet:
+    acts = store.load([d.text for d in stats_docs], desc=desc).acts
+    tokens, lengths = store.contexts([d.text for d in ce_docs])
     return EvalSet(tokens, lengths, acts if threshold is None else acts[~threshold.is_outlier(acts)])
 
 
@@ -124,29 +139,59 @@ def evaluate(model: Any, saes: dict[str, Any], data: EvalSet, threshold: NormThr
 
 # ------------------------------------------------------------------ training (cached)
 def _run_key(gsae_folder: str, docs: Sequence[Document], fcfg: FinetuneConfig) -> str:
-    return stable_hash({"gsae": gsae_folder, "docs": sorted(d.doc_id for d in docs), "finetune": fcfg.to_dict()})
+    return stable_hash({"gsae": gsae_folder, "docs": sorted(d.doc_id for d in docs), "finetune": fcfg.training_key()})
+
+
+def _sae_folder(root: Any, lam: float, step: int, final_step: int) -> Any:
+    return root / (f"lambda_{lam:g}" if step == final_step else f"lambda_{lam:g}_step{step}")
+
+
+@dataclass
+class TrainedGrid:
+    """The SSAEs of one lambda grid at every kept step: saes[step][i] is lambda i."""
+
+    saes: dict[int, list[Any]]
+    folders: dict[int, list[str]]
+    info: dict[str, Any]
 
 
 def train_grid(gsae: Any, gsae_folder: str, store: ActivationStore, docs: Sequence[Document], fcfg: FinetuneConfig,
                act_scale: float, threshold: NormThreshold | None, hook_name: str, model_name: str,
-               desc: str) -> tuple[list[Any], list[str], dict[str, Any]]:
-    """The SSAEs of one lambda grid (loaded from the cache when trained before)."""
-    folder = cache_dir("saes", "ssae", _run_key(gsae_folder, docs, fcfg))
-    paths = [folder / f"lambda_{lam:g}" for lam in fcfg.l1_coefficients]
-    if all((p / "cfg.json").exists() for p in paths):
-        return [load_sae(p) for p in paths], [cache_relative(p) for p in paths], read_training_info(paths[0])
-    act_set = store.load([d.text for d in docs], desc=f"caching {desc} activations")
-    keep = torch.ones(len(act_set), dtype=torch.bool) if threshold is None else ~threshold.is_outlier(act_set.acts)
-    acts, sequence_ids = act_set.acts[keep], act_set.doc_index[keep]
+               desc: str) -> TrainedGrid:
+    """The SSAEs of one lambda grid, at the final step and every checkpoint (loaded from the
+    cache when trained before)."""
+    root = cache_dir("saes", "ssae", _run_key(gsae_folder, docs, fcfg))
+    paths = {step: [_sae_folder(root, lam, step, fcfg.steps) for lam in fcfg.l1_coefficients] for step in fcfg.kept_steps}
+    relative = {step: [cache_relative(p) for p in ps] for step, ps in paths.items()}
+    if all((p / "cfg.json").exists() for ps in paths.values() for p in ps):
+        return TrainedGrid({step: [load_sae(p) for p in ps] for step, ps in paths.items()}, relative,
+                           read_training_info(paths[fcfg.steps][0]))
+    # The activations stay in the memory-mapped shards: at the paper's scale (13.9M tokens x
+    # 2048) they do not fit in memory; training reads only its batches.
+    on_disk = store.rows([d.text for d in docs], desc=f"caching {desc} activations")
+    keep = torch.ones(len(on_disk), dtype=torch.bool) if threshold is None else on_disk.norms() <= threshold.limit
+    acts = on_disk.subset(keep)
+    sequence_ids = acts.doc_index
     t = time.perf_counter()
     result = finetune(gsae, acts, fcfg, act_scale, sequence_ids=sequence_ids)
     info = {"train_s": round(time.perf_counter() - t, 1), "train_tokens_unique": int(acts.shape[0]),
             "outlier_tokens_dropped": int((~keep).sum()), "samples_seen": fcfg.steps * fcfg.batch_size,
             "finetune": fcfg.to_dict(), "act_scale": act_scale, "history": result.history}
-    saes = result.saes(hook_name, model_name)
-    for sae, path, lam in zip(saes, paths, fcfg.l1_coefficients):
-        save_sae(sae, path, {**info, "l1_coefficient": lam})
-    return saes, [cache_relative(p) for p in paths], info
+    saes = {}
+    for step, ps in paths.items():
+        saes[step] = result.saes(hook_name, model_name, step=step)
+        for sae, path, lam in zip(saes[step], ps, fcfg.l1_coefficients):
+            save_sae(sae, path, {**info, "l1_coefficient": lam, "step": step})
+    return TrainedGrid(saes, relative, info)
+
+
+def pick_checkpoints(grid: TrainedGrid, fcfg: FinetuneConfig, val: EvalSet, act_scale: float) -> list[tuple[int, dict[int, float]]]:
+    """Per lambda: the kept step with the lowest validation objective, and every step's value."""
+    picked = []
+    for i, lam in enumerate(fcfg.l1_coefficients):
+        scores = {step: validation_objective(grid.saes[step][i], val.acts, lam, act_scale, fcfg.tilt) for step in fcfg.kept_steps}
+        picked.append((min(scores, key=lambda s: (scores[s], -s)), scores))
+    return picked
 
 
 def finetune_config(cfg: ProfileConfig, domain: str, seed: int, tilt: float) -> FinetuneConfig:
@@ -155,7 +200,7 @@ def finetune_config(cfg: ProfileConfig, domain: str, seed: int, tilt: float) -> 
         l1_coefficients=s.lambdas_for(tilt), steps=s.steps(domain), batch_size=s.batch_size, lr=s.lr_for(tilt),
         lr_decay_steps=s.lr_decay_steps, shuffle_buffer_batches=s.shuffle_buffer_batches, decoder=s.decoder,
         tilt=TiltConfig(t=tilt, over=s.tilt_over, include_l1=s.tilt_include_l1, normalize=s.tilt_normalize),
-        seed=seed,
+        seed=seed, checkpoint_steps=s.checkpoint_steps(domain),
     )
 
 
@@ -182,28 +227,36 @@ def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
     batch = cfg.activations.batch_size
     rows: list[dict[str, Any]] = []
     gsae_metrics: dict[str, Any] = {}
+    eval_tokens: dict[str, dict[str, dict[str, int]]] = {}
     timings = {"load_s": round(time.perf_counter() - t0, 1)}
 
     for domain in selections:
         t = time.perf_counter()
-        evals = {split: eval_set(store, eval_documents(corpora[split_name(domain, split)], store, cfg.finetune.eval_contexts,
-                                                       cfg.seed + 7), threshold, f"caching {domain} {split} activations")
-                 for split in EVAL_SPLITS[domain]}
+        evals = {}
+        for split in EVAL_SPLITS[domain]:
+            docs = corpora[split_name(domain, split)]
+            ce_docs = eval_documents(docs, store, cfg.finetune.eval_contexts, cfg.seed + 7)
+            stats_docs = eval_documents(docs, store, cfg.finetune.stats_contexts, cfg.seed + 11)
+            evals[split] = eval_set(store, ce_docs, stats_docs, threshold, f"caching {domain} {split} activations")
+            eval_tokens.setdefault(domain, {})[split] = {"ce_tokens": evals[split].ce_tokens, "stats_tokens": int(evals[split].acts.shape[0])}
         gsae_metrics[domain] = {split: evaluate(model, {"gsae": gsae}, data, threshold, batch, f"{domain} {split}: GSAE")
                                 for split, data in evals.items()}
         for strategy, tilt in runs(cfg, domain):
             docs = selection_docs(corpora, domain, selections[domain][strategy])
-            for seed in cfg.finetune.seeds:
+            for seed in cfg.finetune.seeds_for(domain, strategy):
                 fcfg = finetune_config(cfg, domain, seed, tilt)
                 label = f"{domain}/{strategy}/{fcfg.tilt.label()}/seed {seed}"
-                saes, folders, info = train_grid(gsae, setup["gsae"]["folder"], store, docs, fcfg, act_scale, threshold,
-                                                 model.hook_name, model.name, label)
-                named = {f"lambda_{lam:g}": sae for lam, sae in zip(fcfg.l1_coefficients, saes)}
+                grid = train_grid(gsae, setup["gsae"]["folder"], store, docs, fcfg, act_scale, threshold,
+                                  model.hook_name, model.name, label)
+                picked = pick_checkpoints(grid, fcfg, evals["val"], act_scale)
+                named = {f"lambda_{lam:g}": grid.saes[step][i] for i, (lam, (step, _)) in enumerate(zip(fcfg.l1_coefficients, picked))}
                 metrics = {split: evaluate(model, named, evals[split], threshold, batch, f"{label} {split}")
                            for split in EVAL_SPLITS[domain]}
-                for lam, folder in zip(fcfg.l1_coefficients, folders):
+                for i, (lam, (step, scores)) in enumerate(zip(fcfg.l1_coefficients, picked)):
                     row = {"domain": domain, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed,
-                           "ssae_folder": folder, "train_s": info.get("train_s"), "train_tokens_unique": info.get("train_tokens_unique")}
+                           "ssae_folder": grid.folders[step][i], "checkpoint_step": step, "steps": fcfg.steps,
+                           "val_objective_by_step": {str(k): v for k, v in scores.items()},
+                           "train_s": grid.info.get("train_s"), "train_tokens_unique": grid.info.get("train_tokens_unique")}
                     for split in EVAL_SPLITS[domain]:
                         m, g = metrics[split][f"lambda_{lam:g}"], gsae_metrics[domain][split]["gsae"]
                         row.update({f"{split}_{k}": v for k, v in m.items() if k != "tokens"})
@@ -218,6 +271,7 @@ def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
         "act_scale": act_scale,
         "gsae": gsae_metrics,
         "eval_splits": {d: list(s) for d, s in EVAL_SPLITS.items() if d in selections},
+        "eval_tokens": eval_tokens,
         "rows": rows,
         "timings": timings,
     }

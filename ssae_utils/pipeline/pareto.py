@@ -20,7 +20,9 @@ from ssae_utils.config import ProfileConfig
 from ssae_utils.io import read_json, write_json_atomic
 from ssae_utils.paths import results_dir
 from ssae_utils.pipeline.finetune import RESULTS_FILE as FINETUNE_FILE
-from ssae_utils.sae.pareto import compare_auc, mean_over_seeds
+import numpy as np
+
+from ssae_utils.sae.pareto import compare_auc, curve_auc, mean_over_seeds
 
 RESULTS_FILE = "04_pareto.json"
 
@@ -52,6 +54,31 @@ def build_curves(rows: list[dict[str, Any]], domain: str, split: str, relative: 
     return curves
 
 
+def seed_spread(rows: list[dict[str, Any]], domain: str, split: str, relative: bool, kind: str, term_strategy: str,
+                common: Any) -> dict[str, dict[str, Any]]:
+    """For curves trained with several seeds: each seed's own curve's mean height over the
+    figure's common L0 window, their mean and standard deviation (ddof 1). This is the
+    training noise a gap between two strategies has to beat."""
+    if not common:
+        return {}
+    y_key = f"{split}_ppl_rel_gsae" if relative else f"{split}_ppl"
+    chosen = [r for r in rows if r["domain"] == domain and y_key in r
+              and (r["tilt"] == 0 if kind == "erm" else r["strategy"] == term_strategy)]
+    by_curve: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    for r in chosen:
+        by_curve.setdefault(curve_name(r["strategy"], r["tilt"]), {}).setdefault(int(r["seed"]), []).append(r)
+    out = {}
+    for name, seeds in by_curve.items():
+        if len(seeds) < 2:
+            continue
+        heights = {seed: curve_auc([r["val_l0"] for r in rs], [r[y_key] for r in rs], tuple(common)).mean_y for seed, rs in sorted(seeds.items())}
+        vals = np.array([v for v in heights.values() if v is not None], dtype=float)
+        out[name] = {"mean_y_by_seed": {str(k): v for k, v in heights.items()}, "window": list(common),
+                     "mean": float(vals.mean()) if vals.size else None,
+                     "std": float(vals.std(ddof=1)) if vals.size > 1 else None}
+    return out
+
+
 def run_pareto(cfg: ProfileConfig) -> dict[str, Any]:
     path = results_dir(cfg.name) / FINETUNE_FILE
     if not path.exists():
@@ -68,11 +95,13 @@ def run_pareto(cfg: ProfileConfig) -> dict[str, Any]:
             continue
         valid = {n: ([p["l0"] for p in pts if p["l0"] is not None and p["y"] is not None],
                      [p["y"] for p in pts if p["l0"] is not None and p["y"] is not None]) for n, pts in curves.items()}
+        auc = compare_auc(valid, window)
         figures[fig] = {"domain": domain, "split": split, "relative": relative, "kind": kind,
                         "gsae_ppl": finetune["gsae"][domain][split]["gsae"]["ppl"],
                         "clean_ppl": finetune["gsae"][domain][split]["clean"]["ppl"],
                         "gsae_l0": finetune["gsae"][domain]["val"]["gsae"]["l0"],
-                        "curves": curves, "auc": compare_auc(valid, window)}
+                        "curves": curves, "auc": auc,
+                        "seed_spread": seed_spread(rows, domain, split, relative, kind, sweep["term_strategy"], auc["common"])}
     results = {"profile": cfg.name, "config_hash": cfg.hash(), "l0_window": list(window),
                "source": FINETUNE_FILE, "figures": figures,
                "warnings": sorted({w for f in figures.values() for w in f["auc"]["warnings"]})}

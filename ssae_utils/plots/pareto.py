@@ -36,11 +36,12 @@ def plot_pareto(results_path: Path, figure: str) -> Path:
         ax.axhline(f["gsae_ppl"], color="black", lw=0.8, ls="--")
         ax.set_ylabel("patched perplexity")
     ax.set_xlabel("L0 (validation)")
-    seeds = max((p["seeds"] for pts in f["curves"].values() for p in pts), default=1)
+    counts = sorted({p["seeds"] for pts in f["curves"].values() for p in pts}) or [1]
+    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     common = f["auc"]["common"]
     span = f"AUC over the common L0 range {common[0]:.0f}-{common[1]:.0f}" if common else "no common L0 range"
     ax.set_title(f"{figure}: {f['domain']}, {SPLIT_LABEL.get(f['split'], f['split'])} "
-                 f"({results['profile']}, mean of {seeds} seed{'s' if seeds > 1 else ''}; {span})", fontsize=8)
+                 f"({results['profile']}, mean of {seeds} seed{'s' if counts[-1] > 1 else ''} per curve; {span})", fontsize=8)
     ax.legend(fontsize=7, loc="best")
     notebook, _ = stage_of(results_path)
     return save_figure(fig, figure, results["profile"], notebook, results_path)

@@ -61,6 +61,11 @@ class SSAESweepConfig:
 
     lambdas: tuple[float, ...] = (0.4, 0.55, 0.7, 0.85, 1.0, 1.25, 1.5, 2.0)
     seeds: tuple[int, ...] = (0, 1, 2)
+    # More seeds for a few "domain/strategy" runs only (e.g. "physics/dense"), where a
+    # profile cannot afford every seed everywhere: their spread says how much of a gap
+    # between strategies is training noise.
+    extra_seeds: tuple[int, ...] = ()
+    extra_seed_runs: tuple[str, ...] = ()
     strategies_physics: tuple[str, ...] = STRATEGIES
     strategies_toxicity: tuple[str, ...] = STRATEGIES
     # Dense retrieval with TERM at these tilts (paper: 500 and 1e9), on these domains
@@ -83,8 +88,15 @@ class SSAESweepConfig:
     lr_decay_steps: int = 1000
     shuffle_buffer_batches: int | None = 4
     decoder: str = "unit_norm"
-    # evaluation: contexts (of model.context_length tokens) per split for patched CE / L0
+    # Checkpoints kept per lambda, as fractions of the steps (1.0 = the final weights, always
+    # kept); the one with the lowest validation objective is the model reported (paper §3.1:
+    # "best model per L1 value on the validation split").
+    checkpoint_fractions: tuple[float, ...] = (0.5, 0.75, 1.0)
+    # evaluation: contexts (of model.context_length tokens) per split for the patched CE
+    # (expensive: the layers after the hook and the unembedding run once per SAE) ...
     eval_contexts: int = 256
+    # ... and for L0 / FVU / dead features / the validation objective (cheap: SAE only)
+    stats_contexts: int = 1024
     l0_window: tuple[float, float] = (60.0, 140.0)
 
     def __post_init__(self) -> None:
@@ -96,7 +108,16 @@ class SSAESweepConfig:
             _require(len(self.term_lambdas) >= 1 and all(x >= 0 for x in self.term_lambdas),
                      "finetune.term_lambdas must be None or a non-empty list of values >= 0")
         self.l0_window = tuple(float(x) for x in self.l0_window)
-        for name in ("strategies_physics", "strategies_toxicity", "term_domains"):
+        self.extra_seeds = tuple(int(x) for x in self.extra_seeds)
+        self.checkpoint_fractions = tuple(sorted({float(x) for x in self.checkpoint_fractions} | {1.0}))
+        _require(all(0 < x <= 1 for x in self.checkpoint_fractions), "finetune.checkpoint_fractions must lie in (0, 1]")
+        for run in self.extra_seed_runs:
+            domain, _, strategy = run.partition("/")
+            _require(domain in ("physics", "toxicity") and strategy in STRATEGIES,
+                     f"finetune.extra_seed_runs entries look like 'physics/dense' (domain/strategy), not {run!r}")
+        _require(not set(self.extra_seeds) & set(self.seeds), "finetune.extra_seeds must not repeat finetune.seeds")
+        _require(self.stats_contexts >= 1, "finetune.stats_contexts must be >= 1")
+        for name in ("strategies_physics", "strategies_toxicity", "term_domains", "extra_seed_runs"):
             setattr(self, name, tuple(getattr(self, name)))
         _require(len(self.lambdas) >= 1 and all(x >= 0 for x in self.lambdas), "finetune.lambdas must be a non-empty list of values >= 0")
         _require(len(self.seeds) >= 1, "finetune.seeds must not be empty")
@@ -124,3 +145,13 @@ class SSAESweepConfig:
 
     def steps(self, domain: str) -> int:
         return self.steps_physics if domain == "physics" else self.steps_toxicity
+
+    def seeds_for(self, domain: str, strategy: str) -> tuple[int, ...]:
+        extra = self.extra_seeds if f"{domain}/{strategy}" in self.extra_seed_runs else ()
+        return (*self.seeds, *extra)
+
+    def checkpoint_steps(self, domain: str) -> tuple[int, ...]:
+        """Intermediate steps kept (the final step is always kept)."""
+        n = self.steps(domain)
+        kept = {max(1, round(f * n)) for f in self.checkpoint_fractions}
+        return tuple(sorted(step for step in kept if step < n))

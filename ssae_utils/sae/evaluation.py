@@ -19,7 +19,8 @@ from ssae_utils.sae.outliers import NormThreshold
 
 class SplicableModel(Protocol):
     def resid_at_hook(self, tokens: torch.Tensor) -> torch.Tensor: ...
-    def ce_from_resid(self, resid: torch.Tensor, tokens: torch.Tensor, per_token: bool = False) -> torch.Tensor: ...
+    def ce_from_resid(self, resid: torch.Tensor, tokens: torch.Tensor, per_token: bool = False,
+                      valid: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 class SAELike(Protocol):
@@ -143,14 +144,20 @@ def spliced_ce(
         raise ValueError("tokens must be [n, seq] and lengths [n]")
     totals = {name: 0.0 for name in [*(["clean"] if include_clean else []), *splices]}
     count = 0
+    # Longest contexts first, each batch cut to its longest context: padding sits at the end
+    # of a context, so under causal attention it never changes the valid positions, and
+    # neither the layers nor the unembedding need to run on it.
+    order = torch.argsort(lengths, descending=True, stable=True)
     for start in tqdm(range(0, tokens.shape[0], batch_size), desc=desc, leave=False):
-        batch = tokens[start : start + batch_size]
-        valid = _valid_targets(lengths[start : start + batch_size], batch.shape[1])
+        picked = order[start : start + batch_size]
+        batch_lengths = lengths[picked]
+        batch = tokens[picked, : max(int(batch_lengths.max()), 2)]
+        valid = _valid_targets(batch_lengths, batch.shape[1])
         resid = model.resid_at_hook(batch)
         count += int(valid.sum())
         for name in totals:
             patched = resid if name == "clean" else splices[name](resid)
-            ce = model.ce_from_resid(patched, batch, per_token=True)
+            ce = model.ce_from_resid(patched, batch, per_token=True, valid=valid)
             if not torch.isfinite(ce[valid]).all():
                 raise FloatingPointError(f"non-finite cross-entropy for splice {name!r}")
             totals[name] += float(ce[valid].sum())

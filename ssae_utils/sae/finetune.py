@@ -25,16 +25,20 @@ full shuffle per pass over the data).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
 from tqdm.auto import tqdm
 
 from ssae_utils.sae.term import TiltConfig, sae_objective
+
+if TYPE_CHECKING:
+    from ssae_utils.activations import ShardedActivations
 from ssae_utils.validation import from_dict_strict
 from ssae_utils.validation import require as _require
 
@@ -56,6 +60,10 @@ class FinetuneConfig:
     tilt: TiltConfig = field(default_factory=TiltConfig)
     log_every: int = 50                 # steps between recorded losses / L0
     seed: int = 0
+    # Earlier steps whose weights are kept as well (the final step always is), so the
+    # validation split can pick the best checkpoint per lambda (paper §3.1). They do not
+    # change training, so they are left out of ``training_key``.
+    checkpoint_steps: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.l1_coefficients = tuple(float(x) for x in self.l1_coefficients)
@@ -71,6 +79,9 @@ class FinetuneConfig:
                  "finetune.shuffle_buffer_batches must be None (full shuffle) or >= 1")
         _require(self.decoder in DECODER_MODES, f"finetune.decoder must be one of {DECODER_MODES}, not {self.decoder!r}")
         _require(self.log_every >= 1, "finetune.log_every must be >= 1")
+        self.checkpoint_steps = tuple(sorted({int(x) for x in self.checkpoint_steps}))
+        _require(all(1 <= x < self.steps for x in self.checkpoint_steps),
+                 f"finetune.checkpoint_steps must lie in [1, steps) = [1, {self.steps}), got {list(self.checkpoint_steps)}")
 
     def lr_at(self, step: int) -> float:
         """Learning rate of step ``step`` (0-based): constant, then linear decay to 0."""
@@ -81,6 +92,15 @@ class FinetuneConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def training_key(self) -> dict[str, Any]:
+        """Everything that determines the trained weights (not which checkpoints are kept)."""
+        return {k: v for k, v in self.to_dict().items() if k != "checkpoint_steps"}
+
+    @property
+    def kept_steps(self) -> tuple[int, ...]:
+        """Steps (number of optimiser steps done) whose weights the result holds."""
+        return (*self.checkpoint_steps, self.steps)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FinetuneConfig":
@@ -186,34 +206,40 @@ class FinetuneResult:
     act_scale: float
     history: list[dict[str, Any]]        # every log_every steps: step, lr, loss/mse/l0 per lambda
     config: FinetuneConfig
+    checkpoints: dict[int, SAEStack] = field(default_factory=dict)  # step -> stack after that many steps
 
-    def saes(self, hook_name: str = "", model_name: str = "") -> list[StandardSAE]:
-        return [self.stack.to_saelens(i, self.act_scale, hook_name, model_name) for i in range(self.stack.k)]
+    def saes(self, hook_name: str = "", model_name: str = "", step: int | None = None) -> list[StandardSAE]:
+        """The K SSAEs after ``step`` optimiser steps (None: the final ones)."""
+        stack = self.stack if step is None or step == self.config.steps else self.checkpoints[step]
+        return [stack.to_saelens(i, self.act_scale, hook_name, model_name) for i in range(stack.k)]
 
 
 def finetune(
     gsae: Any,
-    acts: torch.Tensor,
+    acts: "torch.Tensor | ShardedActivations",
     cfg: FinetuneConfig,
     act_scale: float,
     sequence_ids: torch.Tensor | None = None,
     progress: bool = True,
 ) -> FinetuneResult:
     """Train one SSAE per lambda in ``cfg.l1_coefficients`` from the GSAE on ``acts``
-    [n_tokens, d_in] (raw activations; outliers already removed). ``sequence_ids`` [n_tokens]
+    [n_tokens, d_in] (raw activations; outliers already removed), in memory or left in the
+    memory-mapped activation shards (``ActivationStore.rows``): only the batches are read. ``sequence_ids`` [n_tokens]
     are needed for a tilt over sequences."""
     d_in = int(gsae.cfg.d_in)
-    _require(isinstance(acts, torch.Tensor) and acts.ndim == 2,
-             f"activations must be a tensor [n_tokens, d_in], got {getattr(acts, 'shape', type(acts))}")
-    _require(acts.shape[1] == d_in, f"activations have d_in={acts.shape[1]} but the GSAE expects d_in={d_in}: "
+    shape = tuple(getattr(acts, "shape", ()))
+    _require(len(shape) == 2 and hasattr(acts, "__getitem__"),
+             f"activations must be [n_tokens, d_in] (a tensor or ShardedActivations), got {shape or type(acts)}")
+    _require(shape[1] == d_in, f"activations have d_in={shape[1]} but the GSAE expects d_in={d_in}: "
              "activations from another model or hook than the GSAE's?")
-    _require(acts.shape[0] >= cfg.batch_size,
-             f"{acts.shape[0]} training tokens are fewer than one batch of {cfg.batch_size}; lower finetune.batch_size")
+    _require(shape[0] >= cfg.batch_size,
+             f"{shape[0]} training tokens are fewer than one batch of {cfg.batch_size}; lower finetune.batch_size")
     _require(math.isfinite(act_scale) and act_scale > 0, f"act_scale must be a positive number, not {act_scale}")
-    if not torch.isfinite(acts).all():
+    in_memory = isinstance(acts, torch.Tensor)
+    if in_memory and not torch.isfinite(acts).all():  # on-disk activations are checked batch by batch
         raise FloatingPointError("training activations contain NaN/inf; recompute the activation cache")
     if cfg.tilt.over == "sequences" and not cfg.tilt.is_erm:
-        _require(sequence_ids is not None and sequence_ids.shape == (acts.shape[0],),
+        _require(sequence_ids is not None and sequence_ids.shape == (shape[0],),
                  "a tilt over sequences needs sequence_ids [n_tokens]")
 
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -222,12 +248,15 @@ def finetune(
     stack = SAEStack.from_sae(gsae, len(cfg.l1_coefficients), act_scale)
     optimizer = torch.optim.Adam(stack.parameters(), lr=cfg.lr, betas=cfg.adam_betas)
     history: list[dict[str, Any]] = []
-    stream = batches(acts.shape[0], cfg, generator)
+    stream = batches(shape[0], cfg, generator)
+    checkpoints: dict[int, SAEStack] = {}
     for step in tqdm(range(cfg.steps), desc=f"finetuning {stack.k} SSAE(s) ({cfg.tilt.label()})", disable=not progress):
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr_at(step)
         idx = next(stream)
         x = acts[idx].float() * act_scale
+        if not in_memory and not torch.isfinite(x).all():
+            raise FloatingPointError(f"training activations read at step {step} contain NaN/inf; recompute the activation cache")
         mse, penalty, f = stack_losses(stack, x, lambdas, cfg.decoder)
         seq = sequence_ids[idx] if sequence_ids is not None else None
         per_sae = sae_objective(mse, penalty, cfg.tilt, seq)          # [K]
@@ -243,6 +272,8 @@ def finetune(
         optimizer.step()
         if cfg.decoder == "unit_norm":
             stack.normalize_decoder()
+        if step + 1 in cfg.checkpoint_steps:
+            checkpoints[step + 1] = copy.deepcopy(stack).eval()
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             with torch.no_grad():
                 history.append({
@@ -251,4 +282,26 @@ def finetune(
                     "mse": mse.mean(-1).tolist(),
                     "l0": (f > 0).float().sum(-1).mean(-1).tolist(),
                 })
-    return FinetuneResult(stack.eval(), act_scale, history, cfg)
+    return FinetuneResult(stack.eval(), act_scale, history, cfg, checkpoints)
+
+
+@torch.no_grad()
+def validation_objective(sae: Any, acts: torch.Tensor, l1_coefficient: float, act_scale: float,
+                         tilt: TiltConfig | None = None, sequence_ids: torch.Tensor | None = None) -> float:
+    """The finetuning objective of a saved (raw-activation) SAE on held-out ``acts``.
+
+    Computed in the training space (activations times ``act_scale``, decoder rows at unit
+    norm, so the penalty is sum_i f_i ||d_i||, which is the plain L1 for a unit-norm
+    SSAE and the weighted L1 otherwise), with the same tilt as training. Checkpoints of one
+    lambda are compared by it: they optimise the same objective, whereas perplexity alone
+    would always prefer the least sparse one.
+    """
+    tilt = tilt or TiltConfig()
+    stack = SAEStack.from_sae(sae, 1, act_scale)
+    x = acts.float() * act_scale
+    mse, penalty, _ = stack_losses(stack, x, torch.tensor([float(l1_coefficient)]), "unit_norm")
+    value = sae_objective(mse, penalty, tilt, sequence_ids)[0]
+    if not torch.isfinite(value):
+        raise FloatingPointError(f"non-finite validation objective for lambda {l1_coefficient} (t={tilt.t:g})")
+    return float(value)
+

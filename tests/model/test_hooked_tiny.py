@@ -191,3 +191,18 @@ def test_sanity_checks_report_a_working_model(tiny_lm):
     assert short["context_length"] < tiny_lm.context_length
     with pytest.raises(ValueError, match="empty"):
         tiny_lm.sanity_checks([""])
+
+
+def test_valid_mask_computes_only_the_masked_predictions(tiny_lm, tiny_tokens):
+    resid = tiny_lm.resid_at_hook(tiny_tokens)
+    full = tiny_lm.ce_from_resid(resid, tiny_tokens, per_token=True)
+    valid = torch.zeros_like(full, dtype=torch.bool)
+    valid[0, :3] = True
+    valid[-1, 1:] = True
+    masked = tiny_lm.ce_from_resid(resid, tiny_tokens, per_token=True, valid=valid)
+    assert torch.allclose(masked[valid], full[valid], atol=1e-6)
+    assert (masked[~valid] == 0).all()
+    mean = tiny_lm.ce_from_resid(resid, tiny_tokens, valid=valid)
+    assert mean.item() == pytest.approx(full[valid].mean().item(), rel=1e-6)
+    with pytest.raises(ValueError, match="valid mask"):
+        tiny_lm.ce_from_resid(resid, tiny_tokens, valid=valid[:, :-1])

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
+from ssae_utils.activations import ShardedActivations
 from ssae_utils.config import load_profile
 from ssae_utils.paths import results_dir
 from ssae_utils.pipeline import retrieval as stage01
@@ -34,3 +37,42 @@ def test_runs_add_term_only_where_configured():
     physics = runs(cfg, "physics")
     assert ("dense", 500.0) in physics and ("dense", 1e9) in physics and ("general", 0.0) in physics
     assert all(t == 0.0 for _, t in runs(cfg, "toxicity"))
+
+
+def test_train_grid_keeps_checkpoints_reloads_them_and_validation_picks_per_lambda(tmp_cache):
+    from ssae_utils.data.documents import Document
+    from ssae_utils.pipeline.finetune import EvalSet, pick_checkpoints, train_grid
+    from ssae_utils.sae.finetune import FinetuneConfig, validation_objective
+    from tests.sae.test_finetune import SCALE, toy_acts, toy_gsae
+
+    acts = toy_acts()
+
+    class Store:
+        """Stands in for ActivationStore: fixed activations in one on-disk shard, reads counted."""
+
+        def __init__(self, acts):
+            np.save(tmp_cache / "shard.npy", acts.numpy())
+            self.acts, self.reads = acts, 0
+
+        def rows(self, texts, desc=""):
+            self.reads += 1
+            n = len(self.acts)
+            return ShardedActivations([np.load(tmp_cache / "shard.npy", mmap_mode="r")], torch.zeros(n, dtype=torch.int32),
+                                      torch.arange(n), torch.arange(n) // 32)
+
+    store = Store(acts)
+    docs = [Document(doc_id=f"d{i}", text=f"text {i}", source="toy") for i in range(3)]
+    fcfg = FinetuneConfig(l1_coefficients=(0.5, 2.0), steps=20, batch_size=128, lr=3e-3, lr_decay_steps=5,
+                          shuffle_buffer_batches=None, checkpoint_steps=(10,))
+    grid = train_grid(toy_gsae(), "gsae/x", store, docs, fcfg, SCALE, None, "blocks.0.hook_resid_post", "toy", "toy")
+    assert set(grid.saes) == {10, 20} and store.reads == 1
+    assert grid.folders[20][0].endswith("lambda_0.5") and grid.folders[10][1].endswith("lambda_2_step10")
+    again = train_grid(toy_gsae(), "gsae/x", store, docs, fcfg, SCALE, None, "blocks.0.hook_resid_post", "toy", "toy")
+    assert store.reads == 1, "a trained grid must be loaded from the cache, not retrained"
+    torch.testing.assert_close(again.saes[10][1].W_enc, grid.saes[10][1].W_enc)
+
+    val = EvalSet(torch.zeros(1, 2, dtype=torch.long), torch.tensor([2]), toy_acts(400, seed=5))
+    picked = pick_checkpoints(grid, fcfg, val, SCALE)
+    for i, (step, scores) in enumerate(picked):
+        assert set(scores) == {10, 20} and scores[step] == min(scores.values())
+        assert scores[10] == pytest.approx(validation_objective(grid.saes[10][i], val.acts, fcfg.l1_coefficients[i], SCALE))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ssae_utils.pipeline.pareto import build_curves, curve_name
+from ssae_utils.pipeline.pareto import build_curves, curve_name, seed_spread
 from ssae_utils.sae.config import SSAESweepConfig
 
 
@@ -34,6 +34,30 @@ def test_sweep_config():
     assert SSAESweepConfig(lr=1e-3).lr_for(500.0) == 1e-3
     assert cfg.steps("physics") == 1000 and cfg.steps("toxicity") == 500
     for bad in ({"lambdas": []}, {"strategies_physics": ["nope"]}, {"term_domains": ["bios"]},
-                {"l0_window": (140, 60)}, {"term_lambdas": []}, {"seeds": []}, {"term_lr": 0.0}):
+                {"l0_window": (140, 60)}, {"term_lambdas": []}, {"seeds": []}, {"term_lr": 0.0},
+                {"extra_seeds": [0]}, {"seeds": [0], "extra_seed_runs": ["dense"]}, {"checkpoint_fractions": [0.0]}):
         with pytest.raises(ValueError):
             SSAESweepConfig(**bad)
+
+
+def test_extra_seeds_and_checkpoints_in_the_sweep_config():
+    cfg = SSAESweepConfig(seeds=[0], extra_seeds=[1, 2], extra_seed_runs=["physics/dense"], steps_physics=60,
+                          steps_toxicity=4, checkpoint_fractions=[0.5])
+    assert cfg.seeds_for("physics", "dense") == (0, 1, 2) and cfg.seeds_for("toxicity", "dense") == (0,)
+    assert cfg.seeds_for("physics", "bm25") == (0,)
+    assert cfg.checkpoint_fractions == (0.5, 1.0) and cfg.checkpoint_steps("physics") == (30,) and cfg.checkpoint_steps("toxicity") == (2,)
+    assert SSAESweepConfig(steps_physics=1, checkpoint_fractions=[0.5]).checkpoint_steps("physics") == ()
+
+
+def test_seed_spread_is_each_seed_curve_height_over_the_common_window():
+    rows = []
+    for seed, shift in [(0, 0.0), (1, 1.0), (2, 2.0)]:
+        rows += [_row("dense", 1.0, seed, 60, 10.0 + shift), _row("dense", 2.0, seed, 140, 20.0 + shift)]
+    rows += [_row("bm25", 1.0, 0, 60, 30.0), _row("bm25", 2.0, 0, 140, 30.0)]
+    spread = seed_spread(rows, "physics", "test", False, "erm", "dense", (60.0, 100.0))
+    assert set(spread) == {"dense"}                       # one seed: no spread to report
+    dense = spread["dense"]
+    # each seed is a line from (60, 10+s) to (140, 20+s): mean height over [60, 100] is 12.5 + s
+    assert dense["mean_y_by_seed"] == {"0": pytest.approx(12.5), "1": pytest.approx(13.5), "2": pytest.approx(14.5)}
+    assert dense["mean"] == pytest.approx(13.5) and dense["std"] == pytest.approx(1.0)
+    assert seed_spread(rows, "physics", "test", False, "erm", "dense", None) == {}

@@ -103,3 +103,21 @@ def test_threshold_from_gsae_training_info():
     assert threshold.limit == 30.0
     assert NormThreshold.from_training_info(info, None) is None          # outliers kept
     assert NormThreshold.from_training_info({}, 3.0) is None             # e.g. a pretrained SAE
+
+
+def test_batches_sorted_and_trimmed_give_the_per_context_mean():
+    # contexts of mixed lengths in mixed order: the result must equal the token-weighted mean
+    # of each context's CE computed alone on its unpadded tokens
+    model = CausalToyModel(d_model=8)
+    gen = torch.Generator().manual_seed(3)
+    tokens = torch.randint(2, 97, (5, 12), generator=gen)
+    tokens[:, 0] = 1
+    lengths = torch.tensor([5, 12, 3, 9, 12])
+    splices = {"half": sae_splice(ScaleSAE(8))}
+    got = spliced_ce(model, tokens, lengths, splices, batch_size=2)
+    for name in ("clean", "half"):
+        total = count = 0.0
+        for row, n in zip(tokens, lengths.tolist()):
+            alone = spliced_ce(model, row[None, :n], torch.tensor([n]), splices)[name]
+            total, count = total + alone * (n - 1), count + (n - 1)
+        assert got[name] == pytest.approx(total / count, rel=1e-6)

@@ -3,14 +3,15 @@ parametrisation keeps the GSAE's function, decoder modes, schedule and bad input
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from sae_lens import SAE
 from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
 
-from ssae_utils.sae.finetune import FinetuneConfig, SAEStack, batches, finetune
+from ssae_utils.sae.finetune import FinetuneConfig, SAEStack, batches, finetune, stack_losses, validation_objective
 from ssae_utils.sae.gsae import save_sae
-from ssae_utils.sae.term import TiltConfig
+from ssae_utils.sae.term import TiltConfig, sae_objective
 
 D_IN, D_SAE, SCALE = 16, 32, 0.05
 
@@ -132,3 +133,61 @@ def test_bad_input_is_refused_with_a_clear_message():
     for bad_cfg in ({"l1_coefficients": ()}, {"decoder": "tied"}, {"steps": 0}, {"shuffle_buffer_batches": 0}):
         with pytest.raises(ValueError):
             FinetuneConfig(**bad_cfg)
+
+
+def test_checkpoints_hold_the_weights_of_a_shorter_run_and_do_not_change_training():
+    gsae, x = toy_gsae(), toy_acts()
+    cfg = small_cfg(checkpoint_steps=(12, 5))
+    assert cfg.kept_steps == (5, 12, 30) and "checkpoint_steps" not in cfg.training_key()
+    assert small_cfg().training_key() == cfg.training_key()
+    kept = finetune(gsae, x, cfg, SCALE, progress=False)
+    plain = finetune(gsae, x, small_cfg(), SCALE, progress=False)
+    assert torch.equal(kept.stack.W_enc, plain.stack.W_enc)
+    # the same schedule cut short: lr_at depends on the total steps, so compare with a run of
+    # 30 steps stopped by hand after 12, i.e. the checkpoint must differ from the final weights
+    # and equal what the loop held at that step
+    assert not torch.equal(kept.checkpoints[12].W_enc, kept.stack.W_enc)
+    assert set(kept.checkpoints) == {5, 12}
+    early = kept.saes(step=5)
+    assert len(early) == 2 and not torch.equal(early[0].W_enc, kept.saes()[0].W_enc)
+    with pytest.raises(ValueError, match="checkpoint_steps"):
+        small_cfg(checkpoint_steps=(30,))
+
+
+def test_validation_objective_of_a_saved_ssae_equals_the_training_objective():
+    gsae, x = toy_gsae(), toy_acts()
+    held_out = toy_acts(300, seed=9)
+    for decoder, tilt in [("unit_norm", TiltConfig()), ("weighted_l1", TiltConfig()), ("unit_norm", TiltConfig(t=5.0, normalize="loss_scale"))]:
+        result = finetune(gsae, x, small_cfg(decoder=decoder, tilt=tilt), SCALE, progress=False)
+        lambdas = torch.tensor([0.5, 2.0])
+        with torch.no_grad():
+            mse, penalty, _ = stack_losses(result.stack, held_out * SCALE, lambdas, decoder)
+            expected = sae_objective(mse, penalty, tilt, None)
+        for i, sae in enumerate(result.saes()):
+            got = validation_objective(sae, held_out, float(lambdas[i]), SCALE, tilt)
+            assert got == pytest.approx(float(expected[i]), rel=1e-4), (decoder, tilt)
+
+
+def test_training_from_on_disk_activations_equals_training_in_memory(tmp_path):
+    from ssae_utils.activations import ShardedActivations
+
+    x = toy_acts()
+    halves = [x[:1000].numpy(), x[1000:].numpy()]
+    paths = []
+    for i, half in enumerate(halves):
+        np_path = tmp_path / f"shard{i}.npy"
+        np.save(np_path, half)
+        paths.append(np.load(np_path, mmap_mode="r"))
+    n = x.shape[0]
+    on_disk = ShardedActivations(paths, (torch.arange(n) >= 1000).int(), torch.where(torch.arange(n) >= 1000, torch.arange(n) - 1000, torch.arange(n)),
+                                 torch.arange(n) // 16)
+    cfg = small_cfg(shuffle_buffer_batches=2)
+    a = finetune(toy_gsae(), x, cfg, SCALE, progress=False)
+    b = finetune(toy_gsae(), on_disk, cfg, SCALE, progress=False)
+    torch.testing.assert_close(a.stack.W_enc, b.stack.W_enc)
+    bad = x.clone()
+    bad[1500] = float("nan")
+    np.save(tmp_path / "bad.npy", bad[1000:].numpy())
+    broken = ShardedActivations([paths[0], np.load(tmp_path / "bad.npy", mmap_mode="r")], on_disk.shard, on_disk.row, on_disk.doc_index)
+    with pytest.raises(FloatingPointError, match="recompute the activation cache"):
+        finetune(toy_gsae(), broken, small_cfg(steps=60, shuffle_buffer_batches=None), SCALE, progress=False)

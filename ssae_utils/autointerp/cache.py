@@ -1,0 +1,74 @@
+"""On-disk cache of Claude request/response pairs: a rerun costs nothing and survives interruption.
+
+One JSON file per entry, ``<root>/<key[:2]>/<key>.json``, where the key is a hash of
+everything that determines the answer (model, system prompt, user prompt, max_tokens,
+effort). Each file is written atomically (temporary file + rename), so a killed run leaves
+either a complete entry or none. An entry whose key or checksum does not match its content
+(a damaged file) is reported, ignored, and replaced by the next answer. Entries hold prompts
+and answers only: never the API key or request headers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ssae_utils.autointerp.client import LLMRequest, LLMResponse
+from ssae_utils.io import stable_hash, write_json_atomic
+from ssae_utils.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+
+
+def request_key(request: LLMRequest) -> str:
+    return stable_hash({"format": CACHE_FORMAT, **request.cache_fields()}, length=32)
+
+
+class ResponseCache:
+    """Content-addressed store of answers to requests."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root is not None else cache_dir("autointerp", "responses")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.corrupt = 0  # damaged entries met (and ignored)
+
+    def path(self, request: LLMRequest) -> Path:
+        key = request_key(request)
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, request: LLMRequest) -> LLMResponse | None:
+        path = self.path(request)
+        if not path.exists():
+            return None
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            ok = (entry.get("key") == path.stem and entry.get("request") == request.cache_fields()
+                  and entry.get("checksum") == _checksum(entry["request"], entry["response"]))
+            response = entry["response"]
+            if not ok:
+                raise ValueError("key or checksum mismatch")
+            return LLMResponse(str(response["text"]), int(response["input_tokens"]), int(response["output_tokens"]),
+                               response.get("stop_reason"), cached=True)
+        except (ValueError, KeyError, TypeError) as err:
+            self.corrupt += 1
+            log.warning("damaged autointerp cache entry %s (%s): ignoring it", path.name, err)
+            return None
+
+    def put(self, request: LLMRequest, response: LLMResponse) -> None:
+        path = self.path(request)
+        body = {"text": response.text, "input_tokens": response.input_tokens, "output_tokens": response.output_tokens,
+                "stop_reason": response.stop_reason}
+        fields = request.cache_fields()
+        write_json_atomic(path, {"format": CACHE_FORMAT, "key": path.stem, "request": fields, "response": body,
+                                 "checksum": _checksum(fields, body)})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.root.glob("*/*.json"))
+
+
+def _checksum(request: dict[str, Any], response: dict[str, Any]) -> str:
+    return stable_hash({"request": request, "response": response}, length=32)

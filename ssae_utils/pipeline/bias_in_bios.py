@@ -1,0 +1,436 @@
+"""Stage 07: removing a spurious gender signal with SAE features (Bias in Bios, SHIFT).
+
+The case study of the paper's abstract versions (protocol: Marks et al., Sparse Feature
+Circuits). A profession probe is trained on an *ambiguous* set where gender predicts the
+profession perfectly; SAE features that carry gender are zero-ablated (error term kept) and
+the probe is re-evaluated on a *balanced* test set: profession accuracy, gender accuracy
+(ideal 50%) and worst-group accuracy, with and without refitting the probe head. Compared:
+the GSAE, SSAEs specialized to biographies (seed bios -> dense retrieval -> finetune, one
+per selection seed), and both sliced to 1/8 of their features; baselines: the original
+probe, an oracle probe trained on balanced data, and ablating random features. Also SAEBench's
+automatic variant (SCR) for several N.
+
+``run_bias_in_bios(cfg)`` writes ``results/<profile>/07_bias_in_bios.json``; the figure is
+drawn from that file (``ssae_utils.plots.bias_in_bios``). The pieces live in ``ssae_utils.bios``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ssae_utils.bios.attribution import shift_scores
+from ssae_utils.bios.audit import top_tokens
+from ssae_utils.bios.compress import compressed_width, slice_features, slice_sae
+from ssae_utils.bios.config import BiosStudyConfig
+from ssae_utils.bios.data import (
+    CounterfactualPairs, LabelledSet, ambiguous_set, balanced_set, counterfactual_pairs, hard_text_view,
+)
+from ssae_utils.bios.metrics import METRICS, bootstrap_ci, shift_metrics, summarize
+from ssae_utils.bios.pooling import DocTokens, pooled_features, pooled_residuals
+from ssae_utils.bios.probe import LinearProbe, fit_probe
+from ssae_utils.bios.scr import scr_effects, scr_score, top_latents
+from ssae_utils.bios.selection import gender_share, select_gender_features
+from ssae_utils.bios.shift import ablate_and_evaluate, random_features
+from ssae_utils.bios.ssae import dense_selection, seed_bios, training_documents
+from ssae_utils.config import ProfileConfig
+from ssae_utils.data.corpora import Corpora
+from ssae_utils.io import write_json_atomic
+from ssae_utils.paths import results_dir
+from ssae_utils.pipeline.finetune import train_grid
+from ssae_utils.pipeline.foundation import RESULTS_FILE as SETUP_FILE
+from ssae_utils.pipeline.foundation import World, load_saved_gsae, load_world
+from ssae_utils.retrieval import embed_cached, embedder_from_config
+from ssae_utils.sae.evaluation import reconstruction_stats
+from ssae_utils.sae.finetune import FinetuneConfig
+from ssae_utils.sae.outliers import NormThreshold
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "07_bias_in_bios.json"
+
+# The abstract versions' numbers (Pythia-70M, Marks et al.'s setup; ../shared/DESIGN.md §1.8):
+# worst-group accuracy. Quoted for comparison only, never used in a computation. The source
+# does not say whether its compressed numbers are with or without retraining.
+PAPER_REFERENCE = {
+    "model": "Pythia-70M (Marks et al. Sparse Feature Circuits setup)",
+    "dataset": "Bias in Bios, professor (male) vs nurse (female)",
+    "worst_group_acc": {"GSAE SHIFT": 0.760, "SSAE SHIFT": 0.885, "GSAE SHIFT + retrain": 0.890,
+                        "SSAE SHIFT + retrain": 0.895, "GSAE 1/8 SHIFT": 0.486, "SSAE 1/8 SHIFT": 0.788},
+}
+
+# Row order of the table (and the figure).
+BASELINE_ROWS = ("Original", "Oracle", "Random", "Random + retrain")
+
+
+# ------------------------------------------------------------------ data
+@dataclass
+class StudyData:
+    test: LabelledSet
+    ambiguous: dict[int, LabelledSet]          # per probe seed
+    balanced: dict[int, LabelledSet]           # per probe seed (oracle and SCR gender probe)
+    pairs: dict[int, CounterfactualPairs]      # per probe seed (the gender criterion)
+
+    def all_texts(self) -> list[str]:
+        texts = list(self.test.texts)
+        for seed in self.ambiguous:
+            texts += self.ambiguous[seed].texts + self.balanced[seed].texts
+            texts += self.pairs[seed].female + self.pairs[seed].male
+        return list(dict.fromkeys(texts))      # unique, first-seen order
+
+
+def build_study_data(corpora: Corpora, bcfg: BiosStudyConfig) -> StudyData:
+    """The balanced test set from ``bios_test``; per probe seed, the ambiguous and balanced
+    training sets from ``bios_train`` and the ambiguous set's counterfactual pairs."""
+    prof = bcfg.professions
+    view = hard_text_view if bcfg.drop_first_sentence else list
+    bios_train, bios_test = view(corpora["bios_train"]), view(corpora["bios_test"])
+    test = balanced_set(bios_test, prof, bcfg.balanced_per_group, bcfg.use_pronoun_swaps,
+                        bcfg.data_seed, name="test")
+    train = bios_train
+    ambiguous = {s: ambiguous_set(train, prof, bcfg.ambiguous_per_class, bcfg.use_pronoun_swaps, s) for s in bcfg.probe_seeds}
+    balanced = {s: balanced_set(train, prof, bcfg.balanced_per_group, bcfg.use_pronoun_swaps, s, name="balanced_train")
+                for s in bcfg.probe_seeds}
+    pairs = {s: counterfactual_pairs(ambiguous[s]) for s in bcfg.probe_seeds}
+    return StudyData(test, ambiguous, balanced, pairs)
+
+
+class TextRows:
+    """Row of each study text in the pooled arrays."""
+
+    def __init__(self, texts: Sequence[str]):
+        self.texts = list(texts)
+        self._row = {t: i for i, t in enumerate(self.texts)}
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def rows(self, texts: Sequence[str]) -> torch.Tensor:
+        return torch.tensor([self._row[t] for t in texts], dtype=torch.long)
+
+
+# ------------------------------------------------------------------ SAEs
+@dataclass
+class SAEView:
+    """One SAE (or its slice) as the study uses it: decoder rows and every text's pooled features."""
+
+    label: str                 # "GSAE", "SSAE", "GSAE 1/8", "SSAE 1/8" (the table's row family)
+    name: str                  # unique, e.g. "SSAE seed 1 1/8"
+    sae: Any                   # a SAELens SAE (sliced for compressed views; used for the audit)
+    W_dec: torch.Tensor        # [d_sae, d_model]
+    pooled: torch.Tensor       # [n_texts, d_sae]
+    selection_seed: int | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _load_gsae(cfg: ProfileConfig) -> tuple[Any, dict[str, Any]]:
+    if not (results_dir(cfg.name) / SETUP_FILE).exists():
+        raise FileNotFoundError(f"results/{cfg.name}/{SETUP_FILE} does not exist: notebook 07 needs the GSAE of "
+                                f"notebook 00 (python run_all.py --profile {cfg.name} --only 00)")
+    return load_saved_gsae(cfg)
+
+
+def bios_ssaes(world: World, gsae: Any, gsae_folder: str, act_scale: float, threshold: NormThreshold | None,
+               ) -> dict[int, tuple[Any, dict[str, Any]]]:
+    """One biographies SSAE per selection seed (cached by training data and config)."""
+    cfg, bcfg = world.cfg, world.cfg.bios
+    pool = world.corpora["general_pool"]
+    counts = world.count_tokens(pool)
+    embedder = embedder_from_config(cfg.retrieval)
+    pool_embeddings = embed_cached(embedder, [d.text for d in pool])
+    out = {}
+    for seed in bcfg.ssae_selection_seeds:
+        seeds = seed_bios(world.corpora["bios_train"], bcfg.ssae_seed_docs, seed)
+        seed_embeddings = embed_cached(embedder, [d.text for d in seeds])
+        selection = dense_selection(pool, pool_embeddings, seed_embeddings, counts, bcfg.ssae_token_budget,
+                                    cfg.retrieval.dense_query, cfg.retrieval.allow_short_budget)
+        docs = training_documents(selection, pool, seeds, bcfg.ssae_include_seed_docs)
+        fcfg = FinetuneConfig(l1_coefficients=(bcfg.ssae_lambda,), steps=bcfg.ssae_steps, batch_size=bcfg.ssae_batch_size,
+                              lr=bcfg.ssae_lr, lr_decay_steps=bcfg.ssae_lr_decay_steps, shuffle_buffer_batches=None,
+                              decoder=cfg.finetune.decoder, seed=seed)
+        grid = train_grid(gsae, gsae_folder, world.store, docs, fcfg, act_scale, threshold,
+                          world.model.hook_name, world.model.name, f"bios SSAE seed {seed}")
+        info = grid.info
+        out[seed] = (grid.saes[fcfg.steps][0], {
+            "folder": grid.folders[fcfg.steps][0], "selection_seed": seed, "seed_doc_ids": [d.doc_id for d in seeds],
+            "seed_titles": [d.meta.get("title") for d in seeds], "selection": selection.summary(),
+            "selection_breakdown": selection.breakdown, "training_docs": len(docs),
+            "train_s": info.get("train_s"), "train_tokens_unique": info.get("train_tokens_unique"),
+            "finetune": fcfg.to_dict()})
+    return out
+
+
+def sae_views(gsae: Any, ssaes: dict[int, tuple[Any, dict[str, Any]]], tokens: DocTokens, fraction: float) -> list[SAEView]:
+    """Full and compressed views of the GSAE and of every SSAE (each SAE encoded once)."""
+    width = compressed_width(int(gsae.cfg.d_sae), fraction)
+    named = [("GSAE", "GSAE", gsae, None)] + [("SSAE", f"SSAE seed {s}", sae, s) for s, (sae, _) in ssaes.items()]
+    views = []
+    for label, name, sae, seed in named:
+        pooled = pooled_features(sae, tokens, desc=f"pooling {name} features")
+        W_dec = sae.W_dec.detach().float()
+        views.append(SAEView(label, name, sae, W_dec, pooled, seed))
+        small_pooled, small_W = slice_features(pooled, W_dec, fraction)
+        tag = f"1/{round(1 / fraction)}" if fraction < 1 else "full"
+        views.append(SAEView(f"{label} {tag}", f"{name} {tag}", slice_sae(sae, fraction), small_W, small_pooled, seed,
+                             {"d_sae": width}))
+    return views
+
+
+# ------------------------------------------------------------------ one probe seed
+@dataclass
+class Run:
+    row: str                   # table row, e.g. "SSAE 1/8 SHIFT + retrain"
+    probe_seed: int
+    pred: np.ndarray           # test-set predictions
+    sae: str | None = None     # view name
+    selection_seed: int | None = None
+    features: list[int] | None = None
+
+    def record(self, test: LabelledSet) -> dict[str, Any]:
+        return {"row": self.row, "sae": self.sae, "probe_seed": self.probe_seed, "selection_seed": self.selection_seed,
+                "n_features": None if self.features is None else len(self.features), "features": self.features,
+                **shift_metrics(self.pred, test.profession, test.gender)}
+
+
+def _fit(x: torch.Tensor, y: np.ndarray, bcfg: BiosStudyConfig) -> LinearProbe:
+    return fit_probe(x, torch.as_tensor(y), bcfg.probe_l2, bcfg.probe_max_iter)
+
+
+def run_probe_seed(seed: int, data: StudyData, rows: TextRows, x: torch.Tensor, views: list[SAEView],
+                   bcfg: BiosStudyConfig) -> tuple[list[Run], list[dict[str, Any]], dict[str, Any]]:
+    """Every row of the table for one probe seed, the SCR records and the SHIFT selections."""
+    amb, bal, pairs, test = data.ambiguous[seed], data.balanced[seed], data.pairs[seed], data.test
+    r_amb, r_bal, r_test = rows.rows(amb.texts), rows.rows(bal.texts), rows.rows(test.texts)
+    r_female, r_male = rows.rows(pairs.female), rows.rows(pairs.male)
+    probe = _fit(x[r_amb], amb.profession, bcfg)
+    oracle = _fit(x[r_bal], bal.profession, bcfg)
+    gender_probe = _fit(x[r_bal], bal.gender, bcfg)
+    runs = [Run("Original", seed, probe.predict(x[r_test]).numpy()), Run("Oracle", seed, oracle.predict(x[r_test]).numpy())]
+    acc_original = float((runs[0].pred == test.profession).mean())
+    acc_oracle = float((runs[1].pred == test.profession).mean())
+    scr_records: list[dict[str, Any]] = []
+    selections: dict[str, Any] = {}
+    for view in views:
+        scores = shift_scores(view.pooled[r_amb], view.W_dec, probe, amb.profession)
+        share = gender_share(view.pooled[r_female], view.pooled[r_male])
+        chosen = select_gender_features(scores, share, bcfg.shift_candidates, bcfg.gender_share_threshold)
+        selections[view.name] = {**chosen.to_dict(), "scores": {i: float(scores[i]) for i in chosen.candidates},
+                                 "gender_share": {i: float(share[i]) for i in chosen.candidates}}
+        outcome = ablate_and_evaluate(probe, chosen.selected, view.W_dec, x[r_amb], view.pooled[r_amb], amb.profession,
+                                      x[r_test], view.pooled[r_test], bcfg.probe_l2, bcfg.probe_max_iter)
+        common = dict(probe_seed=seed, sae=view.name, selection_seed=view.selection_seed, features=outcome.features)
+        runs += [Run(f"{view.label} SHIFT", pred=outcome.pred, **common),
+                 Run(f"{view.label} SHIFT + retrain", pred=outcome.pred_retrained, **common)]
+        if view.name == "GSAE":
+            # Random baseline: as many features as GSAE SHIFT ablates, drawn from the GSAE's
+            # features active on the ambiguous set.
+            active = view.pooled[r_amb].sum(0) > 0
+            picked = random_features(active, len(chosen.selected), bcfg.random_baseline_seed + 1000 * seed)
+            rnd = ablate_and_evaluate(probe, picked, view.W_dec, x[r_amb], view.pooled[r_amb], amb.profession,
+                                      x[r_test], view.pooled[r_test], bcfg.probe_l2, bcfg.probe_max_iter)
+            common = dict(probe_seed=seed, sae=view.name, features=rnd.features)
+            runs += [Run("Random", pred=rnd.pred, **common), Run("Random + retrain", pred=rnd.pred_retrained, **common)]
+        effects = scr_effects(view.pooled[r_bal], bal.gender, view.W_dec, gender_probe)
+        for n in bcfg.scr_top_n:
+            latents = top_latents(effects, n)
+            out = ablate_and_evaluate(probe, latents, view.W_dec, x[r_amb], view.pooled[r_amb], amb.profession,
+                                      x[r_test], view.pooled[r_test], bcfg.probe_l2, bcfg.probe_max_iter, retrain=False)
+            acc = float((out.pred == test.profession).mean())
+            scr_records.append({"sae": view.name, "label": view.label, "probe_seed": seed, "selection_seed": view.selection_seed,
+                                "n": n, "latents": latents, "acc_ablated": acc, "acc_original": acc_original,
+                                "acc_oracle": acc_oracle, "scr": scr_score(acc, acc_original, acc_oracle)})
+    return runs, scr_records, selections
+
+
+# ------------------------------------------------------------------ summaries
+def row_order(views: list[SAEView]) -> list[str]:
+    labels = list(dict.fromkeys(v.label for v in views))
+    return list(BASELINE_ROWS) + [f"{label} SHIFT{suffix}" for label in labels for suffix in ("", " + retrain")]
+
+
+def table(runs: list[Run], order: list[str], test: LabelledSet, bcfg: BiosStudyConfig) -> list[dict[str, Any]]:
+    """One row per method: mean, seed std and bootstrap CI of each metric."""
+    out = []
+    for row in order:
+        mine = [r for r in runs if r.row == row]
+        if not mine:
+            continue
+        per_run = [shift_metrics(r.pred, test.profession, test.gender) for r in mine]
+        ci = bootstrap_ci([r.pred for r in mine], test.profession, test.gender, bcfg.bootstrap_samples, bcfg.ci_level,
+                          seed=bcfg.data_seed)
+        entry: dict[str, Any] = {"row": row, "n_runs": len(mine)}
+        for m in METRICS:
+            entry[m] = {**summarize([p[m] for p in per_run]), "ci": ci[m]}
+        n_feat = [len(r.features) for r in mine if r.features is not None]
+        entry["n_features"] = summarize(n_feat) if n_feat else None
+        entry["paper_worst_group_acc"] = PAPER_REFERENCE["worst_group_acc"].get(row)
+        out.append(entry)
+    return out
+
+
+def scr_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for label in dict.fromkeys(r["label"] for r in records):
+        for n in dict.fromkeys(r["n"] for r in records):
+            mine = [r for r in records if r["label"] == label and r["n"] == n]
+            out.append({"label": label, "n": n, "scr": summarize([r["scr"] for r in mine]),
+                        "acc_ablated": summarize([r["acc_ablated"] for r in mine])})
+    return out
+
+
+def audit(views: list[SAEView], selections: dict[str, Any], tokens: DocTokens, audit_rows: torch.Tensor,
+          tokenizer: Any, k: int) -> dict[str, list[dict[str, Any]]]:
+    """Every SHIFT candidate of the first probe seed, selected or not, with its top tokens on
+    the training-side documents (never the test set)."""
+    sub = tokens.select_docs(torch.unique(audit_rows))
+    out = {}
+    for view in tqdm(views, desc="auditing features", leave=False):
+        chosen = selections[view.name]
+        info = top_tokens(view.sae, sub, chosen["candidates"], tokenizer, k)
+        out[view.name] = [{"feature": i, "rank": rank, "attribution": chosen["scores"][i],
+                           "gender_share": chosen["gender_share"][i], "selected": i in chosen["selected"], **info[i]}
+                          for rank, i in enumerate(chosen["candidates"])]
+    return out
+
+
+def _sae_stats(view: SAEView, tokens: DocTokens, test_rows: torch.Tensor) -> dict[str, Any]:
+    stats = reconstruction_stats(view.sae, tokens.select_docs(test_rows).acts)
+    return {"l0": stats.l0, "fvu": stats.fvu, "d_sae": int(view.W_dec.shape[0]), "tokens": stats.n_tokens}
+
+
+# ------------------------------------------------------------------ the stage
+def run_bias_in_bios(cfg: ProfileConfig) -> dict[str, Any]:
+    """The whole of stage 07; returns and saves the results dictionary."""
+    bcfg = cfg.bios
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    gsae, setup = _load_gsae(cfg)
+    world = load_world(cfg)
+    training = setup["gsae"]["training"]
+    act_scale = float(training.get("norm_scaling_factor") or training.get("norm_scaling_factor_estimated") or 1.0)
+    threshold = NormThreshold.from_training_info(training, cfg.gsae.outlier_norm_factor)
+    data = build_study_data(world.corpora, bcfg)
+    timings["load_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    rows = TextRows(data.all_texts())
+    act_set = world.store.load(rows.texts, desc="caching biography activations")
+    keep = None if threshold is None else ~threshold.is_outlier(act_set.acts)
+    tokens = DocTokens.from_activation_set(act_set, len(rows), keep)
+    x = pooled_residuals(tokens)
+    timings["bios_activations_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    ssaes = bios_ssaes(world, gsae, setup["gsae"]["folder"], act_scale, threshold)
+    timings["ssae_select_and_finetune_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    views = sae_views(gsae, ssaes, tokens, bcfg.compress_fraction)
+    test_rows = rows.rows(data.test.texts)
+    for view in views:
+        view.stats.update(_sae_stats(view, tokens, test_rows))
+    timings["encode_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    runs: list[Run] = []
+    scr_records: list[dict[str, Any]] = []
+    selections: dict[int, dict[str, Any]] = {}
+    for seed in tqdm(bcfg.probe_seeds, desc="probe seeds"):
+        seed_runs, seed_scr, selections[seed] = run_probe_seed(seed, data, rows, x, views, bcfg)
+        runs += seed_runs
+        scr_records += seed_scr
+    timings["shift_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    first = bcfg.probe_seeds[0]
+    audit_texts = data.ambiguous[first].texts + data.pairs[first].female + data.pairs[first].male
+    features = audit(views, selections[first], tokens, rows.rows(audit_texts), world.model.tokenizer, bcfg.audit_top_tokens)
+    summary = table(runs, row_order(views), data.test, bcfg)
+    timings["summaries_s"] = time.perf_counter() - t
+
+    results = {
+        "profile": cfg.name,
+        "config_hash": cfg.hash(),
+        "bios_config": bcfg.to_dict(),
+        "model": {"name": world.model.name, "hook_name": world.model.hook_name},
+        "data": {
+            "source": cfg.data.bios_source,
+            "professions": {"0 (paired with male)": bcfg.professions[0], "1 (paired with female)": bcfg.professions[1]},
+            "test": data.test.card(),
+            "ambiguous": {s: d.card() for s, d in data.ambiguous.items()},
+            "balanced_train": {s: d.card() for s, d in data.balanced.items()},
+            "counterfactual_pairs": {s: len(p.female) for s, p in data.pairs.items()},
+            "notes": data.test.notes + [n for d in data.ambiguous.values() for n in d.notes],
+            "tokens": int(tokens.acts.shape[0]),
+            "outlier_tokens_excluded": 0 if keep is None else int((~keep).sum()),
+        },
+        "saes": {v.name: {"label": v.label, **v.stats, **(ssaes[v.selection_seed][1] if v.selection_seed is not None
+                                                             and v.label == "SSAE" else {})} for v in views},
+        "table": summary,
+        "scr": {"summary": scr_summary(scr_records), "runs": scr_records},
+        "runs": [r.record(data.test) for r in runs],
+        "features": features,
+        "paper_reference": PAPER_REFERENCE,
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+    }
+    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+    return results
+
+
+def table_rows(results: dict[str, Any], digits: int = 3) -> list[dict[str, Any]]:
+    """The notebook's table: mean [CI] of each metric per row."""
+    out = []
+    for row in results["table"]:
+        entry: dict[str, Any] = {"row": row["row"], "runs": row["n_runs"]}
+        for m in METRICS:
+            v = row[m]
+            ci = v["ci"]
+            entry[m] = f"{v['mean']:.{digits}f} ± {v['std']:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
+        entry["features"] = "" if row["n_features"] is None else f"{row['n_features']['mean']:.1f}"
+        entry["paper worst-group"] = "" if row["paper_worst_group_acc"] is None else f"{row['paper_worst_group_acc']:.3f}"
+        out.append(entry)
+    return out
+
+
+def feature_rows(results: dict[str, Any], sae: str, selected_only: bool = False) -> list[dict[str, Any]]:
+    """The audit list of one SAE view: candidates with attribution, gender share and top tokens."""
+    if sae not in results["features"]:
+        raise KeyError(f"no audit for {sae!r}; available: {sorted(results['features'])}")
+    return [{"feature": f["feature"], "selected": f["selected"], "attribution": round(f["attribution"], 4),
+             "gender share": round(f["gender_share"], 3),
+             "top tokens": ", ".join(repr(t["token"]) + f"×{t['count']}" for t in f["tokens"]),
+             "strongest context": f["top_context"]}
+            for f in results["features"][sae] if f["selected"] or not selected_only]
+
+
+def verdict(results: dict[str, Any]) -> dict[str, Any]:
+    """Claim C9 (SSAE SHIFT beats GSAE SHIFT on worst-group accuracy), read from the table,
+    with the precondition that makes SHIFT meaningful: the ambiguous probe must lean on gender
+    (original worst-group accuracy well below the oracle's)."""
+    rows = {r["row"]: r for r in results["table"]}
+
+    def wg(name: str) -> dict[str, Any] | None:
+        return rows[name]["worst_group_acc"] if name in rows else None
+
+    original, oracle = wg("Original"), wg("Oracle")
+    gap = oracle["mean"] - original["mean"]
+    out: dict[str, Any] = {
+        "original_gender_acc": rows["Original"]["gender_acc"]["mean"],
+        "oracle_minus_original_worst_group": gap,
+        "probe_leans_on_gender": bool(original["ci"] and oracle["ci"] and original["ci"][1] < oracle["ci"][0]),
+    }
+    for suffix in ("", " + retrain"):
+        g, s = wg(f"GSAE SHIFT{suffix}"), wg(f"SSAE SHIFT{suffix}")
+        if g and s:
+            separated = bool(g["ci"] and s["ci"] and (s["ci"][0] > g["ci"][1] or g["ci"][0] > s["ci"][1]))
+            out[f"ssae_minus_gsae_worst_group{suffix.replace(' + ', '_')}"] = s["mean"] - g["mean"]
+            out[f"cis_separate{suffix.replace(' + ', '_')}"] = separated
+    out["c9_reproduced"] = bool(out["probe_leans_on_gender"] and out.get("cis_separate")
+                                and out.get("ssae_minus_gsae_worst_group", 0) > 0)
+    return out

@@ -1,0 +1,47 @@
+import pytest
+
+from ssae_utils.analysis.matched import DEFAULT_COMPARED, ModelSpec, pick_matched_models
+
+
+def _row(strategy, tilt, lam, l0, seed=0, domain="physics"):
+    return {"domain": domain, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed, "val_l0": l0,
+            "ssae_folder": f"saes/{strategy}_{tilt:g}_{lam:g}_{seed}"}
+
+
+STAGE00 = {"gsae": {"folder": "saes/gsae/abc"}}
+
+
+def _stage03():
+    rows = []
+    for strategy, tilt in [("general", 0.0), ("dense", 0.0), ("dense", 500.0), ("dense", 1e9)]:
+        for lam, l0 in [(0.5, 160.0), (1.0, 104.0), (2.0, 70.0)]:
+            rows.append(_row(strategy, tilt, lam, l0 + (5 if tilt else 0)))
+            rows.append(_row(strategy, tilt, lam, l0 - 20, seed=1))
+    return {"rows": rows, "gsae": {"physics": {"val": {"gsae": {"l0": 99.0}}}}}
+
+
+def test_picks_lambda_with_closest_validation_l0_and_records_it():
+    picked = pick_matched_models(STAGE00, _stage03(), "physics", 100.0)
+    assert [m.label for m in picked] == [s.label for s in DEFAULT_COMPARED]
+    gsae, general, dense, t500, tmax = picked
+    assert gsae.is_gsae and gsae.folder == "saes/gsae/abc" and gsae.val_l0 == 99.0
+    assert general.l1_coefficient == 1.0 and general.val_l0 == 104.0 and general.seed == 0
+    assert t500.val_l0 == 109.0 and t500.target_l0 == 100.0
+    assert tmax.folder == "saes/dense_1e+09_1_0"
+
+
+def test_seed_choice_and_ties_go_to_the_sparser_model():
+    picked = pick_matched_models(STAGE00, _stage03(), "physics", 87.0, [ModelSpec("D", "dense")], seed=1)
+    # seed 1 L0s are 140 / 84 / 50: 84 is closest
+    assert picked[0].l1_coefficient == 1.0 and picked[0].seed == 1
+    tie = pick_matched_models(STAGE00, _stage03(), "physics", 132.0, [ModelSpec("D", "dense")])  # 160 vs 104: both 28 away
+    assert tie[0].l1_coefficient == 1.0
+
+
+def test_missing_spec_or_domain_names_the_notebook():
+    with pytest.raises(ValueError, match="notebook 03"):
+        pick_matched_models(STAGE00, _stage03(), "physics", 100.0, [ModelSpec("BM25", "bm25")])
+    with pytest.raises(ValueError, match="notebook 03"):
+        pick_matched_models(STAGE00, _stage03(), "toxicity", 100.0)
+    with pytest.raises(ValueError, match="positive"):
+        pick_matched_models(STAGE00, _stage03(), "physics", float("nan"))

@@ -1,0 +1,77 @@
+"""Stage 07: inputs it refuses, the study sets it builds, the table and the figure it draws."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ssae_utils.bios.data import LabelledSet
+from ssae_utils.config import load_profile
+from ssae_utils.data.corpora import build_corpora
+from ssae_utils.data.documents import make_document
+from ssae_utils.io import write_json_atomic
+from ssae_utils.paths import figures_dir, results_dir
+from ssae_utils.pipeline.bias_in_bios import (
+    PAPER_REFERENCE, RESULTS_FILE, Run, build_study_data, row_order, run_bias_in_bios, table, table_rows,
+)
+from ssae_utils.plots.bias_in_bios import plot_scr, plot_table1_shift
+
+
+def test_missing_gsae_results_name_notebook_00(tmp_cache):
+    with pytest.raises(FileNotFoundError, match="--only 00"):
+        run_bias_in_bios(load_profile("smoke"))
+
+
+def test_study_sets_on_the_smoke_biographies(tmp_cache):
+    cfg = load_profile("smoke")
+    data = build_study_data(build_corpora(cfg.data), cfg.bios)
+    assert np.bincount(data.test.group, minlength=4).min() == np.bincount(data.test.group, minlength=4).max() > 0
+    train_texts = {t for s in data.ambiguous for t in data.ambiguous[s].texts + data.balanced[s].texts}
+    assert not train_texts & set(data.test.texts)                 # the test set never leaks into training
+    for seed in cfg.bios.probe_seeds:
+        amb = data.ambiguous[seed]
+        assert (amb.profession == amb.gender).all() and len(data.pairs[seed].female) == len(amb)
+    assert len(set(data.all_texts())) == len(data.all_texts())
+
+
+def _labelled(n_per_group=5):
+    prof = np.repeat([0, 0, 1, 1], n_per_group)
+    gender = np.tile(np.repeat([0, 1], n_per_group), 2)
+    docs = [make_document(f"doc {i}", "t", None, {}) for i in range(len(prof))]
+    return LabelledSet("test", docs, ("scholar", "performer"), prof, gender, np.zeros(len(prof), bool))
+
+
+def test_table_aggregates_runs_per_row_and_keeps_the_paper_reference_apart():
+    test = _labelled()
+    cfg = load_profile("smoke").bios
+    runs = [Run("Original", s, test.gender.copy()) for s in (0, 1)]                   # reads gender only
+    runs += [Run("GSAE SHIFT", s, test.profession.copy(), sae="GSAE", features=[1, 2]) for s in (0, 1)]
+    rows = table(runs, ["Original", "Oracle", "GSAE SHIFT"], test, cfg)
+    assert [r["row"] for r in rows] == ["Original", "GSAE SHIFT"]                     # rows without runs are left out
+    original, shift = rows
+    assert original["worst_group_acc"]["mean"] == 0.0 and original["gender_acc"]["mean"] == 1.0
+    assert shift["worst_group_acc"]["mean"] == 1.0 and shift["n_features"]["mean"] == 2
+    assert shift["paper_worst_group_acc"] == PAPER_REFERENCE["worst_group_acc"]["GSAE SHIFT"]
+    assert original["paper_worst_group_acc"] is None
+    assert "Random + retrain" in row_order([]) and table_rows({"table": rows})[1]["features"] == "2.0"
+
+
+def test_figures_are_drawn_from_the_results_file(tmp_cache):
+    test = _labelled()
+    cfg = load_profile("smoke").bios
+    runs = [Run(row, 0, test.profession.copy(), features=[0]) for row in ("Original", "GSAE SHIFT", "SSAE SHIFT + retrain")]
+    results = {
+        "profile": "smoke", "bios_config": cfg.to_dict(), "table": table(runs, [r.row for r in runs], test, cfg),
+        "data": {"source": "smoke_bios", "test": test.card()},
+        "scr": {"summary": [{"label": label, "n": n, "scr": {"mean": 0.1 * n, "std": 0.01, "n": 2},
+                             "acc_ablated": {"mean": 0.9, "std": 0.0, "n": 2}} for label in ("GSAE", "SSAE 1/8") for n in (2, 5)]},
+    }
+    path = results_dir("smoke") / RESULTS_FILE
+    write_json_atomic(path, results)
+    png = plot_table1_shift(path)
+    assert png.name == "table1_shift.png" and png.with_suffix(".pdf").exists()
+    meta = json.loads((figures_dir("smoke") / "table1_shift.meta.json").read_text())
+    assert meta["notebook"] == "07_bias_in_bios" and meta["results_file"] == RESULTS_FILE
+    assert plot_scr(path).name == "07_scr.png"
