@@ -107,6 +107,11 @@ def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
     autointerp = json.loads((tmp_path / "results" / "smoke" / "06_autointerp.json").read_text())
     assert autointerp["mode"] == "offline" and autointerp["calls"]["calls_made"] == 0   # no key in the tests
     assert json.loads((tmp_path / "figures" / "smoke" / "fig3b.meta.json").read_text())["notebook"] == "06_autointerp"
+    bios = json.loads((tmp_path / "results" / "smoke" / "07_bias_in_bios.json").read_text())
+    assert {"Original", "Oracle", "GSAE SHIFT", "SSAE SHIFT"} <= {row["row"] for row in bios["table"]}
+    scorecard = json.loads((tmp_path / "results" / "smoke" / "08_scorecard.json").read_text())
+    assert [c["claim"] for c in scorecard["claims"]] == [f"C{i}" for i in range(1, 10)]
+    assert all(c["verdict"] in ("reproduced", "not reproduced", "inconclusive") for c in scorecard["claims"])
     executed = tmp_path / "runs" / "smoke" / "00_setup.ipynb"
     assert executed.exists()
     # the source notebook is never overwritten by an executed copy

@@ -37,15 +37,21 @@ class Evidence:
         return asdict(self)
 
 
-def judge(gap: float | None, se: float | None, expected: Literal["negative", "positive"], k: float = K_SIGMA) -> Verdict:
-    """Verdict for one gap: its sign against ``expected``, beyond ``k`` standard errors."""
+def judge(gap: float | None, se: float | None, expected: Literal["negative", "positive"], k: float = K_SIGMA,
+          min_effect: float | None = None) -> Verdict:
+    """Verdict for one gap: its sign against ``expected``, beyond ``k`` standard errors.
+
+    ``min_effect`` (optional, in the gap's units): the smallest effect the claim is about.
+    When even the upper end of the band (gap + k*se in the predicted direction) stays below
+    it, the effect is too small to be the claimed one: *not reproduced* (an equivalence test).
+    """
     if gap is None or not math.isfinite(gap) or se is None or not math.isfinite(se) or se <= 0:
         return "inconclusive"
     signed = gap if expected == "positive" else -gap
+    if signed < -k * se or (min_effect is not None and signed + k * se < min_effect):
+        return "not reproduced"
     if signed > k * se:
         return "reproduced"
-    if signed < -k * se:
-        return "not reproduced"
     return "inconclusive"
 
 

@@ -25,3 +25,11 @@ def test_combine_and_standard_error():
     assert se_of_difference(0.1, 1, 1) == pytest.approx(0.1 * 2 ** 0.5)
     assert se_of_difference(0.1, 3, 3) == pytest.approx(0.1 * (2 / 3) ** 0.5)
     assert se_of_difference(None, 1, 1) is None
+
+
+def test_a_smallest_effect_of_interest_turns_a_tight_null_into_not_reproduced():
+    # the claimed gain is 0.125; we measure 0.0 +- 0.005: far too small to be it
+    assert judge(0.0, 0.005, "positive") == "inconclusive"
+    assert judge(0.0, 0.005, "positive", min_effect=0.03) == "not reproduced"
+    assert judge(0.02, 0.02, "positive", min_effect=0.03) == "inconclusive"     # band reaches 0.06
+    assert judge(0.10, 0.01, "positive", min_effect=0.03) == "reproduced"

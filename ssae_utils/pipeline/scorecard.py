@@ -1,0 +1,54 @@
+"""Stage 08: the claims scorecard, from the saved results of notebooks 04-07 only.
+
+Writes ``results/<profile>/08_scorecard.json``: the verdict rule, and one row per claim
+(C1-C9) with its verdict, the metric(s), the measured values with their standard errors, and
+the seeds behind them. Nothing here trains or evaluates a model, and nothing is tuned to a
+verdict: the rule is fixed in ``ssae_utils.scorecard.verdict``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ssae_utils.config import ProfileConfig
+from ssae_utils.io import read_json, write_json_atomic
+from ssae_utils.paths import results_dir
+from ssae_utils.scorecard import verdict
+from ssae_utils.scorecard.claims import CLAIMS, score_claims
+
+RESULTS_FILE = "08_scorecard.json"
+
+
+def load_results(cfg: ProfileConfig) -> dict[str, dict[str, Any]]:
+    """Every results file a claim needs that exists for this profile."""
+    names = sorted({f for c in CLAIMS.values() for f in c.needs})
+    folder = results_dir(cfg.name)
+    return {name: read_json(folder / name) for name in names if (folder / name).exists()}
+
+
+def run_scorecard(cfg: ProfileConfig) -> dict[str, Any]:
+    results = load_results(cfg)
+    out = {
+        "profile": cfg.name,
+        "config_hash": cfg.hash(),
+        "sources": sorted(results),
+        "verdict_rule": (f"a gap in the claimed direction beyond {verdict.K_SIGMA:g} standard errors: reproduced; beyond "
+                         f"{verdict.K_SIGMA:g} in the other direction (or, where a smallest effect of interest is set, "
+                         "too small to reach it): not reproduced; otherwise, or without a noise estimate: inconclusive"),
+        "claims": score_claims(results),
+    }
+    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, out)
+    return out
+
+
+def scorecard_table(scorecard: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows for display: claim, verdict, and each piece of evidence as value ± SE."""
+    def fmt(v: dict[str, Any]) -> str:
+        if v["value"] is None:
+            return "n/a"
+        se = f" ± {v['se']:.3g}" if v["se"] is not None else ""
+        return f"{v['value']:.3g}{se} ({v['verdict']})"
+
+    return [{"claim": c["claim"], "verdict": c["verdict"], "text": c["text"],
+             "evidence": "; ".join(fmt(v) for v in c["values"] or []), "metric": c["metric"], "seeds": c["seeds"],
+             "note": c["note"]} for c in scorecard["claims"]]

@@ -1,0 +1,80 @@
+"""The paper's claims (../shared/DESIGN.md §2, C1-C9), each with the results it is judged on.
+
+A registry: claim id -> what it says, which results files it needs, and the function that
+turns them into evidence (``ssae_utils.scorecard.verdict.Evidence``). The verdict of a claim
+combines its pieces of evidence (``verdict.combine``). A claim whose results are missing is
+*inconclusive* with a note naming the notebook to run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ssae_utils.scorecard import pareto_claims as pc
+from ssae_utils.scorecard import result_claims as rc
+from ssae_utils.scorecard.verdict import Evidence, combine
+
+Results = dict[str, dict[str, Any]]   # results file name -> its JSON
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim_id: str
+    text: str
+    needs: tuple[str, ...]
+    evaluate: Callable[[Results], list[Evidence]]
+    seeds: Callable[[Results], str]
+
+
+def _pareto_seeds(r: Results) -> str:
+    fig = r["04_pareto.json"]["figures"].get("fig1a", {})
+    counts = {name: min((p.get("seeds", 1) for p in pts), default=0) for name, pts in fig.get("curves", {}).items()}
+    return ", ".join(f"{k}: {v}" for k, v in counts.items()) + " SSAE training seed(s) per curve"
+
+
+CLAIMS: dict[str, Claim] = {c.claim_id: c for c in [
+    Claim("C1", "A Dense-retrieval SSAE beats the general-corpus baseline (lower patched perplexity at equal L0)",
+          ("04_pareto.json",), lambda r: pc.claim_c1(r["04_pareto.json"]), _pareto_seeds),
+    Claim("C2", "Dense retrieval beats BM25 in distribution", ("04_pareto.json",),
+          lambda r: pc.claim_c2(r["04_pareto.json"]), _pareto_seeds),
+    Claim("C3", "BM25 degrades out of distribution", ("04_pareto.json",),
+          lambda r: pc.claim_c3(r["04_pareto.json"]), _pareto_seeds),
+    Claim("C4", "TracIn reranking gives a marginal gain over its first-stage retriever", ("04_pareto.json",),
+          lambda r: pc.claim_c4(r["04_pareto.json"]), _pareto_seeds),
+    Claim("C5", "Seed-only multi-pass training helps in distribution but hurts out of distribution", ("04_pareto.json",),
+          lambda r: pc.claim_c5(r["04_pareto.json"]), _pareto_seeds),
+    Claim("C6", "SSAE features cover more tail tokens than the baseline's (logit lens)", ("05_tail_tokens.json",),
+          lambda r: [rc.tail_coverage_evidence(r["05_tail_tokens.json"])], lambda r: "1 SSAE seed; noise: which tail types occur in the test split"),
+    Claim("C7", "TERM yields more broadly activating features and more tail coverage, at comparable patched perplexity",
+          ("04_pareto.json", "05_tail_tokens.json"),
+          lambda r: [*pc.term_ppl_evidence(r["04_pareto.json"]), rc.term_tail_evidence(r["05_tail_tokens.json"]),
+                     rc.breadth_evidence(r["05_tail_tokens.json"])],
+          lambda r: "perplexity: " + _pareto_seeds(r) + "; features: 1 SSAE seed"),
+    Claim("C8", "TERM features get higher autointerp F1", ("06_autointerp.json",),
+          lambda r: [rc.autointerp_evidence(r["06_autointerp.json"])],
+          lambda r: f"1 SSAE seed; {r['06_autointerp.json']['summary'].get(rc.TERM_LABEL, {}).get('n', '?')} features per model"),
+    Claim("C9", "SSAE SHIFT beats GSAE SHIFT on worst-group accuracy (Bias in Bios)", ("07_bias_in_bios.json",),
+          lambda r: [rc.shift_evidence(r["07_bias_in_bios.json"])],
+          lambda r: "; ".join(f"{row['row']}: {row['n_runs']} runs" for row in r["07_bias_in_bios.json"]["table"]
+                              if row["row"] in ("GSAE SHIFT", "SSAE SHIFT")) + " (probe seeds x selection seeds)"),
+]}
+
+
+def score_claims(results: Results) -> list[dict[str, Any]]:
+    """One row per claim: {claim, text, verdict, metric, values, seeds, evidence}."""
+    rows = []
+    for claim in CLAIMS.values():
+        missing = [f for f in claim.needs if f not in results]
+        if missing:
+            notebooks = ", ".join(sorted({f[:2] for f in missing}))
+            rows.append({"claim": claim.claim_id, "text": claim.text, "verdict": "inconclusive", "metric": None, "values": None,
+                         "seeds": None, "evidence": [], "note": f"not measured: run notebook(s) {notebooks} first"})
+            continue
+        evidence = claim.evaluate(results)
+        rows.append({"claim": claim.claim_id, "text": claim.text, "verdict": combine([e.verdict for e in evidence]),
+                     "metric": "; ".join(e.metric for e in evidence),
+                     "values": [{"value": e.value, "se": e.se, "expected_sign": e.expected, "verdict": e.verdict} for e in evidence],
+                     "seeds": claim.seeds(results), "evidence": [e.to_dict() for e in evidence],
+                     "note": "; ".join(e.note for e in evidence if e.note) or None})
+    return rows
