@@ -28,3 +28,19 @@ def test_committed_figures_match_their_committed_results():
         meta = json.loads(meta_path.read_text())
         results = REPO_ROOT / "results" / meta["profile"] / meta["results_file"]
         assert sha256_file(results) == meta["results_sha256"], f"{meta_path.name}: results changed since the figure was drawn; rerun {meta['notebook']}"
+
+
+def test_every_figure_in_the_readme_map_exists_and_came_from_the_notebook_the_map_names():
+    import re
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if re.match(r"^\| `\d\d_\w+\.ipynb` \|", line)]
+    assert len(rows) >= 9, "the README's figure map should have one row per notebook"
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        notebook = cells[0].strip("`").removesuffix(".ipynb")
+        for name in re.findall(r"`([\w.]+)`", cells[4]):
+            png = REPO_ROOT / "figures" / "embedded" / f"{name}.png"
+            assert png.exists(), f"{name} is in the README's map for {notebook} but not in figures/embedded/"
+            meta = json.loads(png.with_suffix(".meta.json").read_text())
+            assert meta["notebook"] == notebook, f"{name}: the map says {notebook}, its provenance says {meta['notebook']}"
