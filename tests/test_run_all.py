@@ -81,7 +81,7 @@ def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
         assert json.loads((tmp_path / "figures" / "smoke" / f"{fig}.meta.json").read_text())["notebook"] == "02_tracin"
     finetune = json.loads((tmp_path / "results" / "smoke" / "03_finetune.json").read_text())
     sweep = SSAESweepConfig(**finetune["sweep"])
-    expected_rows = sum(len(sweep.lambdas_for(tilt)) * len(sweep.seeds_for(domain, strategy))
+    expected_rows = sum(len(sweep.lambdas_for(tilt)) * len(sweep.seeds_for(domain, strategy, tilt))
                         for domain in ("physics", "toxicity") for strategy, tilt in
                         [(s, 0.0) for s in sweep.strategies(domain)] + [(sweep.term_strategy, t) for t in sweep.term_tilts if domain in sweep.term_domains])
     assert len(finetune["rows"]) == expected_rows

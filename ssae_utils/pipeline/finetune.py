@@ -243,7 +243,7 @@ def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
                                 for split, data in evals.items()}
         for strategy, tilt in runs(cfg, domain):
             docs = selection_docs(corpora, domain, selections[domain][strategy])
-            for seed in cfg.finetune.seeds_for(domain, strategy):
+            for seed in cfg.finetune.seeds_for(domain, strategy, tilt):
                 fcfg = finetune_config(cfg, domain, seed, tilt)
                 label = f"{domain}/{strategy}/{fcfg.tilt.label()}/seed {seed}"
                 grid = train_grid(gsae, setup["gsae"]["folder"], store, docs, fcfg, act_scale, threshold,

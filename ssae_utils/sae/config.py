@@ -66,6 +66,7 @@ class SSAESweepConfig:
     # between strategies is training noise.
     extra_seeds: tuple[int, ...] = ()
     extra_seed_runs: tuple[str, ...] = ()
+    extra_seeds_with_term: bool = True  # False: the extra seeds train ERM only (saves 2 grids per seed)
     strategies_physics: tuple[str, ...] = STRATEGIES
     strategies_toxicity: tuple[str, ...] = STRATEGIES
     # Dense retrieval with TERM at these tilts (paper: 500 and 1e9), on these domains
@@ -146,8 +147,9 @@ class SSAESweepConfig:
     def steps(self, domain: str) -> int:
         return self.steps_physics if domain == "physics" else self.steps_toxicity
 
-    def seeds_for(self, domain: str, strategy: str) -> tuple[int, ...]:
-        extra = self.extra_seeds if f"{domain}/{strategy}" in self.extra_seed_runs else ()
+    def seeds_for(self, domain: str, strategy: str, tilt: float = 0.0) -> tuple[int, ...]:
+        listed = f"{domain}/{strategy}" in self.extra_seed_runs
+        extra = self.extra_seeds if listed and (tilt == 0 or self.extra_seeds_with_term) else ()
         return (*self.seeds, *extra)
 
     def checkpoint_steps(self, domain: str) -> tuple[int, ...]:

@@ -45,6 +45,9 @@ def test_extra_seeds_and_checkpoints_in_the_sweep_config():
                           steps_toxicity=4, checkpoint_fractions=[0.5])
     assert cfg.seeds_for("physics", "dense") == (0, 1, 2) and cfg.seeds_for("toxicity", "dense") == (0,)
     assert cfg.seeds_for("physics", "bm25") == (0,)
+    assert cfg.seeds_for("physics", "dense", 500.0) == (0, 1, 2)
+    erm_only = SSAESweepConfig(seeds=[0], extra_seeds=[1], extra_seed_runs=["physics/dense"], extra_seeds_with_term=False)
+    assert erm_only.seeds_for("physics", "dense", 0.0) == (0, 1) and erm_only.seeds_for("physics", "dense", 500.0) == (0,)
     assert cfg.checkpoint_fractions == (0.5, 1.0) and cfg.checkpoint_steps("physics") == (30,) and cfg.checkpoint_steps("toxicity") == (2,)
     assert SSAESweepConfig(steps_physics=1, checkpoint_fractions=[0.5]).checkpoint_steps("physics") == ()
 
