@@ -8,7 +8,7 @@ import pytest
 from ssae_utils.autointerp.client import ClaudeCallFailed, ClaudeClient, LLMRequest, MissingAPIKey
 from tests.autointerp.fakes import FakeClaude, error, message
 
-SENTINEL = "sk-ant-test-SENTINEL-9c1f0e"
+SENTINEL = "fake-key-for-tests-SENTINEL-9c1f0e"
 REQUEST = LLMRequest("claude-test", "system", "user", 64, "low")
 
 

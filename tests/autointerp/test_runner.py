@@ -18,7 +18,7 @@ from tests.autointerp.fakes import FakeClaude, make_feature, message
 
 @pytest.fixture(autouse=True)
 def key(monkeypatch):
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-runner")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "fake-key-for-tests-runner")
 
 
 def _pipeline(tmp_path, fake, budget=10.0, max_calls=100):

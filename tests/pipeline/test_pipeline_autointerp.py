@@ -16,7 +16,7 @@ from ssae_utils.pipeline import autointerp as stage06
 from ssae_utils.plots import autointerp as plots06
 from tests.autointerp.fakes import FakeClaude, make_feature
 
-SENTINEL = "sk-ant-api03-SENTINEL-6f2b9d0c41e7"
+SENTINEL = "fake-key-for-tests-SENTINEL-6f2b9d0c41e7"
 
 
 def _collected(n=3):
