@@ -39,8 +39,9 @@ from ssae_utils.autointerp.offline import OFFLINE_LABEL, OfflineInterpreter, Off
 from ssae_utils.autointerp.runner import FeatureResult, planned_requests, run_features
 from ssae_utils.autointerp.scoring import bootstrap_mean_ci
 from ssae_utils.config import ProfileConfig
-from ssae_utils.io import atomic_path, read_json, write_json_atomic
+from ssae_utils.io import atomic_path, write_json_atomic
 from ssae_utils.paths import results_dir
+from ssae_utils.pipeline.upstream import read_results
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +80,6 @@ class Collected:
     data: dict[str, Any]
 
 
-def _read_stage(cfg: ProfileConfig, name: str, notebook: str) -> dict[str, Any]:
-    path = results_dir(cfg.name) / name
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run notebook {notebook} first (python run_all.py --profile {cfg.name} --only {notebook})")
-    return read_json(path)
-
-
 def collect_examples(cfg: ProfileConfig) -> Collected:
     """Per-token activations of every compared model over the test split, cut into windows,
     and each sampled feature's explanation and scoring windows."""
@@ -95,7 +89,7 @@ def collect_examples(cfg: ProfileConfig) -> Collected:
     from ssae_utils.sae.outliers import NormThreshold
 
     a = cfg.autointerp
-    stage00, stage03 = _read_stage(cfg, SETUP_FILE, "00"), _read_stage(cfg, FINETUNE_FILE, "03")
+    stage00, stage03 = read_results(cfg.name, SETUP_FILE), read_results(cfg.name, FINETUNE_FILE)
     target, target_source = resolve_target_l0(cfg)
     # the tail analysis's seed too, so that notebooks 05 and 06 look at the same SSAEs
     seed = getattr(getattr(cfg, "tail", None), "ssae_seed", None)

@@ -43,8 +43,8 @@ from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora
 from ssae_utils.io import write_json_atomic
 from ssae_utils.paths import results_dir
+from ssae_utils.pipeline.upstream import gsae_input_space
 from ssae_utils.pipeline.finetune import train_grid
-from ssae_utils.pipeline.foundation import RESULTS_FILE as SETUP_FILE
 from ssae_utils.pipeline.foundation import World, load_saved_gsae, load_world
 from ssae_utils.retrieval import embed_cached, embedder_from_config
 from ssae_utils.sae.evaluation import reconstruction_stats
@@ -127,13 +127,6 @@ class SAEView:
     pooled: torch.Tensor       # [n_texts, d_sae]
     selection_seed: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
-
-
-def _load_gsae(cfg: ProfileConfig) -> tuple[Any, dict[str, Any]]:
-    if not (results_dir(cfg.name) / SETUP_FILE).exists():
-        raise FileNotFoundError(f"results/{cfg.name}/{SETUP_FILE} does not exist: notebook 07 needs the GSAE of "
-                                f"notebook 00 (python run_all.py --profile {cfg.name} --only 00)")
-    return load_saved_gsae(cfg)
 
 
 def bios_ssaes(world: World, gsae: Any, gsae_folder: str, act_scale: float, threshold: NormThreshold | None,
@@ -310,11 +303,10 @@ def run_bias_in_bios(cfg: ProfileConfig) -> dict[str, Any]:
     bcfg = cfg.bios
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    gsae, setup = _load_gsae(cfg)
+    gsae, setup = load_saved_gsae(cfg)
     world = load_world(cfg)
     training = setup["gsae"]["training"]
-    act_scale = float(training.get("norm_scaling_factor") or training.get("norm_scaling_factor_estimated") or 1.0)
-    threshold = NormThreshold.from_training_info(training, cfg.gsae.outlier_norm_factor)
+    act_scale, threshold = gsae_input_space(training, cfg.gsae.outlier_norm_factor)
     data = build_study_data(world.corpora, bcfg)
     timings["load_s"] = time.perf_counter() - t
 
@@ -407,30 +399,3 @@ def feature_rows(results: dict[str, Any], sae: str, selected_only: bool = False)
              "top tokens": ", ".join(repr(t["token"]) + f"×{t['count']}" for t in f["tokens"]),
              "strongest context": f["top_context"]}
             for f in results["features"][sae] if f["selected"] or not selected_only]
-
-
-def verdict(results: dict[str, Any]) -> dict[str, Any]:
-    """Claim C9 (SSAE SHIFT beats GSAE SHIFT on worst-group accuracy), read from the table,
-    with the precondition that makes SHIFT meaningful: the ambiguous probe must lean on gender
-    (original worst-group accuracy well below the oracle's)."""
-    rows = {r["row"]: r for r in results["table"]}
-
-    def wg(name: str) -> dict[str, Any] | None:
-        return rows[name]["worst_group_acc"] if name in rows else None
-
-    original, oracle = wg("Original"), wg("Oracle")
-    gap = oracle["mean"] - original["mean"]
-    out: dict[str, Any] = {
-        "original_gender_acc": rows["Original"]["gender_acc"]["mean"],
-        "oracle_minus_original_worst_group": gap,
-        "probe_leans_on_gender": bool(original["ci"] and oracle["ci"] and original["ci"][1] < oracle["ci"][0]),
-    }
-    for suffix in ("", " + retrain"):
-        g, s = wg(f"GSAE SHIFT{suffix}"), wg(f"SSAE SHIFT{suffix}")
-        if g and s:
-            separated = bool(g["ci"] and s["ci"] and (s["ci"][0] > g["ci"][1] or g["ci"][0] > s["ci"][1]))
-            out[f"ssae_minus_gsae_worst_group{suffix.replace(' + ', '_')}"] = s["mean"] - g["mean"]
-            out[f"cis_separate{suffix.replace(' + ', '_')}"] = separated
-    out["c9_reproduced"] = bool(out["probe_leans_on_gender"] and out.get("cis_separate")
-                                and out.get("ssae_minus_gsae_worst_group", 0) > 0)
-    return out

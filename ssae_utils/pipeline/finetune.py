@@ -39,12 +39,13 @@ from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
 from ssae_utils.data.splitting import sample_whole_documents
-from ssae_utils.io import read_json, stable_hash, write_json_atomic
+from ssae_utils.io import stable_hash, write_json_atomic
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import cache_dir, cache_relative, results_dir
 from ssae_utils.pipeline import tracin as stage02
 from ssae_utils.pipeline.foundation import load_saved_gsae
 from ssae_utils.pipeline.retrieval import load_stage01
+from ssae_utils.pipeline.upstream import gsae_input_space, read_results
 from ssae_utils.sae.evaluation import reconstruction_stats, sae_splice, spliced_ce
 from ssae_utils.sae.finetune import FinetuneConfig, finetune, validation_objective
 from ssae_utils.sae.gsae import load_sae, read_training_info, save_sae
@@ -65,12 +66,9 @@ def split_name(domain: str, split: str) -> str:
 def load_selections(cfg: ProfileConfig) -> dict[str, dict[str, dict[str, Any]]]:
     """{domain: {strategy: selection dict}} from stages 01 and 02 (both must exist and match)."""
     first = load_stage01(cfg)
-    path = results_dir(cfg.name) / stage02.RESULTS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run notebook 02 first (python run_all.py --profile {cfg.name} --only 02)")
-    second = read_json(path)
+    second = read_results(cfg.name, stage02.RESULTS_FILE)
     if second.get("inputs_key") != first["inputs_key"]:
-        raise ValueError(f"{path} was made from other stage-01 results; rerun notebook 02 (python run_all.py --profile {cfg.name} --only 02)")
+        raise ValueError(f"{results_dir(cfg.name) / stage02.RESULTS_FILE} was made from other stage-01 results; rerun notebook 02 (python run_all.py --profile {cfg.name} --only 02)")
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for domain in first["domains"]:
         out[domain] = {**first["domains"][domain]["selections"], **second["domains"][domain]["selections"]}
@@ -221,8 +219,7 @@ def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
     model = load_model(cfg.model)
     gsae, setup = load_saved_gsae(cfg)
     training = setup["gsae"]["training"]
-    act_scale = float(training.get("norm_scaling_factor") or training.get("norm_scaling_factor_estimated") or 1.0)
-    threshold = NormThreshold.from_training_info(training, cfg.gsae.outlier_norm_factor)
+    act_scale, threshold = gsae_input_space(training, cfg.gsae.outlier_norm_factor)
     store = ActivationStore(model, cfg.activations)
     batch = cfg.activations.batch_size
     rows: list[dict[str, Any]] = []

@@ -27,6 +27,7 @@ from ssae_utils.model.hooked import HookedLM
 from ssae_utils.model.reference import compare_with_hf
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import cache_relative, results_dir
+from ssae_utils.pipeline.upstream import read_results
 from ssae_utils.sae.evaluation import (
     ce_loss_recovered,
     feature_firing_rates,
@@ -207,10 +208,9 @@ def run_foundation(cfg: ProfileConfig) -> dict[str, Any]:
 
 def load_saved_gsae(cfg: ProfileConfig) -> tuple[Any, dict[str, Any]]:
     """The GSAE that stage 00 saved (read from its results file, never from memory)."""
-    from ssae_utils.io import read_json
     from ssae_utils.paths import cache_root
 
-    results = read_json(results_dir(cfg.name) / RESULTS_FILE)
+    results = read_results(cfg.name, RESULTS_FILE)
     current = cfg.to_dict()
     stale = [k for k in GSAE_SECTIONS if results.get("config", {}).get(k) != json.loads(json.dumps(current[k]))]
     if stale:

@@ -17,9 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from ssae_utils.config import ProfileConfig
-from ssae_utils.io import read_json, write_json_atomic
+from ssae_utils.io import write_json_atomic
 from ssae_utils.paths import results_dir
 from ssae_utils.pipeline.finetune import RESULTS_FILE as FINETUNE_FILE
+from ssae_utils.pipeline.upstream import read_results
 import numpy as np
 
 from ssae_utils.sae.pareto import compare_auc, curve_auc, mean_over_seeds
@@ -80,10 +81,7 @@ def seed_spread(rows: list[dict[str, Any]], domain: str, split: str, relative: b
 
 
 def run_pareto(cfg: ProfileConfig) -> dict[str, Any]:
-    path = results_dir(cfg.name) / FINETUNE_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run notebook 03 first (python run_all.py --profile {cfg.name} --only 03)")
-    finetune = read_json(path)
+    finetune = read_results(cfg.name, FINETUNE_FILE)
     rows, sweep = finetune["rows"], finetune["sweep"]
     window = tuple(sweep["l0_window"])
     figures: dict[str, Any] = {}

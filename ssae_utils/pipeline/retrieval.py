@@ -22,9 +22,10 @@ import numpy as np
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
-from ssae_utils.io import read_json, stable_hash, write_json_atomic
+from ssae_utils.io import stable_hash, write_json_atomic
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import results_dir
+from ssae_utils.pipeline.upstream import read_results
 from ssae_utils.retrieval import (
     DenseIndex,
     Selection,
@@ -154,12 +155,7 @@ def load_stage01(cfg: ProfileConfig) -> dict[str, Any]:
     """Stage 01's results for later stages, refusing ones written for other data, model or
     retrieval settings (the ``tracin_*`` knobs aside)."""
     path = results_dir(cfg.name) / RESULTS_FILE
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} does not exist: later stages read stage 01's selections. Run notebook 01 "
-            f"first (python run_all.py --profile {cfg.name} --only 01)."
-        )
-    results = read_json(path)
+    results = read_results(cfg.name, RESULTS_FILE)
     if results.get("inputs_key") != inputs_key(cfg):
         raise ValueError(
             f"{path} was written with other data/model/retrieval settings than this run's "

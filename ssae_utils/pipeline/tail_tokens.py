@@ -40,9 +40,10 @@ from ssae_utils.analysis.matched import GENERAL, MatchedModel, load_matched_sae,
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import build_corpora
 from ssae_utils.data.splitting import sample_whole_documents
-from ssae_utils.io import read_json, write_json_atomic
+from ssae_utils.io import write_json_atomic
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import results_dir
+from ssae_utils.pipeline.upstream import read_results
 from ssae_utils.pipeline.finetune import RESULTS_FILE as FINETUNE_FILE
 from ssae_utils.pipeline.foundation import RESULTS_FILE as SETUP_FILE
 from ssae_utils.sae.outliers import NormThreshold
@@ -56,14 +57,7 @@ BASELINE = GENERAL.label  # the paper's "OWT baseline": the SSAE finetuned on ge
 
 def load_upstream(cfg: ProfileConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """00_setup.json and 03_finetune.json, with an error naming the notebook to run."""
-    out = []
-    for name, notebook in ((SETUP_FILE, "00"), (FINETUNE_FILE, "03")):
-        path = results_dir(cfg.name) / name
-        if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist: run notebook {notebook} first "
-                                    f"(python run_all.py --profile {cfg.name} --only {notebook})")
-        out.append(read_json(path))
-    return out[0], out[1]
+    return read_results(cfg.name, SETUP_FILE), read_results(cfg.name, FINETUNE_FILE)
 
 
 def specialized_labels(models: list[MatchedModel]) -> list[str]:

@@ -98,39 +98,45 @@ def plot_fig3a(results_path: Path) -> Path:
     return _save(fig, "fig3a", results, results_path)
 
 
+def _histograms(results: dict[str, Any], results_path: Path, name: str, series: list[tuple[str, dict[str, Any], str]],
+                xlabel: str, ylabel: str, title: str, zero_line: bool = False, legend_loc: str = "best") -> Path:
+    """Step histograms (log count axis), one per model: ``series`` = (model label, histogram
+    with ``counts`` and ``edges``, legend text)."""
+    style = _style(results)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, h, legend in series:
+        ax.stairs(h["counts"], h["edges"], lw=1.3, color=style[label]["color"], ls=style[label]["ls"], label=legend)
+    if zero_line:
+        ax.axvline(0, color="black", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}\n{_subtitle(results)}", fontsize=8)
+    ax.legend(fontsize=7, loc=legend_loc)
+    return _save(fig, name, results, results_path)
+
+
 def plot_fig7(results_path: Path) -> Path:
     """Histogram of per-feature activation-count differences, each SSAE minus the baseline."""
     results = read_json(results_path)
-    style = _style(results)
     diffs = results["count_differences"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for label, h in diffs["per_model"].items():
-        ax.stairs(h["counts"], h["edges"], lw=1.3, color=style[label]["color"], ls=style[label]["ls"],
-                  label=f"{label}: mean {h['mean']:+.1f}, {h['share_positive']:.0%} > 0, {h['share_negative']:.0%} < 0")
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_yscale("log")
-    ax.set_xlabel(f"activation count of a feature minus its count in the {diffs['baseline']}")
-    ax.set_ylabel("features")
-    ax.set_title(f"fig7: per-feature activation-count differences vs the general-data SSAE\n{_subtitle(results)}", fontsize=8)
-    ax.legend(fontsize=7)
-    return _save(fig, "fig7", results, results_path)
+    series = [(label, h, f"{label}: mean {h['mean']:+.1f}, {h['share_positive']:.0%} > 0, {h['share_negative']:.0%} < 0")
+              for label, h in diffs["per_model"].items()]
+    return _histograms(results, results_path, "fig7", series,
+                       f"activation count of a feature minus its count in the {diffs['baseline']}", "features",
+                       "fig7: per-feature activation-count differences vs the general-data SSAE", zero_line=True)
 
 
 def plot_decoder_cosines(results_path: Path) -> Path:
     """Histogram of pairwise decoder cosine similarities per model (log count axis)."""
     results = read_json(results_path)
-    style = _style(results)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    series = []
     for m in results["models"]:
         c = results["per_model"][m["label"]]["decoder_cosines"]
-        ax.stairs(c["counts"], c["edges"], lw=1.2, color=style[m["label"]]["color"], ls=style[m["label"]]["ls"],
-                  label=f"{m['label']}: mean {c['mean']:.3f}, mean max {c['mean_max_cosine']:.2f}")
-    ax.set_yscale("log")
-    ax.set_xlabel("cosine similarity of two decoder directions (all pairs)")
-    ax.set_ylabel("pairs")
-    ax.set_title(f"decoder geometry: pairwise cosines\n{_subtitle(results)}", fontsize=8)
-    ax.legend(fontsize=7, loc="upper left")
-    return _save(fig, "05_decoder_cosines", results, results_path)
+        series.append((m["label"], c, f"{m['label']}: mean {c['mean']:.3f}, mean max {c['mean_max_cosine']:.2f}"))
+    return _histograms(results, results_path, "05_decoder_cosines", series,
+                       "cosine similarity of two decoder directions (all pairs)", "pairs",
+                       "decoder geometry: pairwise cosines", legend_loc="upper left")
 
 
 def plot_tail_tokens(results_path: Path) -> list[Path]:

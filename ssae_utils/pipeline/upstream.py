@@ -1,0 +1,30 @@
+"""What a stage reads from earlier stages: their saved results, and the GSAE's input space.
+
+Results files are named after the notebook that writes them (``03_finetune.json`` comes
+from notebook 03), so a missing one is reported with the command that produces it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ssae_utils.io import read_json
+from ssae_utils.paths import results_dir
+from ssae_utils.sae.outliers import NormThreshold
+
+
+def read_results(profile: str, name: str) -> dict[str, Any]:
+    """``results/<profile>/<name>``, or an error naming the notebook to run first."""
+    path = results_dir(profile) / name
+    if not path.exists():
+        notebook = name[:2]
+        raise FileNotFoundError(f"{path} does not exist: run notebook {notebook} first "
+                                f"(python run_all.py --profile {profile} --only {notebook})")
+    return read_json(path)
+
+
+def gsae_input_space(training: dict[str, Any], outlier_norm_factor: float | None) -> tuple[float, NormThreshold | None]:
+    """From the GSAE's training info (00_setup.json ``gsae.training``): the activation scale
+    it was trained at (SSAEs train in the same space) and its outlier-norm threshold."""
+    act_scale = float(training.get("norm_scaling_factor") or training.get("norm_scaling_factor_estimated") or 1.0)
+    return act_scale, NormThreshold.from_training_info(training, outlier_norm_factor)
