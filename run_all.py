@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no notebooks selected", file=sys.stderr)
         return 2
 
+    from ssae_utils.runtime import apply_allocator_env
+
+    apply_allocator_env()  # inherited by every kernel papermill starts (see ssae_utils/runtime.py)
     run_dir = Path(os.environ.get("SSAE_RUNS", REPO / "runs")) / profile
     run_dir.mkdir(parents=True, exist_ok=True)
     # Machine-local (in the cache, not in results/): a fresh clone has none and runs everything.

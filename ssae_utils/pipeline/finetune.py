@@ -15,7 +15,8 @@ out-of-distribution test where the domain has one): L0, FVU and dead features on
 ``finetune.stats_contexts`` contexts of the split (SAE only, cheap), and the patched
 cross-entropy / perplexity on ``finetune.eval_contexts`` contexts (the residual at the hook
 replaced by the SSAE's reconstruction; BOS and outlier-norm tokens pass through, as for the
-GSAE). The clean run up to the hook is computed once per batch and shared by the GSAE and
+GSAE; on validation only when ``finetune.val_patched_ce``, since nothing is picked by it).
+The clean run up to the hook is computed once per batch and shared by the GSAE and
 every SSAE of a grid; only the layers after the hook are recomputed per SAE, and padded
 positions are never unembedded. The GSAE is evaluated on the same tokens, so relative
 perplexity is exact. The validation L0 is the x axis of the Pareto curves.
@@ -119,19 +120,25 @@ def eval_set(store: ActivationStore, ce_docs: Sequence[Document], stats_docs: Se
 
 @torch.no_grad()
 def evaluate(model: Any, saes: dict[str, Any], data: EvalSet, threshold: NormThreshold | None,
-             batch_size: int, desc: str) -> dict[str, dict[str, float]]:
+             batch_size: int, desc: str, patched_ce: bool = True) -> dict[str, dict[str, float]]:
     """Metrics of every SAE in ``saes`` on the same tokens. The clean CE is computed on the
-    first call for ``data`` and kept in it (key "clean" of the result)."""
-    splices = {name: sae_splice(sae, threshold) for name, sae in saes.items()}
-    ce = spliced_ce(model, data.tokens, data.lengths, splices, batch_size=batch_size, desc=desc,
-                    include_clean=data.clean_ce is None)
-    if data.clean_ce is None:
-        data.clean_ce = ce["clean"]
-    out: dict[str, dict[str, float]] = {"clean": {"ce": data.clean_ce, "ppl": math.exp(data.clean_ce)}}
+    first call for ``data`` and kept in it (key "clean" of the result). ``patched_ce=False``
+    gives the SAE-only metrics (L0, FVU, dead features) without "ce"/"ppl" and without
+    running the model."""
+    out: dict[str, dict[str, float]] = {}
+    ce: dict[str, float] = {}
+    if patched_ce:
+        splices = {name: sae_splice(sae, threshold) for name, sae in saes.items()}
+        ce = spliced_ce(model, data.tokens, data.lengths, splices, batch_size=batch_size, desc=desc,
+                        include_clean=data.clean_ce is None)
+        if data.clean_ce is None:
+            data.clean_ce = ce["clean"]
+    if data.clean_ce is not None:
+        out["clean"] = {"ce": data.clean_ce, "ppl": math.exp(data.clean_ce)}
     for name, sae in saes.items():
         stats = reconstruction_stats(sae, data.acts)
-        out[name] = {"ce": ce[name], "ppl": math.exp(ce[name]), "l0": stats.l0, "fvu": stats.fvu,
-                     "dead_features": stats.dead_features, "tokens": stats.n_tokens}
+        out[name] = {**({"ce": ce[name], "ppl": math.exp(ce[name])} if patched_ce else {}), "l0": stats.l0,
+                     "fvu": stats.fvu, "dead_features": stats.dead_features, "tokens": stats.n_tokens}
     return out
 
 
@@ -247,7 +254,8 @@ def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
                                   model.hook_name, model.name, label)
                 picked = pick_checkpoints(grid, fcfg, evals["val"], act_scale)
                 named = {f"lambda_{lam:g}": grid.saes[step][i] for i, (lam, (step, _)) in enumerate(zip(fcfg.l1_coefficients, picked))}
-                metrics = {split: evaluate(model, named, evals[split], threshold, batch, f"{label} {split}")
+                metrics = {split: evaluate(model, named, evals[split], threshold, batch, f"{label} {split}",
+                                           patched_ce=split != "val" or cfg.finetune.val_patched_ce)
                            for split in EVAL_SPLITS[domain]}
                 for i, (lam, (step, scores)) in enumerate(zip(fcfg.l1_coefficients, picked)):
                     row = {"domain": domain, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed,
@@ -257,7 +265,8 @@ def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
                     for split in EVAL_SPLITS[domain]:
                         m, g = metrics[split][f"lambda_{lam:g}"], gsae_metrics[domain][split]["gsae"]
                         row.update({f"{split}_{k}": v for k, v in m.items() if k != "tokens"})
-                        row[f"{split}_ppl_rel_gsae"] = m["ppl"] / g["ppl"]
+                        if "ppl" in m:
+                            row[f"{split}_ppl_rel_gsae"] = m["ppl"] / g["ppl"]
                     rows.append(row)
         timings[f"{domain}_s"] = round(time.perf_counter() - t, 1)
 

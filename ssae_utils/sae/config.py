@@ -98,6 +98,10 @@ class SSAESweepConfig:
     eval_contexts: int = 256
     # ... and for L0 / FVU / dead features / the validation objective (cheap: SAE only)
     stats_contexts: int = 1024
+    # The patched CE of every SSAE on the validation split too. Validation picks nothing by
+    # it (the checkpoint pick uses the validation objective, the curves' x axis the
+    # validation L0), so a profile short of time can skip it; the GSAE's is always measured.
+    val_patched_ce: bool = True
     l0_window: tuple[float, float] = (60.0, 140.0)
 
     def __post_init__(self) -> None:

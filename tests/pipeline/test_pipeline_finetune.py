@@ -76,3 +76,28 @@ def test_train_grid_keeps_checkpoints_reloads_them_and_validation_picks_per_lamb
     for i, (step, scores) in enumerate(picked):
         assert set(scores) == {10, 20} and scores[step] == min(scores.values())
         assert scores[10] == pytest.approx(validation_objective(grid.saes[10][i], val.acts, fcfg.l1_coefficients[i], SCALE))
+
+
+def test_evaluate_without_patched_ce_never_runs_the_model_and_keeps_the_sae_metrics():
+    from ssae_utils.pipeline.finetune import EvalSet, evaluate
+    from ssae_utils.sae.evaluation import reconstruction_stats
+    from tests.sae.test_finetune import toy_acts, toy_gsae
+
+    class NoModel:
+        def __getattr__(self, name):
+            raise AssertionError(f"the model must not be used without patched CE (called {name})")
+
+    sae = toy_gsae()
+    data = EvalSet(torch.zeros(1, 2, dtype=torch.long), torch.tensor([2]), toy_acts(300, seed=3))
+    out = evaluate(NoModel(), {"a": sae}, data, None, 4, "toy", patched_ce=False)
+    stats = reconstruction_stats(sae, data.acts)
+    assert set(out) == {"a"} and "ce" not in out["a"] and "ppl" not in out["a"]
+    assert out["a"]["l0"] == pytest.approx(stats.l0) and out["a"]["fvu"] == pytest.approx(stats.fvu)
+
+
+def test_embedded_skips_validation_perplexity_and_term_extra_seeds_but_the_paper_keeps_them():
+    embedded, paper = load_profile("embedded").finetune, load_profile("paper").finetune
+    assert not embedded.val_patched_ce and paper.val_patched_ce
+    assert embedded.seeds_for("physics", "dense", 500.0) == (0,)
+    assert embedded.seeds_for("physics", "dense", 0.0) == (0, 1, 2)
+    assert paper.seeds_for("physics", "dense", 500.0) == (0, 1, 2)
