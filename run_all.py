@@ -10,8 +10,9 @@
 
 Executed copies go to runs/<profile>/<NN>_<name>.ipynb; the source notebooks are never
 overwritten. Notebooks talk to each other only through files in results/<profile>/. A
-notebook whose inputs (its source, the profile config and the overrides) are unchanged since
-its last successful run on this machine is skipped unless --force is given.
+notebook whose inputs (its source, the config sections of its stage and earlier ones, with
+overrides, and the results of earlier notebooks) are unchanged since its last successful run
+on this machine is skipped unless --force is given.
 """
 
 from __future__ import annotations
@@ -56,9 +57,39 @@ def select(notebooks: list[Path], only: list[str] | None, start: str | None) -> 
     return notebooks
 
 
-def fingerprint(nb: Path, profile_hash: str) -> str:
+# The stage that first reads each config section. A notebook depends on the sections of its
+# own and earlier stages, and on the results of every earlier notebook (which change whenever
+# that notebook reruns): a finetuning knob then reruns 03 and what follows it, not 00-02.
+# A section missing here counts as read by 00, so every notebook depends on it.
+SECTION_STAGE = {"name": "00", "seed": "00", "data": "00", "model": "00", "activations": "00", "gsae": "00",
+                 "retrieval": "01", "finetune": "03", "tail": "05", "autointerp": "06", "bios": "07"}
+
+
+def notebook_number(nb: Path) -> str:
+    return nb.name[:2]
+
+
+def config_for(number: str, config: dict) -> dict:
+    """The config sections notebook ``number`` can depend on."""
+    return {key: value for key, value in config.items() if SECTION_STAGE.get(key, "00") <= number}
+
+
+def upstream_results(number: str, results_folder: Path) -> list[Path]:
+    """Result files written by notebooks numbered before ``number``."""
+    return sorted(p for p in results_folder.glob("*") if p.is_file() and p.name[:2].isdigit() and p.name[:2] < number)
+
+
+def fingerprint(nb: Path, config: dict, results_folder: Path) -> str:
+    """What a notebook's outputs depend on: its source, its config sections and the upstream
+    results on disk."""
+    from ssae_utils.io import stable_hash
+
+    number = notebook_number(nb)
     digest = hashlib.sha256(nb.read_bytes())
-    digest.update(profile_hash.encode())
+    digest.update(stable_hash(config_for(number, config)).encode())
+    for path in upstream_results(number, results_folder):
+        digest.update(path.name.encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16]
 
 
@@ -76,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ssae_utils.config import DEFAULT_PROFILE, load_profile, parse_override
     from ssae_utils.io import read_json, write_json_atomic
-    from ssae_utils.paths import cache_dir
+    from ssae_utils.paths import cache_dir, results_dir
 
     profile = args.profile or DEFAULT_PROFILE
     overrides = dict(parse_override(o) for o in args.overrides)
@@ -101,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     failed = False
     for i, nb in enumerate(selected, 1):
-        key = fingerprint(nb, cfg.hash())
+        key = fingerprint(nb, cfg.to_dict(), results_dir(profile))
         if not args.force and state.get(nb.stem, {}).get("fingerprint") == key:
             print(f"[{i}/{len(selected)}] {nb.stem}: up to date, skipped (use --force to rerun)")
             outcomes.append(Outcome(nb.stem, "skipped", 0.0))

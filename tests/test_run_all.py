@@ -24,6 +24,37 @@ def test_selection_by_only_and_from():
         run_all.select(nbs, ["7"], None)
 
 
+def _fingerprints(config, results):
+    return {nb.name[:2]: run_all.fingerprint(nb, config, results) for nb in run_all.discover()}
+
+
+def test_a_later_stage_knob_leaves_earlier_notebooks_up_to_date(tmp_path):
+    from ssae_utils.config import load_profile
+
+    base = _fingerprints(load_profile("smoke").to_dict(), tmp_path)
+    changed = _fingerprints(load_profile("smoke", {"autointerp.n_features": 3}).to_dict(), tmp_path)
+    assert [n for n in base if base[n] != changed[n]] == ["06", "07", "08"]
+    gsae = _fingerprints(load_profile("smoke", {"gsae.d_sae": 64}).to_dict(), tmp_path)
+    assert all(base[n] != gsae[n] for n in base)
+
+
+def test_changed_upstream_results_make_later_notebooks_stale(tmp_path):
+    from ssae_utils.config import load_profile
+
+    config = load_profile("smoke").to_dict()
+    (tmp_path / "03_finetune.json").write_text("{}")
+    before = _fingerprints(config, tmp_path)
+    (tmp_path / "03_finetune.json").write_text('{"rows": []}')
+    after = _fingerprints(config, tmp_path)
+    assert [n for n in before if before[n] != after[n]] == ["04", "05", "06", "07", "08"]
+
+
+def test_every_config_section_has_a_stage():
+    from ssae_utils.config import load_profile
+
+    assert set(load_profile("smoke").to_dict()) == set(run_all.SECTION_STAGE)
+
+
 def test_bad_profile_and_knob_exit_with_clear_message(capsys):
     assert run_all.main(["--profile", "huge"]) == 2
     assert "Valid profiles: smoke, embedded, paper" in capsys.readouterr().err
