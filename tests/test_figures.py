@@ -44,3 +44,15 @@ def test_every_figure_in_the_readme_map_exists_and_came_from_the_notebook_the_ma
             assert png.exists(), f"{name} is in the README's map for {notebook} but not in figures/embedded/"
             meta = json.loads(png.with_suffix(".meta.json").read_text())
             assert meta["notebook"] == notebook, f"{name}: the map says {notebook}, its provenance says {meta['notebook']}"
+
+
+def test_readme_scorecard_table_matches_the_committed_scorecard():
+    import re
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| (C\d) [^|]*\| ([a-z ]+) \|", readme, flags=re.MULTILINE)
+    assert [claim for claim, _ in rows] == [f"C{i}" for i in range(1, 10)], "the README's scorecard table should list C1-C9"
+    committed = json.loads((REPO_ROOT / "results" / "embedded" / "08_scorecard.json").read_text())
+    verdicts = {c["claim"]: c["verdict"] for c in committed["claims"]}
+    for claim, verdict in rows:
+        assert verdict.strip() == verdicts[claim], f"README says {claim} is {verdict.strip()!r}, 08_scorecard.json {verdicts[claim]!r}"
