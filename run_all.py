@@ -12,7 +12,7 @@ Executed copies go to runs/<profile>/<NN>_<name>.ipynb; the source notebooks are
 overwritten. Notebooks talk to each other only through files in results/<profile>/. A
 notebook whose inputs (its source, the config sections of its stage and earlier ones, with
 overrides, and the results of earlier notebooks) are unchanged since its last successful run
-on this machine is skipped unless --force is given.
+on this machine, and whose own results are still there, is skipped unless --force is given.
 """
 
 from __future__ import annotations
@@ -79,6 +79,23 @@ def upstream_results(number: str, results_folder: Path) -> list[Path]:
     return sorted(p for p in results_folder.glob("*") if p.is_file() and p.name[:2].isdigit() and p.name[:2] < number)
 
 
+def own_results(nb: Path, results_folder: Path) -> list[Path]:
+    """Result files this notebook wrote (named after its number)."""
+    return sorted(p for p in results_folder.glob(f"{notebook_number(nb)}_*") if p.is_file())
+
+
+def state_file(profile: str, results_folder: Path) -> Path:
+    """Where run_all remembers what ran: one file per profile and results folder, so a run
+    into a scratch folder (SSAE_RESULTS=...) never marks the default results stale."""
+    from ssae_utils.io import stable_hash
+    from ssae_utils.paths import REPO_ROOT, cache_dir
+
+    default = (REPO_ROOT / "results" / profile).resolve()
+    here = results_folder.resolve()
+    suffix = "" if here == default else f"-{stable_hash(str(here), 8)}"
+    return cache_dir("run_state") / f"{profile}{suffix}.json"
+
+
 def fingerprint(nb: Path, config: dict, results_folder: Path) -> str:
     """What a notebook's outputs depend on: its source, its config sections and the upstream
     results on disk."""
@@ -107,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ssae_utils.config import DEFAULT_PROFILE, load_profile, parse_override
     from ssae_utils.io import read_json, write_json_atomic
-    from ssae_utils.paths import cache_dir, results_dir
+    from ssae_utils.paths import results_dir
 
     profile = args.profile or DEFAULT_PROFILE
     overrides = dict(parse_override(o) for o in args.overrides)
@@ -127,13 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(os.environ.get("SSAE_RUNS", REPO / "runs")) / profile
     run_dir.mkdir(parents=True, exist_ok=True)
     # Machine-local (in the cache, not in results/): a fresh clone has none and runs everything.
-    state_path = cache_dir("run_state") / f"{profile}.json"
+    state_path = state_file(profile, results_dir(profile))
     state = read_json(state_path) if state_path.exists() else {}
     outcomes: list[Outcome] = []
     failed = False
     for i, nb in enumerate(selected, 1):
         key = fingerprint(nb, cfg.to_dict(), results_dir(profile))
-        if not args.force and state.get(nb.stem, {}).get("fingerprint") == key:
+        up_to_date = state.get(nb.stem, {}).get("fingerprint") == key and own_results(nb, results_dir(profile))
+        if not args.force and up_to_date:
             print(f"[{i}/{len(selected)}] {nb.stem}: up to date, skipped (use --force to rerun)")
             outcomes.append(Outcome(nb.stem, "skipped", 0.0))
             continue

@@ -49,6 +49,22 @@ def test_changed_upstream_results_make_later_notebooks_stale(tmp_path):
     assert [n for n in before if before[n] != after[n]] == ["04", "05", "06", "07", "08"]
 
 
+def test_run_state_is_kept_per_results_folder(tmp_path):
+    from ssae_utils.paths import REPO_ROOT
+
+    default = run_all.state_file("embedded", REPO_ROOT / "results" / "embedded")
+    scratch = run_all.state_file("embedded", tmp_path / "embedded")
+    assert default.name == "embedded.json" and scratch.name.startswith("embedded-") and scratch != default
+
+
+def test_a_notebook_without_its_results_is_not_up_to_date(tmp_path):
+    nb = Path("05_tail_tokens.ipynb")
+    assert run_all.own_results(nb, tmp_path) == []
+    (tmp_path / "05_tail_tokens.json").write_text("{}")
+    (tmp_path / "06_autointerp.json").write_text("{}")
+    assert [p.name for p in run_all.own_results(nb, tmp_path)] == ["05_tail_tokens.json"]
+
+
 def test_every_config_section_has_a_stage():
     from ssae_utils.config import load_profile
 
