@@ -27,9 +27,46 @@ class ModelSpec:
 GSAE = ModelSpec("GSAE")
 GENERAL = ModelSpec("General SSAE", "general")
 DENSE = ModelSpec("Dense SSAE", "dense")
-TERM_500 = ModelSpec("Dense+TERM t=500", "dense", 500.0)
-TERM_MAX = ModelSpec("Dense+TERM t=1e9", "dense", 1e9)
-DEFAULT_COMPARED: tuple[ModelSpec, ...] = (GSAE, GENERAL, DENSE, TERM_500, TERM_MAX)
+PAPER_TILTS = (500.0, 1e9)
+STRATEGY_NAMES = {"general": "General", "seed_only": "Seed-only", "bm25": "BM25", "dense": "Dense",
+                  "bm25_tracin": "BM25-TracIn", "dense_tracin": "Dense-TracIn"}
+TERM_ALIAS = "TERM"  # in a list of labels: the first TERM model the sweep trained
+
+
+def tilt_label(t: float) -> str:
+    """500 -> "500", 1e9 -> "1e9", 0.5 -> "0.5"."""
+    return f"{t:g}".replace("e+0", "e").replace("e+", "e")
+
+
+def term_spec(t: float, strategy: str = "dense") -> ModelSpec:
+    return ModelSpec(f"{STRATEGY_NAMES.get(strategy, strategy)}+TERM t={tilt_label(t)}", strategy, float(t))
+
+
+def compared_models(stage03: dict[str, Any] | None = None, domain: str = "physics") -> tuple[ModelSpec, ...]:
+    """GSAE, general-data SSAE, Dense SSAE and one TERM model per tilt that stage 03 trained
+    on ``domain`` (without stage 03's results: the paper's t = 500 and 1e9 on Dense)."""
+    sweep = (stage03 or {}).get("sweep", {})
+    tilts = sweep.get("term_tilts", PAPER_TILTS) if domain in sweep.get("term_domains", ("physics",)) else ()
+    return (GSAE, GENERAL, DENSE, *(term_spec(t, sweep.get("term_strategy", "dense")) for t in tilts))
+
+
+def resolve_specs(labels: Sequence[str], available: Sequence[ModelSpec]) -> list[ModelSpec]:
+    """The specs named by ``labels`` ("TERM": the first TERM model), or a clear error."""
+    by_label = {spec.label: spec for spec in available}
+    terms = [spec for spec in available if spec.tilt != 0]
+    out = []
+    for label in labels:
+        if label == TERM_ALIAS and terms:
+            out.append(terms[0])
+        elif label in by_label:
+            out.append(by_label[label])
+        else:
+            raise ValueError(f"model {label!r} is not among those stage 03 trained: {list(by_label)}"
+                             f"{' or ' + repr(TERM_ALIAS) if terms else ''}; change the model list or the finetune sweep")
+    return out
+
+
+DEFAULT_COMPARED: tuple[ModelSpec, ...] = compared_models()
 
 
 @dataclass(frozen=True)
@@ -58,10 +95,11 @@ def pick_matched_models(
     stage03: dict[str, Any],
     domain: str,
     target_l0: float,
-    specs: Sequence[ModelSpec] = DEFAULT_COMPARED,
+    specs: Sequence[ModelSpec] | None = None,
     seed: int | None = None,
 ) -> list[MatchedModel]:
-    """One model per spec, the lambda with validation L0 closest to ``target_l0``.
+    """One model per spec (default: ``compared_models`` of this sweep), the lambda with
+    validation L0 closest to ``target_l0``.
 
     ``seed`` None takes the smallest seed in the sweep. Ties go to the larger lambda (the
     sparser model). Specs missing from the sweep raise an error naming the notebook to rerun.
@@ -74,7 +112,7 @@ def pick_matched_models(
     if seed is None:
         seed = min(int(r["seed"]) for r in rows)
     picked = []
-    for spec in specs:
+    for spec in (compared_models(stage03, domain) if specs is None else specs):
         if spec.strategy is None:
             l0 = float(stage03["gsae"][domain]["val"]["gsae"]["l0"])
             picked.append(MatchedModel(spec.label, None, 0.0, None, None, stage00["gsae"]["folder"], l0, float(target_l0)))

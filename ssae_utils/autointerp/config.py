@@ -5,16 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from ssae_utils.analysis.matched import DEFAULT_COMPARED, ModelSpec
 from ssae_utils.validation import require as _require
 
 # A current Claude Sonnet (the anthropic SDK 2.10 lists it in ``anthropic.types.ModelParam``;
 # ``claude-sonnet-4-5`` is marked deprecated there). The paper used Claude 3.5 Sonnet.
 DEFAULT_CLAUDE_MODEL = "claude-sonnet-5-5"
 DEFAULT_TARGET_L0 = 100.0  # paper §3.3-3.5: models compared at L0 ~ 100
-
-SPECS_BY_LABEL: dict[str, ModelSpec] = {spec.label: spec for spec in DEFAULT_COMPARED}
-
 
 @dataclass
 class AutointerpConfig:
@@ -26,7 +22,8 @@ class AutointerpConfig:
     # Sonnet 5.x thinks adaptively; low effort keeps the (billed) thinking short on this easy task.
     effort: Literal["low", "medium", "high"] | None = "low"
 
-    # compared models (labels of ssae_utils.analysis.matched specs) at one validation L0
+    # compared models at one validation L0: labels of ssae_utils.analysis.matched.compared_models
+    # (GSAE, General SSAE, Dense SSAE, Dense+TERM t=<each tilt of the sweep>; "TERM" = the first)
     domain: str = "physics"
     split: str = "test"
     models: tuple[str, ...] = ("GSAE", "General SSAE", "Dense SSAE", "Dense+TERM t=500")
@@ -62,8 +59,6 @@ class AutointerpConfig:
 
     def __post_init__(self) -> None:
         self.models = tuple(self.models)
-        unknown = [m for m in self.models if m not in SPECS_BY_LABEL]
-        _require(not unknown, f"autointerp.models: unknown {unknown}; choose from {list(SPECS_BY_LABEL)}")
         _require(len(self.models) >= 1 and len(set(self.models)) == len(self.models), "autointerp.models must be distinct and non-empty")
         _require(bool(self.claude_model.strip()), "autointerp.claude_model must name a model")
         _require(self.target_l0 is None or self.target_l0 > 0, "autointerp.target_l0 must be positive")
@@ -79,10 +74,6 @@ class AutointerpConfig:
         prices = (self.price_input_per_mtok, self.price_output_per_mtok)
         _require((prices[0] is None) == (prices[1] is None), "set both autointerp.price_input_per_mtok and price_output_per_mtok, or neither")
         _require(all(p is None or p >= 0 for p in prices), "autointerp prices must be >= 0")
-
-    @property
-    def specs(self) -> list[ModelSpec]:
-        return [SPECS_BY_LABEL[m] for m in self.models]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

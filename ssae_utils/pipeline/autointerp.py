@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import torch
 
-from ssae_utils.analysis.matched import load_matched_sae, pick_matched_models
+from ssae_utils.analysis.matched import compared_models, load_matched_sae, pick_matched_models, resolve_specs
 from ssae_utils.autointerp.budget import BudgetMeter, check_budget, estimate_cost, price_of
 from ssae_utils.autointerp.cache import ResponseCache
 from ssae_utils.autointerp.client import ClaudeClient, MissingAPIKey, api_key_available
@@ -93,7 +93,11 @@ def collect_examples(cfg: ProfileConfig) -> Collected:
     target, target_source = resolve_target_l0(cfg)
     # the tail analysis's seed too, so that notebooks 05 and 06 look at the same SSAEs
     seed = getattr(getattr(cfg, "tail", None), "ssae_seed", None)
-    picked = pick_matched_models(stage00, stage03, a.domain, target, a.specs, seed=seed)
+    try:
+        specs = resolve_specs(a.models, compared_models(stage03, a.domain))
+    except ValueError as err:
+        raise ValueError(f"autointerp.models: {err}") from None
+    picked = pick_matched_models(stage00, stage03, a.domain, target, specs, seed=seed)
     split = f"{a.domain}_{a.split}"
     docs = build_corpora(cfg.data)[split]
     docs = docs[: a.max_docs] if a.max_docs else docs

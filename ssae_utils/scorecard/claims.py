@@ -33,6 +33,12 @@ def _pareto_seeds(r: Results) -> str:
     return ", ".join(f"{k}: {v}" for k, v in counts.items()) + " SSAE training seed(s) per curve"
 
 
+def _term_features(autointerp: dict[str, Any]) -> Any:
+    summary = autointerp["summary"]
+    term = rc.term_label(summary)
+    return summary[term].get("n", "?") if term else "?"
+
+
 CLAIMS: dict[str, Claim] = {c.claim_id: c for c in [
     Claim("C1", "A Dense-retrieval SSAE beats the general-corpus baseline (lower patched perplexity at equal L0)",
           ("04_pareto.json",), lambda r: pc.claim_c1(r["04_pareto.json"]), _pareto_seeds),
@@ -53,7 +59,7 @@ CLAIMS: dict[str, Claim] = {c.claim_id: c for c in [
           lambda r: "perplexity: " + _pareto_seeds(r) + "; features: 1 SSAE seed"),
     Claim("C8", "TERM features get higher autointerp F1", ("06_autointerp.json",),
           lambda r: [rc.autointerp_evidence(r["06_autointerp.json"])],
-          lambda r: f"1 SSAE seed; {r['06_autointerp.json']['summary'].get(rc.TERM_LABEL, {}).get('n', '?')} features per model"),
+          lambda r: f"1 SSAE seed; {_term_features(r['06_autointerp.json'])} features per model"),
     Claim("C9", "SSAE SHIFT beats GSAE SHIFT on worst-group accuracy (Bias in Bios)", ("07_bias_in_bios.json",),
           lambda r: [rc.shift_evidence(r["07_bias_in_bios.json"])],
           lambda r: "; ".join(f"{row['row']}: {row['n_runs']} runs" for row in r["07_bias_in_bios.json"]["table"]

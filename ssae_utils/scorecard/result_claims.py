@@ -19,11 +19,20 @@ import numpy as np
 
 from ssae_utils.scorecard.verdict import Evidence, judge
 
-TERM_LABEL = "Dense+TERM t=500"
 DENSE_LABEL = "Dense SSAE"
 # C9: the paper reports +12.5 points of worst-group accuracy; a gain below 3 points
 # (a quarter of that) is not the claimed effect.
 C9_MIN_EFFECT = 0.03
+
+
+def term_label(labels: Any) -> str | None:
+    """The TERM model a claim is judged on: the first one notebook 05/06 compared (with the
+    paper's sweep, t = 500)."""
+    return next((label for label in labels if "+TERM" in label), None)
+
+
+def _short(label: str) -> str:
+    return label.split("+", 1)[-1]  # "Dense+TERM t=500" -> "TERM t=500"
 
 
 def _net_tail_gain(summary: dict[str, Any], label: str, n: int) -> tuple[float, float]:
@@ -46,28 +55,30 @@ def term_tail_evidence(tail: dict[str, Any]) -> Evidence:
     """C7 (tail): TERM's net tail gain over the baseline exceeds Dense ERM's."""
     t = tail["tail_tokens"]
     n = t["n_tail_types"]
-    if TERM_LABEL not in t["summary"]:
+    term = term_label(t["summary"])
+    if term is None:
         return Evidence("TERM vs Dense tail coverage", None, None, "positive", "inconclusive", note="no TERM model in 05")
-    g_term, se_term = _net_tail_gain(t["summary"], TERM_LABEL, n)
+    g_term, se_term = _net_tail_gain(t["summary"], term, n)
     g_dense, se_dense = _net_tail_gain(t["summary"], DENSE_LABEL, n)
     gap, se = g_term - g_dense, math.sqrt(se_term ** 2 + se_dense ** 2)   # ignores their correlation: conservative
-    return Evidence("net tail gain over the baseline, TERM t=500 minus Dense ERM", gap, se, "positive",
-                    judge(gap, se, "positive"), {"term": t["summary"][TERM_LABEL], "dense": t["summary"][DENSE_LABEL]})
+    return Evidence(f"net tail gain over the baseline, {_short(term)} minus Dense ERM", gap, se, "positive",
+                    judge(gap, se, "positive"), {"term": t["summary"][term], "dense": t["summary"][DENSE_LABEL]})
 
 
 def breadth_evidence(tail: dict[str, Any], n_boot: int = 2000, seed: int = 0) -> Evidence:
     """C7 (breadth): TERM's features fire more broadly than Dense ERM's: the median of the
     per-feature activation-count differences (same feature index) is positive."""
     per = tail["per_model"]
-    if TERM_LABEL not in per:
+    term = term_label(per)
+    if term is None:
         return Evidence("TERM vs Dense feature breadth", None, None, "positive", "inconclusive", note="no TERM model in 05")
-    diff = np.asarray(per[TERM_LABEL]["activation_counts"], float) - np.asarray(per[DENSE_LABEL]["activation_counts"], float)
+    diff = np.asarray(per[term]["activation_counts"], float) - np.asarray(per[DENSE_LABEL]["activation_counts"], float)
     rng = np.random.default_rng(seed)
     boots = np.median(diff[rng.integers(0, len(diff), (n_boot, len(diff)))], axis=1)
     gap, se = float(np.median(diff)), float(boots.std(ddof=1))
-    return Evidence("median per-feature activation count, TERM t=500 minus Dense ERM (same feature)", gap, se, "positive",
+    return Evidence(f"median per-feature activation count, {_short(term)} minus Dense ERM (same feature)", gap, se, "positive",
                     judge(gap, se, "positive"),
-                    {"l0_term": per[TERM_LABEL]["activation_summary"]["l0"], "l0_dense": per[DENSE_LABEL]["activation_summary"]["l0"],
+                    {"l0_term": per[term]["activation_summary"]["l0"], "l0_dense": per[DENSE_LABEL]["activation_summary"]["l0"],
                      "tokens": tail["activation_sample"]["tokens"]})
 
 
@@ -75,14 +86,15 @@ def autointerp_evidence(autointerp: dict[str, Any]) -> Evidence:
     """C8: TERM's features get a higher mean F1 than Dense ERM's. With the offline explainer
     the gap is reported but no verdict is given: the claim is about an LLM's explanations."""
     s = autointerp["summary"]
-    if TERM_LABEL not in s or DENSE_LABEL not in s:
+    term = term_label(s)
+    if term is None or DENSE_LABEL not in s:
         return Evidence("mean F1, TERM minus Dense", None, None, "positive", "inconclusive", note="models missing in 06")
-    se = math.sqrt(sum(((s[m]["ci_high"] - s[m]["ci_low"]) / 3.92) ** 2 for m in (TERM_LABEL, DENSE_LABEL)))
-    gap = s[TERM_LABEL]["mean"] - s[DENSE_LABEL]["mean"]
+    se = math.sqrt(sum(((s[m]["ci_high"] - s[m]["ci_low"]) / 3.92) ** 2 for m in (term, DENSE_LABEL)))
+    gap = s[term]["mean"] - s[DENSE_LABEL]["mean"]
     offline = autointerp.get("mode") != "claude"
     verdict = "inconclusive" if offline else judge(gap, se, "positive")
-    return Evidence("mean autointerp F1, TERM t=500 minus Dense ERM", gap, se, "positive", verdict,
-                    {m: {k: s[m][k] for k in ("mean", "ci_low", "ci_high", "n")} for m in (TERM_LABEL, DENSE_LABEL)} | {"mode": autointerp.get("mode")},
+    return Evidence(f"mean autointerp F1, {_short(term)} minus Dense ERM", gap, se, "positive", verdict,
+                    {m: {k: s[m][k] for k in ("mean", "ci_low", "ci_high", "n")} for m in (term, DENSE_LABEL)} | {"mode": autointerp.get("mode")},
                     "measured with the offline explainer only (no ANTHROPIC_API_KEY): no verdict on an LLM claim" if offline else None)
 
 

@@ -5,12 +5,14 @@ import pytest
 from ssae_utils.scorecard import result_claims as rc
 from ssae_utils.scorecard.claims import CLAIMS, score_claims
 
+TERM = "Dense+TERM t=500"  # any "+TERM" label: the first one is judged
+
 
 def _tail(dense=(460, 240), term=(247, 191), n=3753, counts_term=None, counts_dense=None):
     summary = {rc.DENSE_LABEL: {"only_ssae": dense[0], "only_baseline": dense[1], "both": 0},
-               rc.TERM_LABEL: {"only_ssae": term[0], "only_baseline": term[1], "both": 0}}
+               TERM: {"only_ssae": term[0], "only_baseline": term[1], "both": 0}}
     per = {rc.DENSE_LABEL: {"activation_counts": counts_dense or [10, 20, 30, 40], "activation_summary": {"l0": 100.0}},
-           rc.TERM_LABEL: {"activation_counts": counts_term or [15, 25, 35, 45], "activation_summary": {"l0": 101.0}}}
+           TERM: {"activation_counts": counts_term or [15, 25, 35, 45], "activation_summary": {"l0": 101.0}}}
     return {"tail_tokens": {"n_tail_types": n, "max_count": 4, "baseline": "General SSAE", "summary": summary},
             "per_model": per, "activation_sample": {"tokens": 1000}}
 
@@ -38,7 +40,7 @@ def test_term_tail_and_breadth():
 
 
 def test_autointerp_needs_claude_for_a_verdict():
-    summary = {m: {"mean": v, "ci_low": v - 0.05, "ci_high": v + 0.05, "n": 20} for m, v in [(rc.TERM_LABEL, 0.8), (rc.DENSE_LABEL, 0.5)]}
+    summary = {m: {"mean": v, "ci_low": v - 0.05, "ci_high": v + 0.05, "n": 20} for m, v in [(TERM, 0.8), (rc.DENSE_LABEL, 0.5)]}
     offline = rc.autointerp_evidence({"mode": "offline", "summary": summary})
     assert offline.verdict == "inconclusive" and "offline" in offline.note and offline.value == pytest.approx(0.3)
     assert rc.autointerp_evidence({"mode": "claude", "summary": summary}).verdict == "reproduced"
@@ -60,3 +62,14 @@ def test_every_claim_is_scored_and_missing_results_name_the_notebook():
     assert all(r["verdict"] == "inconclusive" and "run notebook" in r["note"] for r in rows)
     c6 = score_claims({"05_tail_tokens.json": _tail()})[5]
     assert c6["claim"] == "C6" and c6["verdict"] == "reproduced" and c6["values"][0]["se"] > 0
+
+
+def test_the_first_term_model_is_judged_whatever_its_tilt():
+    assert rc.term_label(["GSAE", "Dense SSAE", "Dense+TERM t=1", "Dense+TERM t=3"]) == "Dense+TERM t=1"
+    assert rc.term_label(["GSAE", "Dense SSAE"]) is None
+    tail = _tail()
+    for key in ("summary",):
+        tail["tail_tokens"][key] = {k.replace("t=500", "t=1"): v for k, v in tail["tail_tokens"][key].items()}
+    tail["per_model"] = {k.replace("t=500", "t=1"): v for k, v in tail["per_model"].items()}
+    assert "TERM t=1 minus Dense" in rc.term_tail_evidence(tail).metric
+    assert "TERM t=1 minus Dense" in rc.breadth_evidence(tail).metric
