@@ -144,13 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(os.environ.get("SSAE_RUNS", REPO / "runs")) / profile
     run_dir.mkdir(parents=True, exist_ok=True)
     # Machine-local (in the cache, not in results/): a fresh clone has none and runs everything.
-    state_path = state_file(profile, results_dir(profile))
+    results_folder = results_dir(profile)
+    state_path = state_file(profile, results_folder)
     state = read_json(state_path) if state_path.exists() else {}
+    config = cfg.to_dict()
     outcomes: list[Outcome] = []
     failed = False
     for i, nb in enumerate(selected, 1):
-        key = fingerprint(nb, cfg.to_dict(), results_dir(profile))
-        up_to_date = state.get(nb.stem, {}).get("fingerprint") == key and own_results(nb, results_dir(profile))
+        key = fingerprint(nb, config, results_folder)
+        up_to_date = state.get(nb.stem, {}).get("fingerprint") == key and own_results(nb, results_folder)
         if not args.force and up_to_date:
             print(f"[{i}/{len(selected)}] {nb.stem}: up to date, skipped (use --force to rerun)")
             outcomes.append(Outcome(nb.stem, "skipped", 0.0))

@@ -31,6 +31,7 @@ PAPER_TILTS = (500.0, 1e9)
 STRATEGY_NAMES = {"general": "General", "seed_only": "Seed-only", "bm25": "BM25", "dense": "Dense",
                   "bm25_tracin": "BM25-TracIn", "dense_tracin": "Dense-TracIn"}
 TERM_ALIAS = "TERM"  # in a list of labels: the first TERM model the sweep trained
+TERM_MARK = "+TERM t="  # every TERM model's label: "<Strategy>+TERM t=<tilt>"
 
 
 def tilt_label(t: float) -> str:
@@ -39,7 +40,11 @@ def tilt_label(t: float) -> str:
 
 
 def term_spec(t: float, strategy: str = "dense") -> ModelSpec:
-    return ModelSpec(f"{STRATEGY_NAMES.get(strategy, strategy)}+TERM t={tilt_label(t)}", strategy, float(t))
+    return ModelSpec(f"{STRATEGY_NAMES.get(strategy, strategy)}{TERM_MARK}{tilt_label(t)}", strategy, float(t))
+
+
+def is_term_label(label: str) -> bool:
+    return TERM_MARK in label
 
 
 def compared_models(stage03: dict[str, Any] | None = None, domain: str = "physics") -> tuple[ModelSpec, ...]:
@@ -64,9 +69,6 @@ def resolve_specs(labels: Sequence[str], available: Sequence[ModelSpec]) -> list
             raise ValueError(f"model {label!r} is not among those stage 03 trained: {list(by_label)}"
                              f"{' or ' + repr(TERM_ALIAS) if terms else ''}; change the model list or the finetune sweep")
     return out
-
-
-DEFAULT_COMPARED: tuple[ModelSpec, ...] = compared_models()
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ssae_utils.analysis.matched import is_term_label
 from ssae_utils.scorecard.verdict import Evidence, judge
 
 DENSE_LABEL = "Dense SSAE"
@@ -28,7 +29,7 @@ C9_MIN_EFFECT = 0.03
 def term_label(labels: Any) -> str | None:
     """The TERM model a claim is judged on: the first one notebook 05/06 compared (with the
     paper's sweep, t = 500)."""
-    return next((label for label in labels if "+TERM" in label), None)
+    return next((label for label in labels if is_term_label(label)), None)
 
 
 def _short(label: str) -> str:

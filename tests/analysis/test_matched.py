@@ -1,6 +1,6 @@
 import pytest
 
-from ssae_utils.analysis.matched import DEFAULT_COMPARED, ModelSpec, pick_matched_models
+from ssae_utils.analysis.matched import ModelSpec, compared_models, pick_matched_models
 
 
 def _row(strategy, tilt, lam, l0, seed=0, domain="physics"):
@@ -22,7 +22,7 @@ def _stage03():
 
 def test_picks_lambda_with_closest_validation_l0_and_records_it():
     picked = pick_matched_models(STAGE00, _stage03(), "physics", 100.0)
-    assert [m.label for m in picked] == [s.label for s in DEFAULT_COMPARED]
+    assert [m.label for m in picked] == [s.label for s in compared_models()]
     gsae, general, dense, t500, tmax = picked
     assert gsae.is_gsae and gsae.folder == "saes/gsae/abc" and gsae.val_l0 == 99.0
     assert general.l1_coefficient == 1.0 and general.val_l0 == 104.0 and general.seed == 0
