@@ -390,6 +390,19 @@ def table_rows(results: dict[str, Any], digits: int = 3) -> list[dict[str, Any]]
     return out
 
 
+def sae_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The SAEs compared: size, L0 / FVU on the biographies, and what the SSAEs trained on."""
+    return [{"sae": name, "d_sae": s["d_sae"], "L0": s["l0"], "FVU": s["fvu"], "training docs": s.get("training_docs"),
+             "retrieved tokens": (s.get("selection") or {}).get("total_tokens")}
+            for name, s in results["saes"].items()]
+
+
+def scr_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """SCR per SAE and number of ablated features N: mean, SD and accuracy after ablation."""
+    return [{"sae": s["label"], "N": s["n"], "SCR mean": s["scr"]["mean"], "SCR std": s["scr"]["std"],
+             "accuracy after ablation": s["acc_ablated"]["mean"]} for s in results["scr"]["summary"]]
+
+
 def feature_rows(results: dict[str, Any], sae: str, selected_only: bool = False) -> list[dict[str, Any]]:
     """The audit list of one SAE view: candidates with attribution, gender share and top tokens."""
     if sae not in results["features"]:

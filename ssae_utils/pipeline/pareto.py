@@ -107,6 +107,14 @@ def run_pareto(cfg: ProfileConfig) -> dict[str, Any]:
     return results
 
 
+def seed_spread_table(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per figure and curve trained with several seeds: each seed's mean height
+    over the common window, their mean and SD (empty when no curve has several seeds)."""
+    return [{"figure": fig, "curve": name, "window": s["window"], **{f"seed {k}": v for k, v in s["mean_y_by_seed"].items()},
+             "mean": s["mean"], "std": s["std"]}
+            for fig, f in results["figures"].items() for name, s in f.get("seed_spread", {}).items()]
+
+
 def auc_table(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per figure and curve: AUC and mean height over the common window (lower is better)."""
     out = []

@@ -75,3 +75,15 @@ def test_figures_are_drawn_from_the_results_file(tmp_cache):
     meta = json.loads((figures_dir("smoke") / "table1_shift.meta.json").read_text())
     assert meta["notebook"] == "07_bias_in_bios" and meta["results_file"] == RESULTS_FILE
     assert plot_scr(path).name == "07_scr.png"
+
+
+def test_sae_and_scr_tables_read_the_saved_results():
+    from ssae_utils.pipeline.bias_in_bios import sae_rows, scr_rows
+
+    results = {"saes": {"GSAE": {"d_sae": 64, "l0": 10.0, "fvu": 0.2},
+                        "SSAE seed 0": {"d_sae": 64, "l0": 9.0, "fvu": 0.18, "training_docs": 12, "selection": {"total_tokens": 900}}},
+               "scr": {"summary": [{"label": "GSAE", "n": 2, "scr": {"mean": 0.1, "std": 0.05}, "acc_ablated": {"mean": 0.9}}]}}
+    assert sae_rows(results) == [
+        {"sae": "GSAE", "d_sae": 64, "L0": 10.0, "FVU": 0.2, "training docs": None, "retrieved tokens": None},
+        {"sae": "SSAE seed 0", "d_sae": 64, "L0": 9.0, "FVU": 0.18, "training docs": 12, "retrieved tokens": 900}]
+    assert scr_rows(results) == [{"sae": "GSAE", "N": 2, "SCR mean": 0.1, "SCR std": 0.05, "accuracy after ablation": 0.9}]

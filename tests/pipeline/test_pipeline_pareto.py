@@ -64,3 +64,14 @@ def test_seed_spread_is_each_seed_curve_height_over_the_common_window():
     assert dense["mean_y_by_seed"] == {"0": pytest.approx(12.5), "1": pytest.approx(13.5), "2": pytest.approx(14.5)}
     assert dense["mean"] == pytest.approx(13.5) and dense["std"] == pytest.approx(1.0)
     assert seed_spread(rows, "physics", "test", False, "erm", "dense", None) == {}
+
+
+def test_seed_spread_table_lists_each_seed_of_multi_seed_curves():
+    from ssae_utils.pipeline.pareto import seed_spread_table
+
+    results = {"figures": {
+        "fig1a": {"seed_spread": {"dense": {"window": [80.0, 140.0], "mean_y_by_seed": {"0": 0.8, "1": 0.82}, "mean": 0.81, "std": 0.014}}},
+        "fig5a": {}}}
+    assert seed_spread_table(results) == [{"figure": "fig1a", "curve": "dense", "window": [80.0, 140.0],
+                                           "seed 0": 0.8, "seed 1": 0.82, "mean": 0.81, "std": 0.014}]
+    assert seed_spread_table({"figures": {"fig5a": {}}}) == []
