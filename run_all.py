@@ -61,7 +61,7 @@ def select(notebooks: list[Path], only: list[str] | None, start: str | None) -> 
 # own and earlier stages, and on the results of every earlier notebook (which change whenever
 # that notebook reruns): a finetuning knob then reruns 03 and what follows it, not 00-02.
 # A section missing here counts as read by 00, so every notebook depends on it.
-SECTION_STAGE = {"name": "00", "seed": "00", "data": "00", "model": "00", "activations": "00", "gsae": "00",
+SECTION_STAGE = {"name": "00", "seed": "00", "data": "00", "domains": "00", "model": "00", "activations": "00", "gsae": "00",
                  "retrieval": "01", "finetune": "03", "tail": "05", "autointerp": "06", "bios": "07"}
 
 

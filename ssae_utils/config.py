@@ -4,6 +4,11 @@ Every knob lives in exactly one dataclass field. A profile is built by ``load_pr
 overrides)``; overrides use dotted names (``gsae.d_sae=2048``) and come from run_all's
 ``--set`` option or from a notebook's papermill ``overrides`` parameter. Unknown profiles and
 unknown knobs raise errors that list the valid choices.
+
+Subdomains are values too (``ssae_utils.domains``): ``domains.<name>=<JSON object>`` adds a
+domain or changes some of an existing one's fields, ``domains.<name>=null`` drops one,
+``domains.<name>.<field>=<value>`` sets one field, and a value ``@file.json`` is read from
+that file.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import types
+from pathlib import Path
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
@@ -21,6 +27,7 @@ from ssae_utils.analysis.config import TailConfig
 from ssae_utils.autointerp.config import AutointerpConfig
 from ssae_utils.bios.config import BiosStudyConfig
 from ssae_utils.data.corpora import DataConfig
+from ssae_utils.domains import Domain, check_domains, domain_from_value, preset_domains
 from ssae_utils.io import stable_hash
 from ssae_utils.model.config import ModelConfig
 from ssae_utils.retrieval.config import RetrievalConfig
@@ -34,6 +41,7 @@ class ProfileConfig:
     name: str
     data: DataConfig
     model: ModelConfig
+    domains: dict[str, Domain] = field(default_factory=dict)
     activations: ActivationConfig = field(default_factory=ActivationConfig)
     gsae: GSAEConfig = field(default_factory=GSAEConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
@@ -42,6 +50,28 @@ class ProfileConfig:
     autointerp: AutointerpConfig = field(default_factory=AutointerpConfig)
     bios: BiosStudyConfig = field(default_factory=BiosStudyConfig)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.domains = check_domains(self.domains)
+        if not self.domains:
+            raise ValueError("the profile has no subdomain: add one with --set 'domains.<name>={...}' "
+                             "(see ssae_utils/domains.py)")
+        for section in (self.tail, self.autointerp):
+            knob = f"{'tail' if section is self.tail else 'autointerp'}.domain"
+            if section.domain is not None and section.domain not in self.domains:
+                raise ValueError(f"{knob}={section.domain!r} is not one of the profile's domains {list(self.domains)}")
+        used = set(self.data.source_names()) | {s for d in self.domains.values() for s in d.sources()}
+        unused = sorted(set(self.data.source_options) - used)
+        if unused:
+            raise ValueError(f"data.source_options names {unused}, which no role or domain uses; used sources: {sorted(used)}")
+
+    def domain(self, name: str | None = None) -> Domain:
+        """The domain ``name`` (None: the first one), or an error listing the domains."""
+        if name is None:
+            return next(iter(self.domains.values()))
+        if name not in self.domains:
+            raise KeyError(f"unknown domain {name!r}; this profile's domains: {list(self.domains)}")
+        return self.domains[name]
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
@@ -55,6 +85,7 @@ def _smoke() -> ProfileConfig:
         name="smoke",
         data=DataConfig.smoke(),
         model=ModelConfig.smoke(),
+        domains=preset_domains("smoke"),
         activations=ActivationConfig(batch_size=8, shard_contexts=16),
         gsae=GSAEConfig(
             d_sae=128,
@@ -68,11 +99,10 @@ def _smoke() -> ProfileConfig:
         ),
         retrieval=RetrievalConfig.smoke(),
         finetune=SSAESweepConfig(
-            lambdas=(0.5, 1.0, 2.0), seeds=(0,), extra_seeds=(1,), extra_seed_runs=("physics/dense",),
-            strategies_toxicity=("general", "dense", "dense_tracin"),
-            steps_physics=12, steps_toxicity=8, batch_size=128, lr=1e-3, lr_decay_steps=4,
+            lambdas=(0.5, 1.0, 2.0), seeds=(0,), extra_seeds=(1,),
+            batch_size=128, lr=1e-3, lr_decay_steps=4,
             shuffle_buffer_batches=None, eval_contexts=4, stats_contexts=8, checkpoint_fractions=(0.5, 1.0),
-            l0_window=(2.0, 60.0), val_patched_ce=False,
+            val_patched_ce=False,
         ),
         tail=TailConfig.smoke(),
         autointerp=AutointerpConfig.smoke(),
@@ -88,18 +118,18 @@ def _embedded() -> ProfileConfig:
         name="embedded",
         data=DataConfig.embedded(),
         model=ModelConfig.embedded(),
+        # physics and toxicity: sources, budgets (50k / 25k LM tokens), steps, strategies
+        domains=preset_domains("embedded"),
         activations=ActivationConfig(batch_size=16, shard_contexts=128),
         gsae=GSAEConfig(d_sae=4096, train_tokens=600_000, pool_tokens=250_000),
-        # Budgets are LM tokens per subdomain. Every selected or TracIn-candidate token is
-        # cached at the hooked layer at ~1 ms (2 cores), and notebooks 01+02 must finish in
-        # 10 min, so they are far below the paper's 13.9M / 5.25M (physics : toxicity kept
-        # near the paper's 2.6 : 1). TracIn candidates: 3x the budget per retriever, each
+        # Budgets are LM tokens per subdomain (Domain.token_budget). Every selected or
+        # TracIn-candidate token is cached at the hooked layer at ~1 ms (2 cores), and
+        # notebooks 01+02 must finish in 10 min. TracIn candidates: 3x the budget per retriever, each
         # scored from its first 64 tokens (union over both retrievers and domains ~165k
         # tokens, ~3 min). MiniLM reads the first 128 word pieces of a document (bf16 on this
         # CPU: 96 docs/s vs 43 in float32, measured on 800 pool documents).
         retrieval=RetrievalConfig.embedded(
-            token_budget_physics=50_000, token_budget_toxicity=25_000, max_embed_tokens=128,
-            prefilter_budget_multiple=3.0, tracin_max_doc_tokens=64,
+            max_embed_tokens=128, prefilter_budget_multiple=3.0, tracin_max_doc_tokens=64,
         ),
         # Notebooks 03+04 must finish in 30 min on 2 cores: one SSAE step of 1024 tokens at
         # d_sae 4096 takes ~0.2 s per lambda (bench/bench_finetune.py) and a patched-CE token
@@ -123,9 +153,8 @@ def _embedded() -> ProfileConfig:
         # skipping it saves ~30% of the evaluation).
         finetune=SSAESweepConfig(
             lambdas=(0.55, 0.8, 1.15, 1.7), term_lambdas=(0.1, 0.3, 0.6, 1.2), term_lr=2e-4, seeds=(0,),
-            extra_seeds=(1, 2), extra_seed_runs=("physics/general", "physics/dense"),
-            strategies_toxicity=("general", "bm25", "dense", "dense_tracin"),
-            steps_physics=60, steps_toxicity=40, batch_size=1024, lr=1e-3, lr_decay_steps=20,
+            extra_seeds=(1, 2),  # for the strategies of Domain.extra_seed_strategies
+            batch_size=1024, lr=1e-3, lr_decay_steps=20,
             shuffle_buffer_batches=None, checkpoint_fractions=(0.5, 1.0), eval_contexts=8, stats_contexts=64,
             val_patched_ce=False, extra_seeds_with_term=False,
         ),
@@ -140,6 +169,7 @@ def _paper() -> ProfileConfig:
         name="paper",
         data=DataConfig.paper(),
         model=ModelConfig.paper(),
+        domains=preset_domains("paper"),
         activations=ActivationConfig(batch_size=32, shard_contexts=512),
         gsae=GSAEConfig(
             source="pretrained",
@@ -175,10 +205,19 @@ def load_profile(name: str = DEFAULT_PROFILE, overrides: dict[str, Any] | None =
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Parse ``section.field=value`` from the command line (value parsed as JSON when it can be)."""
+    """Parse ``section.field=value`` from the command line (value parsed as JSON when it can
+    be; ``@path`` reads the JSON value from that file)."""
     if "=" not in text:
         raise ValueError(f"Override {text!r} must look like section.field=value, e.g. gsae.d_sae=2048")
     key, raw = text.split("=", 1)
+    if raw.startswith("@"):
+        path = Path(raw[1:]).expanduser()
+        if not path.is_file():
+            raise ValueError(f"{key.strip()}: {raw!r} names no file ({path.resolve()} does not exist)")
+        try:
+            return key.strip(), json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{key.strip()}: {path} is not valid JSON ({err})") from None
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
@@ -192,6 +231,8 @@ def apply_override(cfg: Any, dotted: str, value: Any) -> Any:
     The new dataclass is rebuilt so its ``__post_init__`` validation runs again.
     """
     head, _, rest = dotted.partition(".")
+    if isinstance(cfg, ProfileConfig) and head == "domains":
+        return dataclasses.replace(cfg, domains=_override_domains(cfg.domains, rest, value))
     valid = {f.name: f for f in dataclasses.fields(cfg)}
     if head not in valid:
         raise KeyError(
@@ -207,6 +248,27 @@ def apply_override(cfg: Any, dotted: str, value: Any) -> Any:
             raise KeyError(f"{head!r} is a section; set one of its fields, e.g. {head}.<field>=...")
         new_value = _coerce(value, _field_type(type(cfg), head), dotted)
     return dataclasses.replace(cfg, **{head: new_value})
+
+
+def _override_domains(domains: dict[str, Domain], dotted: str, value: Any) -> dict[str, Domain]:
+    """``domains.<name>`` = object (add, or merge onto an existing domain) / null (drop);
+    ``domains.<name>.<field>`` = value."""
+    name, _, rest = dotted.partition(".")
+    if not name:
+        raise KeyError("set one domain: domains.<name>={...}, domains.<name>=null or domains.<name>.<field>=...")
+    out = dict(domains)
+    if rest:
+        if name not in out:
+            raise KeyError(f"unknown domain {name!r} in 'domains.{dotted}'; domains: {list(out)} "
+                           f"(add one with domains.{name}={{...}})")
+        out[name] = apply_override(out[name], rest, value)
+    elif value is None:
+        if name not in out:
+            raise KeyError(f"cannot drop domain {name!r}: domains are {list(out)}")
+        del out[name]
+    else:
+        out[name] = domain_from_value(name, value, out.get(name))
+    return out
 
 
 def _field_type(cls: type, name: str) -> Any:

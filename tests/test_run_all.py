@@ -13,6 +13,7 @@ import pytest
 
 import run_all
 from ssae_utils.paths import REPO_ROOT
+from ssae_utils.domains import Domain
 from ssae_utils.sae.config import SSAESweepConfig
 
 
@@ -128,9 +129,10 @@ def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
         assert json.loads((tmp_path / "figures" / "smoke" / f"{fig}.meta.json").read_text())["notebook"] == "02_tracin"
     finetune = json.loads((tmp_path / "results" / "smoke" / "03_finetune.json").read_text())
     sweep = SSAESweepConfig(**finetune["sweep"])
+    domains = [Domain.from_dict(d) for d in finetune["domains"].values()]
+    assert [d.name for d in domains] == ["physics", "toxicity"]
     expected_rows = sum(len(sweep.lambdas_for(tilt)) * len(sweep.seeds_for(domain, strategy, tilt))
-                        for domain in ("physics", "toxicity") for strategy, tilt in
-                        [(s, 0.0) for s in sweep.strategies(domain)] + [(sweep.term_strategy, t) for t in sweep.term_tilts if domain in sweep.term_domains])
+                        for domain in domains for strategy, tilt in sweep.runs(domain))
     assert len(finetune["rows"]) == expected_rows
     assert {r["seed"] for r in finetune["rows"] if r["domain"] == "physics" and r["strategy"] == "dense"} == {0, 1}  # extra seed
     for row in finetune["rows"]:

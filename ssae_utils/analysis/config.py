@@ -18,7 +18,7 @@ class TailConfig:
     # --- which models (ssae_utils.analysis.matched): per compared model, the lambda whose
     # validation L0 is closest to this target. The paper compares everything at L0 100.
     target_l0: float = 100.0
-    domain: str = "physics"
+    domain: str | None = None             # None: the profile's first domain
     ssae_seed: int | None = None          # None: the smallest seed of the sweep
     # --- logit lens (ssae_utils.analysis.logit_lens)
     top_k: int = 10                       # the paper's top-10 tokens per feature
@@ -43,7 +43,6 @@ class TailConfig:
 
     def __post_init__(self) -> None:
         _require(self.target_l0 > 0, "tail.target_l0 must be > 0")
-        _require(self.domain in ("physics", "toxicity"), f"tail.domain must be 'physics' or 'toxicity', not {self.domain!r}")
         _require(self.top_k >= 1, "tail.top_k must be >= 1")
         _require(self.feature_chunk >= 1 and self.vocab_chunk >= self.top_k,
                  "tail.feature_chunk must be >= 1 and tail.vocab_chunk >= tail.top_k")

@@ -47,11 +47,18 @@ def is_term_label(label: str) -> bool:
     return TERM_MARK in label
 
 
-def compared_models(stage03: dict[str, Any] | None = None, domain: str = "physics") -> tuple[ModelSpec, ...]:
+def compared_models(stage03: dict[str, Any] | None = None, domain: str | None = None) -> tuple[ModelSpec, ...]:
     """GSAE, general-data SSAE, Dense SSAE and one TERM model per tilt that stage 03 trained
-    on ``domain`` (without stage 03's results: the paper's t = 500 and 1e9 on Dense)."""
+    on ``domain`` (None: its first domain; without stage 03's results: the paper's t = 500
+    and 1e9 on Dense)."""
     sweep = (stage03 or {}).get("sweep", {})
-    tilts = sweep.get("term_tilts", PAPER_TILTS) if domain in sweep.get("term_domains", ("physics",)) else ()
+    domains = (stage03 or {}).get("domains")
+    if domains is None:
+        has_term = True
+    else:
+        spec = domains.get(domain if domain is not None else next(iter(domains), None), {})
+        has_term = bool(spec.get("term"))
+    tilts = sweep.get("term_tilts", PAPER_TILTS) if has_term else ()
     return (GSAE, GENERAL, DENSE, *(term_spec(t, sweep.get("term_strategy", "dense")) for t in tilts))
 
 

@@ -24,7 +24,7 @@ class AutointerpConfig:
 
     # compared models at one validation L0: labels of ssae_utils.analysis.matched.compared_models
     # (GSAE, General SSAE, Dense SSAE, Dense+TERM t=<each tilt of the sweep>; "TERM" = the first)
-    domain: str = "physics"
+    domain: str | None = None  # None: the profile's first domain
     split: str = "test"
     models: tuple[str, ...] = ("GSAE", "General SSAE", "Dense SSAE", "Dense+TERM t=500")
     target_l0: float | None = None  # None: the tail section's target if the profile has one, else 100

@@ -10,7 +10,7 @@ Typical use::
 
 from ssae_utils.data.card import card_markdown, data_card
 from ssae_utils.data.config import DataConfig
-from ssae_utils.data.corpora import SPLITS, Corpora, build_corpora, corpora_key
+from ssae_utils.data.corpora import Corpora, build_corpora, corpora_key, split_names
 from ssae_utils.data.documents import (
     Document,
     decode_bytes,
@@ -26,7 +26,7 @@ from ssae_utils.data.documents import (
 from ssae_utils.data.sources import SOURCES, Source, get_source, list_sources, register_source
 
 __all__ = [
-    "SPLITS", "SOURCES", "Corpora", "DataConfig", "Document", "Source", "build_corpora",
+    "split_names", "SOURCES", "Corpora", "DataConfig", "Document", "Source", "build_corpora",
     "card_markdown", "corpora_key", "data_card", "decode_bytes", "document_from_bytes",
     "get_source", "list_sources", "load_jsonl", "make_doc_id", "make_document",
     "normalize_text", "register_source", "save_jsonl", "text_hash", "word_count",

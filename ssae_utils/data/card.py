@@ -17,19 +17,23 @@ def _n_tokens(tokenizer: Tokenizer, text: str) -> int:
 
 
 def data_card(splits: Mapping[str, Iterable[Document]] | Any,
-              tokenizer: Tokenizer | None = None) -> list[dict[str, Any]]:
-    """Rows ``{split, source, docs, words, [tokens], decode_error_docs, known_*}``.
+              tokenizer: Tokenizer | None = None, domains: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Rows ``{split, source, docs, words, [tokens], decode_error_docs, known_<domain>...}``.
 
     One row per (split, source) and one ``source="(all)"`` total per split. ``splits`` is a
     ``Corpora`` or any mapping of split name -> documents. ``tokenizer(text)`` may return a
-    token count or a token sequence.
+    token count or a token sequence. ``known_<domain>`` counts the documents labelled as
+    belonging to each of ``domains`` (None: every label found, sorted).
     """
-    items = splits.items() if hasattr(splits, "items") else splits
+    items = list(splits.items() if hasattr(splits, "items") else splits)
+    if domains is None:
+        domains = sorted({d.meta["known_domain"] for _, docs in items for d in docs if d.meta.get("known_domain")})
+    known_names = tuple(domains)
     rows: list[dict[str, Any]] = []
     for split, docs in items:
         per_source: dict[str, dict[str, Any]] = defaultdict(
             lambda: {"docs": 0, "words": 0, "tokens": 0, "decode_error_docs": 0,
-                     "known_physics": 0, "known_toxicity": 0})
+                     **{f"known_{name}": 0 for name in known_names}})
         for doc in docs:
             for key in (doc.source, ALL):
                 row = per_source[key]
@@ -39,7 +43,7 @@ def data_card(splits: Mapping[str, Iterable[Document]] | Any,
                     row["tokens"] += _n_tokens(tokenizer, doc.text)
                 row["decode_error_docs"] += int(bool(doc.meta.get("decode_replacements")))
                 known = doc.meta.get("known_domain")
-                if known in ("physics", "toxicity"):
+                if known in known_names:
                     row[f"known_{known}"] += 1
         if ALL not in per_source:
             per_source[ALL]  # an empty split still gets its total row

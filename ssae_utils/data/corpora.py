@@ -1,31 +1,32 @@
 """Build the named splits every later stage reads, and cache them on disk as JSONL.
 
-Splits (``SPLITS``):
+Splits (``split_names(domains)``):
 
 - ``general_pool``       the general corpus: GSAE training text and the retrieval pool. It
-                         also holds a *known* share of physics documents and of insults,
-                         tagged ``meta["known_domain"]``, so retrieval precision/recall can be
-                         measured; no other physics/insult/bios document is in it.
+                         also holds a *known* share of each subdomain's documents, tagged
+                         ``meta["known_domain"]``, so retrieval precision/recall can be
+                         measured; no other document of a subdomain or of bios is in it.
 - ``general_heldout``    general text never in the pool (evaluates the GSAE).
-- ``physics_seed``, ``physics_val``, ``physics_test``      in-domain physics.
-- ``physics_ood_test``   physics in another register.
-- ``toxicity_seed``, ``toxicity_val``, ``toxicity_test``   toxic documents only.
+- ``<domain>_seed``, ``<domain>_val``, ``<domain>_test`` for every ``Domain`` of the
+  profile, and ``<domain>_ood_test`` where the domain has an out-of-distribution source.
 - ``bios_train``, ``bios_test``   biographies, ``meta["profession"]`` and ``meta["gender"]``;
                          the test split is stratified by (profession, gender) and not yet
                          balanced: see ``bios.balance_with_pronoun_swaps``.
 
-Every split is exactly de-duplicated and all splits are disjoint by exact text. Splits are
-decided on whole documents, then long documents are chunked (so pieces of one article never
-straddle two splits). Order inside each split is a seeded hash shuffle.
+Every split is exactly de-duplicated and all splits are disjoint by exact text: a document
+a subdomain uses is removed from the general text by content hash, and the removals are
+counted per domain (``Corpora.pool_removals``, shown in the data card). Splits are decided on
+whole documents, then long documents are chunked (so pieces of one article never straddle
+two splits). Order inside each split is a seeded hash shuffle.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from ssae_utils.data import artifacts as _artifacts
 from ssae_utils.data.chunking import chunk_document
@@ -34,24 +35,36 @@ from ssae_utils.data.documents import Document, load_jsonl, save_jsonl, text_has
 from ssae_utils.data.hf import is_local
 from ssae_utils.data.sources import get_source
 from ssae_utils.data.splitting import dedup, hash_order, stratified_share, take_share, take_words
+from ssae_utils.domains import Domain, preset_domains
 from ssae_utils.io import read_json, sha256_file, stable_hash, write_json_atomic
 from ssae_utils.paths import cache_dir
 
-__all__ = ["SPLITS", "Corpora", "DataConfig", "build_corpora", "corpora_key"]
+__all__ = ["Corpora", "DataConfig", "build_corpora", "corpora_key", "split_names"]
 
 log = logging.getLogger(__name__)
 
 # Bump when the building code changes what a given config produces (invalidates caches).
 DATA_VERSION = 1
 
-SPLITS = ("general_pool", "general_heldout", "physics_seed", "physics_val", "physics_test",
-          "physics_ood_test", "toxicity_seed", "toxicity_val", "toxicity_test",
-          "bios_train", "bios_test")
+DomainsArg = "Mapping[str, Domain] | Sequence[Domain] | None"
 
-# Which split keeps a text that two splits share (test sets first, the pool last).
-_PRIORITY = ("physics_ood_test", "physics_test", "physics_val", "physics_seed",
-             "toxicity_test", "toxicity_val", "toxicity_seed", "bios_test", "bios_train",
-             "general_heldout", "general_pool")
+
+def _domains(cfg: DataConfig, domains: Any) -> list[Domain]:
+    """The domains as a list; None: the presets of ``cfg.profile``."""
+    if domains is None:
+        domains = preset_domains(cfg.profile)
+    return list(domains.values()) if isinstance(domains, Mapping) else list(domains)
+
+
+def split_names(domains: Sequence[Domain]) -> tuple[str, ...]:
+    """Every split, in the order the corpora hold them."""
+    return ("general_pool", "general_heldout", *(s for d in domains for s in d.split_names), "bios_train", "bios_test")
+
+
+def _priority(domains: Sequence[Domain]) -> tuple[str, ...]:
+    """Which split keeps a text that two splits share: test sets first, the pool last."""
+    per_domain = [d.split(p) for d in domains for p in (("ood_test",) if d.ood_source else ()) + ("test", "val", "seed")]
+    return (*per_domain, "bios_test", "bios_train", "general_heldout", "general_pool")
 
 
 @dataclass
@@ -61,6 +74,8 @@ class Corpora:
     key: str
     inputs: dict[str, Any]          # artifact / local-file digests the splits were built from
     path: Path | None = None
+    # general documents dropped because a subdomain's split holds the same text, per domain
+    pool_removals: dict[str, int] = field(default_factory=dict)
 
     def __getitem__(self, split: str) -> list[Document]:
         try:
@@ -78,16 +93,16 @@ class Corpora:
         return [d.text for d in self[split]]
 
     def known_positives(self, domain: str) -> list[Document]:
-        """Pool documents planted from ``domain`` ("physics" or "toxicity")."""
+        """Pool documents labelled as belonging to ``domain`` (planted, or labelled by topic)."""
         return [d for d in self["general_pool"] if d.meta.get("known_domain") == domain]
 
 
 # --- cache key -----------------------------------------------------------------------------
 
-def _input_digests(cfg: DataConfig) -> dict[str, Any]:
+def _input_digests(cfg: DataConfig, domains: Sequence[Domain]) -> dict[str, Any]:
     """SHA-256 of every pinned artifact and local data file the config reads."""
     digests: dict[str, Any] = {}
-    for name in cfg.source_names():
+    for name in cfg.source_names() + [s for d in domains for s in d.sources()]:
         source = get_source(name)
         for art in source.artifacts:
             digests[f"artifact:{art}"] = _artifacts.get_artifact(art).sha256
@@ -98,101 +113,150 @@ def _input_digests(cfg: DataConfig) -> dict[str, Any]:
     return digests
 
 
-def corpora_key(cfg: DataConfig) -> str:
-    return stable_hash({"config": cfg.to_dict(), "inputs": _input_digests(cfg),
-                        "data_version": DATA_VERSION})
+def corpora_key(cfg: DataConfig, domains: Any = None) -> str:
+    doms = _domains(cfg, domains)
+    return stable_hash({"config": cfg.to_dict(), "domains": [d.data_key() for d in doms],
+                        "inputs": _input_digests(cfg, doms), "data_version": DATA_VERSION})
 
 
 # --- build ---------------------------------------------------------------------------------
 
-def build_corpora(cfg: DataConfig, force: bool = False) -> Corpora:
-    """The splits for ``cfg``, read from the cache when present, else built and cached."""
-    key = corpora_key(cfg)
+def build_corpora(cfg: DataConfig, domains: Any = None, force: bool = False) -> Corpora:
+    """The splits for ``cfg`` and ``domains`` (a mapping or list of ``Domain``; None: the
+    presets of ``cfg.profile``), read from the cache when present, else built and cached."""
+    doms = _domains(cfg, domains)
+    key = corpora_key(cfg, doms)
     folder = cache_dir("corpora", key)
     manifest = folder / "manifest.json"
     if manifest.exists() and not force:
-        return _load(cfg, key, folder)
+        return _load(cfg, doms, key, folder)
     start = time.perf_counter()
-    splits = assemble_splits(cfg)
+    splits, removals = assemble_splits(cfg, doms)
     for name, docs in splits.items():
         save_jsonl(docs, folder / f"{name}.jsonl")
-    inputs = _input_digests(cfg)
+    inputs = _input_digests(cfg, doms)
     # The manifest is written last: its presence marks a complete cache entry.
     write_json_atomic(manifest, {
-        "key": key, "data_version": DATA_VERSION, "config": cfg.to_dict(), "inputs": inputs,
-        "build_seconds": round(time.perf_counter() - start, 2),
+        "key": key, "data_version": DATA_VERSION, "config": cfg.to_dict(),
+        "domains": [d.data_key() for d in doms], "inputs": inputs,
+        "build_seconds": round(time.perf_counter() - start, 2), "pool_removals": removals,
         "splits": {n: {"docs": len(d), "words": sum(x.n_words for x in d)}
                    for n, d in splits.items()}})
-    return Corpora(cfg, splits, key, inputs, folder)
+    return Corpora(cfg, splits, key, inputs, folder, removals)
 
 
-def _load(cfg: DataConfig, key: str, folder: Path) -> Corpora:
+def _load(cfg: DataConfig, domains: Sequence[Domain], key: str, folder: Path) -> Corpora:
     manifest = read_json(folder / "manifest.json")
     splits = {}
-    for name in SPLITS:
+    for name in split_names(domains):
         path = folder / f"{name}.jsonl"
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing from a complete cache entry; delete "
                                     f"{folder} and rebuild.")
         splits[name] = load_jsonl(path)
-    return Corpora(cfg, splits, key, manifest.get("inputs", {}), folder)
+    return Corpora(cfg, splits, key, manifest.get("inputs", {}), folder, manifest.get("pool_removals", {}))
 
 
 def _load_role(cfg: DataConfig, name: str, min_words: int) -> list[Document]:
-    docs = get_source(name).load(cfg.source_options.get(name))
+    try:
+        docs = get_source(name).load(cfg.source_options.get(name))
+    except KeyError as err:
+        raise ValueError(f"source {name!r}: {err.args[0] if err.args else err}") from err
     return [d for d in docs if d.n_words >= min_words]
 
 
-def assemble_splits(cfg: DataConfig) -> dict[str, list[Document]]:
-    """Load every source, assign documents to splits, chunk, de-duplicate."""
+@dataclass
+class _DomainDocs:
+    """One domain's documents after shuffling and de-duplication, before the word budgets."""
+
+    domain: Domain
+    main: list[Document]                 # split by shares / budgets (from ``source``)
+    own: dict[str, list[Document]]       # splits with their own source: seed / val / test
+    ood: list[Document]
+    negatives: list[Document]            # labelled out-of-domain documents of ``source``
+
+
+def _domain_docs(cfg: DataConfig, dom: Domain, claimed: set[str]) -> _DomainDocs:
+    seed = cfg.split_seed
+    salt = dom.shuffle_salt or dom.name
+    load = lambda name: _load_role(cfg, name, cfg.min_words)  # noqa: E731
+    ood = dedup(hash_order(load(dom.ood_source), seed, dom.ood_shuffle_salt or f"{dom.name}_ood"), claimed) \
+        if dom.ood_source else []
+    own = {}
+    for part in ("test", "val", "seed"):
+        name = getattr(dom, f"{part}_source")
+        if name:
+            own[part] = dedup(hash_order(load(name), seed, f"{salt}_{part}"), claimed)
+    docs = load(dom.source) if dom.source else []
+    if dom.label_field:
+        positives = [d for d in docs if d.meta.get(dom.label_field)]
+        negatives = [d for d in docs if not d.meta.get(dom.label_field)]
+    else:
+        positives, negatives = docs, []
+    main = dedup(hash_order(positives, seed, salt), claimed)
+    return _DomainDocs(dom, main, own, ood, negatives)
+
+
+def assemble_splits(cfg: DataConfig, domains: Sequence[Domain]) -> tuple[dict[str, list[Document]], dict[str, int]]:
+    """Load every source, assign documents to splits, chunk, de-duplicate. Returns the splits
+    and, per domain, how many general documents were dropped because the domain holds them."""
     seed = cfg.split_seed
     general = [d for name in cfg.general_sources for d in _load_role(cfg, name, cfg.min_words)]
-    physics = _load_role(cfg, cfg.physics_source, cfg.min_words)
-    ood = _load_role(cfg, cfg.physics_ood_source, cfg.min_words)
-    toxicity = _load_role(cfg, cfg.toxicity_source, cfg.min_words)
     bios = _load_role(cfg, cfg.bios_source, cfg.min_words) if cfg.bios_source else []
 
-    # Priority for texts that occur in several roles: OOD test > physics > toxicity > bios >
-    # general. ``claimed`` holds the texts already owned by a higher-priority role.
+    # Priority for texts that occur in several roles: each domain in order (its OOD test,
+    # then its own splits, then its documents) > bios > general. ``claimed`` holds the
+    # texts already owned by a higher-priority role; ``owner`` says which domain owns each.
     claimed: set[str] = set()
-    ood = dedup(hash_order(ood, seed, "ood"), claimed)
-    physics = dedup(hash_order(physics, seed, "physics"), claimed)
-    toxic = dedup(hash_order([d for d in toxicity if d.meta.get("toxic")], seed, "tox"), claimed)
-    benign = [d for d in toxicity if not d.meta.get("toxic")]
+    per_domain: list[_DomainDocs] = []
+    owner: dict[str, str] = {}
+    for dom in domains:
+        before = set(claimed)
+        per_domain.append(_domain_docs(cfg, dom, claimed))
+        owner.update({h: dom.name for h in claimed - before})
     bios = dedup(hash_order(bios, seed, "bios"), claimed)
     # Everything a domain source yields stays out of the general text, except what is
-    # planted below: physics docs beyond the test budget are not silently left in the pool.
-    extra_general = benign if cfg.toxicity_negatives_to_pool else []
-    general = dedup(hash_order(general + extra_general, seed, "general"), claimed)
+    # planted below and the labelled negatives a domain sends to the pool.
+    extra_general = [d for dd in per_domain if dd.domain.negatives_to_pool for d in dd.negatives]
+    general_in = hash_order(general + extra_general, seed, "general")
+    removals = {dom.name: 0 for dom in domains}
+    for doc in general_in:
+        who = owner.get(text_hash(doc.text))
+        if who is not None:
+            removals[who] += 1
+    general = dedup(general_in, claimed)
 
     splits: dict[str, list[Document]] = {}
-    known_phys, rest = take_share(physics, cfg.physics_pool_share)
-    splits["physics_seed"], rest = take_words(rest, cfg.physics_seed_words)
-    splits["physics_val"], rest = take_words(rest, cfg.physics_val_words)
-    splits["physics_test"], _ = take_words(rest, cfg.physics_test_words)
-    splits["physics_ood_test"], _ = take_words(ood, cfg.physics_ood_words)
-
-    known_tox, rest = take_share(toxic, cfg.toxicity_pool_share)
-    splits["toxicity_seed"], rest = take_words(rest, cfg.toxicity_seed_words)
-    splits["toxicity_val"], rest = take_words(rest, cfg.toxicity_val_words)
-    splits["toxicity_test"], _ = take_words(rest, cfg.toxicity_test_words)
+    planted: list[Document] = []
+    for dd in per_domain:
+        dom = dd.domain
+        known, rest = take_share(dd.main, dom.pool_share)
+        for part, budget in (("seed", dom.seed_words), ("val", dom.val_words), ("test", dom.test_words)):
+            if part in dd.own:
+                splits[dom.split(part)], _ = take_words(dd.own[part], budget)
+            else:
+                splits[dom.split(part)], rest = take_words(rest, budget)
+        if dom.ood_source:
+            splits[dom.split("ood_test")], _ = take_words(dd.ood, dom.ood_words)
+        planted += [d.with_meta(known_domain=dom.name) for d in known]
 
     splits["bios_train"], splits["bios_test"] = _split_bios(bios, cfg.bios_test_share)
 
     heldout, pool = take_share(general, cfg.general_heldout_share)
     pool, _ = take_words(pool, cfg.general_max_words)
-    planted = ([d.with_meta(known_domain="physics") for d in known_phys]
-               + [d.with_meta(known_domain="toxicity") for d in known_tox])
+    labelled = {dom.pool_label_topic: dom.name for dom in domains if dom.pool_label_topic}
+    pool = [d.with_meta(known_domain=labelled[d.topic]) if d.topic in labelled and "known_domain" not in d.meta else d
+            for d in pool]
     splits["general_heldout"] = heldout
     splits["general_pool"] = hash_order(pool + planted, seed, "pool")
 
     # Chunk, then make the splits disjoint once more (two pieces of boilerplate can match).
     final_claimed: set[str] = set()
     out = {}
-    for name in _PRIORITY:
+    for name in _priority(domains):
         pieces = [p for d in splits[name] for p in chunk_document(d, cfg.max_words)]
         out[name] = dedup(pieces, final_claimed)
-    return {name: out[name] for name in SPLITS}
+    return {name: out[name] for name in split_names(domains)}, removals
 
 
 def _split_bios(bios: list[Document], test_share: float) -> tuple[list[Document], list[Document]]:

@@ -93,13 +93,14 @@ def collect_examples(cfg: ProfileConfig) -> Collected:
     target, target_source = resolve_target_l0(cfg)
     # the tail analysis's seed too, so that notebooks 05 and 06 look at the same SSAEs
     seed = getattr(getattr(cfg, "tail", None), "ssae_seed", None)
+    domain = cfg.domain(a.domain)
     try:
-        specs = resolve_specs(a.models, compared_models(stage03, a.domain))
+        specs = resolve_specs(a.models, compared_models(stage03, domain.name))
     except ValueError as err:
         raise ValueError(f"autointerp.models: {err}") from None
-    picked = pick_matched_models(stage00, stage03, a.domain, target, specs, seed=seed)
-    split = f"{a.domain}_{a.split}"
-    docs = build_corpora(cfg.data)[split]
+    picked = pick_matched_models(stage00, stage03, domain.name, target, specs, seed=seed)
+    split = domain.split(a.split)
+    docs = build_corpora(cfg.data, cfg.domains)[split]
     docs = docs[: a.max_docs] if a.max_docs else docs
     model = load_model(cfg.model)
     store = ActivationStore(model, cfg.activations)

@@ -40,6 +40,7 @@ from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
 from ssae_utils.data.splitting import sample_whole_documents
+from ssae_utils.domains import Domain
 from ssae_utils.io import stable_hash, write_json_atomic
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import cache_dir, cache_relative, results_dir
@@ -56,11 +57,6 @@ from ssae_utils.sae.term import TiltConfig
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "03_finetune.json"
-EVAL_SPLITS = {"physics": ("val", "test", "ood_test"), "toxicity": ("val", "test")}
-
-
-def split_name(domain: str, split: str) -> str:
-    return f"{domain}_{split}"
 
 
 # ------------------------------------------------------------------ inputs
@@ -76,9 +72,9 @@ def load_selections(cfg: ProfileConfig) -> dict[str, dict[str, dict[str, Any]]]:
     return out
 
 
-def selection_docs(corpora: Corpora, domain: str, selection: dict[str, Any]) -> list[Document]:
+def selection_docs(corpora: Corpora, domain: Domain, selection: dict[str, Any]) -> list[Document]:
     by_id = {d.doc_id: d for d in corpora["general_pool"]}
-    by_id.update({d.doc_id: d for d in corpora[f"{domain}_seed"]})
+    by_id.update({d.doc_id: d for d in corpora[domain.split("seed")]})
     missing = [i for i in selection["doc_ids"] if i not in by_id]
     if missing:
         raise ValueError(f"{len(missing)} selected documents are not in this profile's corpora (e.g. {missing[:3]}); rerun notebooks 01 and 02")
@@ -199,30 +195,21 @@ def pick_checkpoints(grid: TrainedGrid, fcfg: FinetuneConfig, val: EvalSet, act_
     return picked
 
 
-def finetune_config(cfg: ProfileConfig, domain: str, seed: int, tilt: float) -> FinetuneConfig:
+def finetune_config(cfg: ProfileConfig, domain: Domain, seed: int, tilt: float) -> FinetuneConfig:
     s = cfg.finetune
     return FinetuneConfig(
-        l1_coefficients=s.lambdas_for(tilt), steps=s.steps(domain), batch_size=s.batch_size, lr=s.lr_for(tilt),
+        l1_coefficients=s.lambdas_for(tilt), steps=domain.steps, batch_size=s.batch_size, lr=s.lr_for(tilt),
         lr_decay_steps=s.lr_decay_steps, shuffle_buffer_batches=s.shuffle_buffer_batches, decoder=s.decoder,
         tilt=TiltConfig(t=tilt, over=s.tilt_over, include_l1=s.tilt_include_l1, normalize=s.tilt_normalize),
         seed=seed, checkpoint_steps=s.checkpoint_steps(domain),
     )
 
 
-def runs(cfg: ProfileConfig, domain: str) -> list[tuple[str, float]]:
-    """(strategy, tilt) pairs trained for ``domain``: every strategy with ERM, plus TERM."""
-    s = cfg.finetune
-    out = [(strategy, 0.0) for strategy in s.strategies(domain)]
-    if domain in s.term_domains:
-        out += [(s.term_strategy, t) for t in s.term_tilts]
-    return out
-
-
 def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
     """The whole of stage 03; returns and saves the results dictionary."""
     t0 = time.perf_counter()
     selections = load_selections(cfg)
-    corpora = build_corpora(cfg.data)
+    corpora = build_corpora(cfg.data, cfg.domains)
     model = load_model(cfg.model)
     gsae, setup = load_saved_gsae(cfg)
     training = setup["gsae"]["training"]
@@ -234,49 +221,51 @@ def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
     eval_tokens: dict[str, dict[str, dict[str, int]]] = {}
     timings = {"load_s": round(time.perf_counter() - t0, 1)}
 
-    for domain in selections:
+    for name in selections:
+        domain = cfg.domain(name)
         t = time.perf_counter()
         evals = {}
-        for split in EVAL_SPLITS[domain]:
-            docs = corpora[split_name(domain, split)]
+        for split in domain.eval_splits:
+            docs = corpora[domain.split(split)]
             ce_docs = eval_documents(docs, store, cfg.finetune.eval_contexts, cfg.seed + 7)
             stats_docs = eval_documents(docs, store, cfg.finetune.stats_contexts, cfg.seed + 11)
-            evals[split] = eval_set(store, ce_docs, stats_docs, threshold, f"caching {domain} {split} activations")
-            eval_tokens.setdefault(domain, {})[split] = {"ce_tokens": evals[split].ce_tokens, "stats_tokens": int(evals[split].acts.shape[0])}
-        gsae_metrics[domain] = {split: evaluate(model, {"gsae": gsae}, data, threshold, batch, f"{domain} {split}: GSAE")
-                                for split, data in evals.items()}
-        for strategy, tilt in runs(cfg, domain):
-            docs = selection_docs(corpora, domain, selections[domain][strategy])
+            evals[split] = eval_set(store, ce_docs, stats_docs, threshold, f"caching {name} {split} activations")
+            eval_tokens.setdefault(name, {})[split] = {"ce_tokens": evals[split].ce_tokens, "stats_tokens": int(evals[split].acts.shape[0])}
+        gsae_metrics[name] = {split: evaluate(model, {"gsae": gsae}, data, threshold, batch, f"{name} {split}: GSAE")
+                              for split, data in evals.items()}
+        for strategy, tilt in cfg.finetune.runs(domain):
+            docs = selection_docs(corpora, domain, selections[name][strategy])
             for seed in cfg.finetune.seeds_for(domain, strategy, tilt):
                 fcfg = finetune_config(cfg, domain, seed, tilt)
-                label = f"{domain}/{strategy}/{fcfg.tilt.label()}/seed {seed}"
+                label = f"{name}/{strategy}/{fcfg.tilt.label()}/seed {seed}"
                 grid = train_grid(gsae, setup["gsae"]["folder"], store, docs, fcfg, act_scale, threshold,
                                   model.hook_name, model.name, label)
                 picked = pick_checkpoints(grid, fcfg, evals["val"], act_scale)
                 named = {f"lambda_{lam:g}": grid.saes[step][i] for i, (lam, (step, _)) in enumerate(zip(fcfg.l1_coefficients, picked))}
                 metrics = {split: evaluate(model, named, evals[split], threshold, batch, f"{label} {split}",
                                            patched_ce=split != "val" or cfg.finetune.val_patched_ce)
-                           for split in EVAL_SPLITS[domain]}
+                           for split in domain.eval_splits}
                 for i, (lam, (step, scores)) in enumerate(zip(fcfg.l1_coefficients, picked)):
-                    row = {"domain": domain, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed,
+                    row = {"domain": name, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed,
                            "ssae_folder": grid.folders[step][i], "checkpoint_step": step, "steps": fcfg.steps,
                            "val_objective_by_step": {str(k): v for k, v in scores.items()},
                            "train_s": grid.info.get("train_s"), "train_tokens_unique": grid.info.get("train_tokens_unique")}
-                    for split in EVAL_SPLITS[domain]:
-                        m, g = metrics[split][f"lambda_{lam:g}"], gsae_metrics[domain][split]["gsae"]
+                    for split in domain.eval_splits:
+                        m, g = metrics[split][f"lambda_{lam:g}"], gsae_metrics[name][split]["gsae"]
                         row.update({f"{split}_{k}": v for k, v in m.items() if k != "tokens"})
                         if "ppl" in m:
                             row[f"{split}_ppl_rel_gsae"] = m["ppl"] / g["ppl"]
                     rows.append(row)
-        timings[f"{domain}_s"] = round(time.perf_counter() - t, 1)
+        timings[f"{name}_s"] = round(time.perf_counter() - t, 1)
 
     results = {
         "profile": cfg.name,
         "config_hash": cfg.hash(),
         "sweep": cfg.finetune.to_dict(),
+        "domains": {name: cfg.domains[name].to_dict() for name in selections},
         "act_scale": act_scale,
         "gsae": gsae_metrics,
-        "eval_splits": {d: list(s) for d, s in EVAL_SPLITS.items() if d in selections},
+        "eval_splits": {name: list(cfg.domains[name].eval_splits) for name in selections},
         "eval_tokens": eval_tokens,
         "rows": rows,
         "timings": timings,

@@ -70,7 +70,7 @@ class World:
 
 
 def load_world(cfg: ProfileConfig) -> World:
-    corpora = build_corpora(cfg.data)
+    corpora = build_corpora(cfg.data, cfg.domains)
     model = load_model(cfg.model)
     store = ActivationStore(model, cfg.activations)
     return World(cfg, corpora, model, store)
@@ -162,7 +162,7 @@ def run_foundation(cfg: ProfileConfig) -> dict[str, Any]:
     t = time.perf_counter()
     every_doc = [d for _, docs in world.corpora.items() for d in docs]
     by_text = dict(zip((d.text for d in every_doc), world.count_tokens(every_doc)))
-    card = data_card(world.corpora, tokenizer=by_text.__getitem__)
+    card = data_card(world.corpora, tokenizer=by_text.__getitem__, domains=list(cfg.domains))
     timings["data_card_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -184,6 +184,8 @@ def run_foundation(cfg: ProfileConfig) -> dict[str, Any]:
         "config_hash": cfg.hash(),
         "config": cfg.to_dict(),
         "data_card": card,
+        # general documents dropped because a subdomain's split holds the same text
+        "pool_removals": dict(world.corpora.pool_removals),
         "model": {
             "name": world.model.name,
             "hook_name": world.model.hook_name,

@@ -7,9 +7,12 @@ the L0 window in the sweep config, compared over the range every curve of a figu
 (``ssae_utils.sae.pareto.compare_auc``); lower is better. A curve that misses the window gets
 a warning in the results: widen the lambda grid.
 
-The figures follow the paper's numbering: fig1a / fig1b (physics, in-distribution test,
-relative / absolute), fig4 (physics, out-of-distribution test), fig5a / fig5b (toxicity test),
-fig6 (TERM vs ERM on Dense retrieval, physics test). Results: ``results/<profile>/04_pareto.json``.
+Which figures a domain gets is part of its ``Domain`` (``figures``, recorded in
+03_finetune.json): the presets follow the paper's numbering, fig1a / fig1b (physics,
+in-distribution test, relative / absolute), fig4 (physics, out-of-distribution test), fig5a /
+fig5b (toxicity test), fig6 (TERM vs ERM on Dense retrieval, physics test); a domain without
+a list gets "<name>_test" (and "<name>_ood_test", "<name>_term"). Each figure's AUC is over
+its domain's L0 window. Results: ``results/<profile>/04_pareto.json``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from ssae_utils.config import ProfileConfig
+from ssae_utils.domains import Domain
 from ssae_utils.io import write_json_atomic
 from ssae_utils.paths import results_dir
 from ssae_utils.pipeline.finetune import RESULTS_FILE as FINETUNE_FILE
@@ -27,15 +31,17 @@ from ssae_utils.sae.pareto import compare_auc, curve_auc, mean_over_seeds
 
 RESULTS_FILE = "04_pareto.json"
 
-# figure -> (domain, split, relative?, which curves: "erm" = every strategy with ERM, "term" = TERM vs ERM)
-FIGURES = {
-    "fig1a": ("physics", "test", True, "erm"),
-    "fig1b": ("physics", "test", False, "erm"),
-    "fig4": ("physics", "ood_test", True, "erm"),
-    "fig5a": ("toxicity", "test", True, "erm"),
-    "fig5b": ("toxicity", "test", False, "erm"),
-    "fig6": ("physics", "test", True, "term"),
-}
+
+
+def figure_plan(finetune: dict[str, Any]) -> dict[str, tuple[str, str, bool, str, tuple[float, float]]]:
+    """figure -> (domain, split, relative?, curves: "erm" = every strategy with ERM, "term" =
+    TERM vs ERM, L0 window), from the domains recorded in 03_finetune.json."""
+    out = {}
+    for name, spec in finetune["domains"].items():
+        domain = Domain.from_dict(spec)
+        for fig, f in domain.figure_specs().items():
+            out[fig] = (name, f.split, f.relative, f.kind, domain.l0_window)
+    return out
 
 
 def curve_name(strategy: str, tilt: float) -> str:
@@ -83,9 +89,8 @@ def seed_spread(rows: list[dict[str, Any]], domain: str, split: str, relative: b
 def run_pareto(cfg: ProfileConfig) -> dict[str, Any]:
     finetune = read_results(cfg.name, FINETUNE_FILE)
     rows, sweep = finetune["rows"], finetune["sweep"]
-    window = tuple(sweep["l0_window"])
     figures: dict[str, Any] = {}
-    for fig, (domain, split, relative, kind) in FIGURES.items():
+    for fig, (domain, split, relative, kind, window) in figure_plan(finetune).items():
         if domain not in finetune["eval_splits"] or split not in finetune["eval_splits"][domain]:
             continue
         curves = build_curves(rows, domain, split, relative, kind, sweep["term_strategy"])
@@ -94,13 +99,14 @@ def run_pareto(cfg: ProfileConfig) -> dict[str, Any]:
         valid = {n: ([p["l0"] for p in pts if p["l0"] is not None and p["y"] is not None],
                      [p["y"] for p in pts if p["l0"] is not None and p["y"] is not None]) for n, pts in curves.items()}
         auc = compare_auc(valid, window)
-        figures[fig] = {"domain": domain, "split": split, "relative": relative, "kind": kind,
+        figures[fig] = {"domain": domain, "split": split, "relative": relative, "kind": kind, "l0_window": list(window),
                         "gsae_ppl": finetune["gsae"][domain][split]["gsae"]["ppl"],
                         "clean_ppl": finetune["gsae"][domain][split]["clean"]["ppl"],
                         "gsae_l0": finetune["gsae"][domain]["val"]["gsae"]["l0"],
                         "curves": curves, "auc": auc,
                         "seed_spread": seed_spread(rows, domain, split, relative, kind, sweep["term_strategy"], auc["common"])}
-    results = {"profile": cfg.name, "config_hash": cfg.hash(), "l0_window": list(window),
+    results = {"profile": cfg.name, "config_hash": cfg.hash(),
+               "l0_windows": {name: list(d["l0_window"]) for name, d in finetune["domains"].items()},
                "source": FINETUNE_FILE, "figures": figures,
                "warnings": sorted({w for f in figures.values() for w in f["auc"]["warnings"]})}
     write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)

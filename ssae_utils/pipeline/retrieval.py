@@ -1,7 +1,7 @@
 """Stage 01: expand each subdomain's seed set from the general pool (paper §2.3, §3.2).
 
-For physics and toxicity, with the seed split as the query, this builds four selections of
-the same LM-token budget: BM25 (exact Okapi scores), dense retrieval (embeddings + faiss
+For every subdomain of the profile (``cfg.domains``), with its seed split as the query, this
+builds four selections of the domain's LM-token budget: BM25 (exact Okapi scores), dense retrieval (embeddings + faiss
 cosine), the general-corpus baseline (a seeded random sample, the paper's "OWT baseline")
 and the seed-only baseline ("Validation": the seeds alone, several passes). It measures
 retrieval quality against the documents planted in the pool (precision, recall,
@@ -22,6 +22,7 @@ import numpy as np
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
+from ssae_utils.domains import Domain
 from ssae_utils.io import stable_hash, write_json_atomic
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import results_dir
@@ -51,17 +52,18 @@ from ssae_utils.token_counts import token_counts
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "01_retrieval.json"
-DOMAINS = ("physics", "toxicity")
 RANK_KS = (10, 50, 100, 500)
 HIST_BINS = 40
 
 
 def inputs_key(cfg: ProfileConfig) -> str:
-    """Hash of every setting stage 01's output depends on: data, model (tokenizer: budgets),
-    retrieval minus the ``tracin_*`` knobs (stage 02 reads those). Stage 02 checks it."""
+    """Hash of every setting stage 01's output depends on: data and each domain's documents
+    and budget, model (tokenizer: budgets), retrieval minus the ``tracin_*`` knobs (stage 02
+    reads those). Stage 02 checks it."""
     retrieval = {k: v for k, v in cfg.retrieval.to_dict().items() if not k.startswith("tracin_")}
     plain = cfg.to_dict()
-    return stable_hash({"data": plain["data"], "model": plain["model"], "retrieval": retrieval})
+    domains = {name: {**d.data_key(), "token_budget": d.token_budget} for name, d in cfg.domains.items()}
+    return stable_hash({"data": plain["data"], "domains": domains, "model": plain["model"], "retrieval": retrieval})
 
 
 def _ranking_quality(ranked_ids: Sequence[str], positives: set[str]) -> dict[str, float]:
@@ -90,7 +92,7 @@ def _bm25_query_modes(rcfg, bm25, seeds, pool, count_array, budget, positives, u
 def select_domain(
     cfg: ProfileConfig,
     corpora: Corpora,
-    domain: str,
+    domain: Domain,
     counts: dict[str, int],
     bm25: Any,
     pool_emb: np.ndarray,
@@ -99,11 +101,11 @@ def select_domain(
     """All stage-01 selections and diagnostics for one subdomain."""
     rcfg = cfg.retrieval
     pool: list[Document] = corpora["general_pool"]
-    seeds: list[Document] = corpora[f"{domain}_seed"]
+    seeds: list[Document] = corpora[domain.split("seed")]
     if not seeds:
-        raise ValueError(f"the {domain} seed split is empty: check the data config")
-    budget = rcfg.token_budget(domain)
-    positives = {d.doc_id for d in corpora.known_positives(domain)}
+        raise ValueError(f"the {domain.name} seed split is empty: check domains.{domain.name} (its source and seed_words)")
+    budget = domain.token_budget
+    positives = {d.doc_id for d in corpora.known_positives(domain.name)}
     is_positive = np.array([d.doc_id in positives for d in pool])
     pool_ids = [d.doc_id for d in pool]
     count_array = token_count_array(pool, counts)
@@ -115,13 +117,13 @@ def select_domain(
     rankings["dense"] = dense_topk(DenseIndex(pool_emb), seed_emb, len(pool), rcfg.dense_query)
 
     selections: dict[str, Selection] = {
-        "general": general_baseline(pool, counts, budget, domain=domain, seed=rcfg.seed),
-        "seed_only": seed_only_baseline(seeds, counts, rcfg.seed_passes, domain=domain),
+        "general": general_baseline(pool, counts, budget, domain=domain.name, seed=rcfg.seed),
+        "seed_only": seed_only_baseline(seeds, counts, rcfg.seed_passes, domain=domain.name),
     }
     diagnostics: dict[str, Any] = {"score_histograms": {}, "ranking_quality": {}, "prefilter": {}}
     for name, (order, scores) in rankings.items():
         selections[name] = select_to_budget(
-            pool, order, scores, counts, budget, strategy=name, domain=domain, allow_short=rcfg.allow_short_budget
+            pool, order, scores, counts, budget, strategy=name, domain=domain.name, allow_short=rcfg.allow_short_budget
         )
         by_index = np.empty(len(pool))
         by_index[order] = scores
@@ -178,9 +180,9 @@ def run_retrieval(cfg: ProfileConfig) -> dict[str, Any]:
     """The whole of stage 01; returns and saves the results dictionary."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    corpora = build_corpora(cfg.data)
+    corpora = build_corpora(cfg.data, cfg.domains)
     model = load_model(cfg.model)  # only its tokenizer is used: budgets are in LM tokens
-    docs = list(corpora["general_pool"]) + [d for dom in DOMAINS for d in corpora[f"{dom}_seed"]]
+    docs = list(corpora["general_pool"]) + [d for dom in cfg.domains.values() for d in corpora[dom.split("seed")]]
     counts_list = token_counts([d.text for d in docs], model.tokenizer, model.fingerprint)
     counts = {d.doc_id: c for d, c in zip(docs, counts_list)}
     timings["corpora_and_token_counts_s"] = time.perf_counter() - t
@@ -196,10 +198,10 @@ def run_retrieval(cfg: ProfileConfig) -> dict[str, Any]:
     timings["embed_pool_s"] = time.perf_counter() - t
 
     domains = {}
-    for domain in DOMAINS:
+    for name, domain in cfg.domains.items():
         t = time.perf_counter()
-        domains[domain] = select_domain(cfg, corpora, domain, counts, bm25, pool_emb, embedder)
-        timings[f"select_{domain}_s"] = time.perf_counter() - t
+        domains[name] = select_domain(cfg, corpora, domain, counts, bm25, pool_emb, embedder)
+        timings[f"select_{name}_s"] = time.perf_counter() - t
 
     results = {
         "profile": cfg.name,

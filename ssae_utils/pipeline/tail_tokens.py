@@ -71,7 +71,8 @@ def run_tail_tokens(cfg: ProfileConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     stage00, stage03 = load_upstream(cfg)
-    models = pick_matched_models(stage00, stage03, tc.domain, tc.target_l0, seed=tc.ssae_seed)
+    domain = cfg.domain(tc.domain)
+    models = pick_matched_models(stage00, stage03, domain.name, tc.target_l0, seed=tc.ssae_seed)
     labels = [m.label for m in models]
     if BASELINE not in labels:
         raise ValueError(f"the compared models must include the general-data baseline {BASELINE!r}")
@@ -82,7 +83,7 @@ def run_tail_tokens(cfg: ProfileConfig) -> dict[str, Any]:
             raise ValueError(f"{label}: SAE d_in={sae.cfg.d_in} but {lm.name} has d_model={lm.d_model}; "
                              "rerun notebooks 00 and 03 for this profile")
     store = ActivationStore(lm, cfg.activations)
-    test_docs = build_corpora(cfg.data)[f"{tc.domain}_test"]
+    test_docs = build_corpora(cfg.data, cfg.domains)[domain.split("test")]
     timings["load_s"] = round(time.perf_counter() - t0, 1)
 
     # Token frequencies of the whole test split, counted as the SAEs see the tokens.
@@ -104,7 +105,7 @@ def run_tail_tokens(cfg: ProfileConfig) -> dict[str, Any]:
     t = time.perf_counter()
     doc_tokens = token_counts(texts, lm.tokenizer, lm.fingerprint)
     sample, sampled_tokens = sample_whole_documents(test_docs, lambda i: doc_tokens[i], tc.count_tokens, tc.sample_seed)
-    act_set = store.load([d.text for d in sample], desc=f"caching {tc.domain} test activations")
+    act_set = store.load([d.text for d in sample], desc=f"caching {domain.name} test activations")
     threshold = NormThreshold.from_training_info(stage00["gsae"]["training"], cfg.gsae.outlier_norm_factor)
     outlier = torch.zeros(len(act_set), dtype=torch.bool) if threshold is None else threshold.is_outlier(act_set.acts)
     acts = act_set.acts[~outlier]
@@ -142,14 +143,14 @@ def run_tail_tokens(cfg: ProfileConfig) -> dict[str, Any]:
         "profile": cfg.name,
         "config_hash": cfg.hash(),
         "config": tc.to_dict(),
-        "domain": tc.domain,
+        "domain": domain.name,
         "target_l0": tc.target_l0,
         "models": [m.to_dict() for m in models],
         "baseline": BASELINE,
         "specialized": specialized,
         "logit_lens": {"top_k": tc.top_k, "vocab_size": vocab, "final_norm": "scale" if final_norm_scale(lm) is not None else "none",
                        "model": lm.name, "hook": lm.hook_name},
-        "frequency": {"split": f"{tc.domain}_test", "documents": len(test_docs), "tokens": int(freq.sum()),
+        "frequency": {"split": domain.split("test"), "documents": len(test_docs), "tokens": int(freq.sum()),
                       "types": int(present.sum()), "bucket_base": tc.bucket_base,
                       "buckets": [{"lo": b.lo, "hi": b.hi, "label": b.label, "n_types": len(b.token_ids)} for b in buckets]},
         "activation_sample": {"documents": len(sample), "lm_tokens": sampled_tokens, "tokens": int(acts.shape[0]),

@@ -142,13 +142,13 @@ def rerank_domain(
 ) -> dict[str, Any]:
     """BM25-TracIn and Dense-TracIn selections and their diagnostics for one subdomain."""
     rcfg = cfg.retrieval
-    budget = rcfg.token_budget(domain)
+    budget = cfg.domain(domain).token_budget
     if first_stage["budget"] != budget:
         raise ValueError(f"01_retrieval.json used a {domain} budget of {first_stage['budget']}, this run {budget}; rerun notebook 01")
     by_id = {d.doc_id: d for d in corpora["general_pool"]}
     positives = {d.doc_id for d in corpora.known_positives(domain)}
 
-    seeds = corpora[f"{domain}_seed"]
+    seeds = corpora[cfg.domain(domain).split("seed")]
     if not seeds:
         raise ValueError(f"the {domain} seed split is empty: TracIn needs a seed set")
     seed_set = store.load([d.text for d in seeds], desc=f"caching {domain} seed activations")
@@ -222,7 +222,7 @@ def run_tracin(cfg: ProfileConfig) -> dict[str, Any]:
     timings: dict[str, float] = {}
     t = time.perf_counter()
     first = load_stage01(cfg)
-    corpora = build_corpora(cfg.data)
+    corpora = build_corpora(cfg.data, cfg.domains)
     model = load_model(cfg.model)
     sae, gsae_results = load_saved_gsae(cfg)
     loss = tracin_loss_settings(cfg.retrieval, gsae_results)

@@ -18,7 +18,7 @@ def plot_pareto(results_path: Path, figure: str) -> Path:
         raise KeyError(f"{figure} is not in {results_path}; available: {sorted(results['figures'])}")
     f = results["figures"][figure]
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
-    lo, hi = results["l0_window"]
+    lo, hi = f["l0_window"]
     ax.axvspan(lo, hi, color="0.93", zorder=0, label=f"AUC window L0 {lo:g}-{hi:g}")
     cmap = plt.get_cmap("tab10")
     for k, (name, points) in enumerate(f["curves"].items()):

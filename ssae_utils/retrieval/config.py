@@ -86,9 +86,7 @@ class RetrievalConfig:
     # a document's every other token by orders of magnitude.
     tracin_drop_outliers: bool = True
     tracin_batch_tokens: int = 4096
-    # --- selection
-    token_budget_physics: int = 500_000
-    token_budget_toxicity: int = 250_000
+    # --- selection (each domain's token budget is ``Domain.token_budget``)
     seed_passes: int = 10             # seed-only "Validation" baseline: passes over the seeds
     # A budget larger than what the ranking holds raises ValueError unless this is True, in
     # which case everything is taken and the shortfall is logged and recorded in the Selection.
@@ -128,15 +126,7 @@ class RetrievalConfig:
         _require(self.tracin_params and not unknown,
                  f"retrieval.tracin_params must be a non-empty subset of {TRACIN_PARAMS}")
         _require(self.tracin_batch_tokens >= 1, "retrieval.tracin_batch_tokens must be >= 1")
-        _require(self.token_budget_physics >= 1 and self.token_budget_toxicity >= 1,
-                 "retrieval token budgets must be >= 1")
         _require(self.seed_passes >= 1, "retrieval.seed_passes must be >= 1")
-
-    def token_budget(self, domain: str) -> int:
-        budgets = {"physics": self.token_budget_physics, "toxicity": self.token_budget_toxicity}
-        if domain not in budgets:
-            raise ValueError(f"unknown domain {domain!r}; domains: {sorted(budgets)}")
-        return budgets[domain]
 
     # --- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -151,20 +141,17 @@ class RetrievalConfig:
     def smoke(cls, **overrides: Any) -> "RetrievalConfig":
         """Hashing embedder, tiny budgets: the synthetic smoke corpora in milliseconds."""
         base = dict(embedder="hashing", hashing_dim=64, embed_batch_size=32,
-                    prefilter_budget_multiple=3.0, tracin_max_doc_tokens=24,
-                    token_budget_physics=2_000,
-                    token_budget_toxicity=1_000, seed_passes=3)
+                    prefilter_budget_multiple=3.0, tracin_max_doc_tokens=24, seed_passes=3)
         return cls(**{**base, **overrides})
 
     @classmethod
     def embedded(cls, **overrides: Any) -> "RetrievalConfig":
-        """all-MiniLM-L6-v2 from PyPI; budgets scaled to the ~6.5M-token embedded pool."""
+        """all-MiniLM-L6-v2 from PyPI (budgets, scaled to the ~6.5M-token embedded pool: ``ssae_utils.domains``)."""
         return cls(**overrides)
 
     @classmethod
     def paper(cls, **overrides: Any) -> "RetrievalConfig":
-        """Contriever, the paper's 13.9M / 5.25M-token budgets (GPU box); whole documents for
-        TracIn and a candidate pool of ~1% of OpenWebText for physics (6.5x its budget)."""
-        base = dict(embedder="contriever", max_embed_tokens=512, embed_batch_size=256,
-                    token_budget_physics=13_900_000, token_budget_toxicity=5_250_000)
+        """Contriever (GPU box); whole documents for TracIn and a candidate pool of ~1% of
+        OpenWebText for physics (6.5x its budget; budgets: ``ssae_utils.domains``)."""
+        base = dict(embedder="contriever", max_embed_tokens=512, embed_batch_size=256)
         return cls(**{**base, **overrides})

@@ -40,7 +40,7 @@ __all__ = ["Selection", "rank_scores", "select_to_budget", "general_baseline",
 @dataclass
 class Selection:
     strategy: str                      # "bm25", "dense", "bm25_tracin", "general", "seed_only", ...
-    domain: str                        # "physics" | "toxicity"
+    domain: str                        # the Domain.name it was selected for
     doc_ids: list[str]                 # in selection (rank) order, each once
     token_counts: list[int]            # LM tokens of each selected document
     total_tokens: int                  # sum(token_counts): one pass

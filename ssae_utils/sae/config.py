@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from ssae_utils.domains import STRATEGIES, Domain
 from ssae_utils.validation import require as _require
 
 
@@ -47,29 +48,24 @@ class GSAEConfig:
             _require(self.outlier_norm_factor > 1, "gsae.outlier_norm_factor must be > 1 or None")
 
 
-STRATEGIES = ("general", "seed_only", "bm25", "dense", "bm25_tracin", "dense_tracin")
-
-
 @dataclass
 class SSAESweepConfig:
     """The finetuning sweep of stage 03: strategies x lambdas x seeds (x tilts), and evaluation.
 
     lambdas are in the GSAE's own units (the activations scaled to mean norm sqrt(d_in)):
     lambda = 1 is the GSAE's training lambda. Paper defaults; presets in ssae_utils/config.py
-    scale them to each profile's budget.
+    scale them to each profile's budget. What differs per subdomain (steps, strategies, the
+    strategies with extra seeds, whether TERM runs, the L0 window) is in its ``Domain``.
     """
 
     lambdas: tuple[float, ...] = (0.4, 0.55, 0.7, 0.85, 1.0, 1.25, 1.5, 2.0)
     seeds: tuple[int, ...] = (0, 1, 2)
-    # More seeds for a few "domain/strategy" runs only (e.g. "physics/dense"), where a
-    # profile cannot afford every seed everywhere: their spread says how much of a gap
-    # between strategies is training noise.
+    # More seeds for the strategies a domain lists in ``Domain.extra_seed_strategies`` only,
+    # where a profile cannot afford every seed everywhere: their spread says how much of a
+    # gap between strategies is training noise.
     extra_seeds: tuple[int, ...] = ()
-    extra_seed_runs: tuple[str, ...] = ()
     extra_seeds_with_term: bool = True  # False: the extra seeds train ERM only (saves 2 grids per seed)
-    strategies_physics: tuple[str, ...] = STRATEGIES
-    strategies_toxicity: tuple[str, ...] = STRATEGIES
-    # Dense retrieval with TERM at these tilts (paper: 500 and 1e9), on these domains
+    # Dense retrieval with TERM at these tilts (paper: 500 and 1e9), on the domains with ``term``
     term_tilts: tuple[float, ...] = (500.0, 1e9)
     # TERM moves the lambda -> L0 map (a tilted loss weighs the worst tokens' L1 and error
     # differently), so its grid can differ; None: the same lambdas as ERM.
@@ -78,12 +74,9 @@ class SSAESweepConfig:
     # that suits ERM can wreck a tilted SSAE; None: the same lr as ERM.
     term_lr: float | None = None
     term_strategy: str = "dense"
-    term_domains: tuple[str, ...] = ("physics",)
     tilt_over: str = "tokens"
     tilt_include_l1: bool = True
     tilt_normalize: str = "raw"
-    steps_physics: int = 1000
-    steps_toxicity: int = 500
     batch_size: int = 4096
     lr: float = 5e-5
     lr_decay_steps: int = 1000
@@ -102,7 +95,6 @@ class SSAESweepConfig:
     # it (the checkpoint pick uses the validation objective, the curves' x axis the
     # validation L0), so a profile short of time can skip it; the GSAE's is always measured.
     val_patched_ce: bool = True
-    l0_window: tuple[float, float] = (60.0, 140.0)
 
     def __post_init__(self) -> None:
         self.lambdas = tuple(float(x) for x in self.lambdas)
@@ -112,35 +104,20 @@ class SSAESweepConfig:
             self.term_lambdas = tuple(float(x) for x in self.term_lambdas)
             _require(len(self.term_lambdas) >= 1 and all(x >= 0 for x in self.term_lambdas),
                      "finetune.term_lambdas must be None or a non-empty list of values >= 0")
-        self.l0_window = tuple(float(x) for x in self.l0_window)
         self.extra_seeds = tuple(int(x) for x in self.extra_seeds)
         self.checkpoint_fractions = tuple(sorted({float(x) for x in self.checkpoint_fractions} | {1.0}))
         _require(all(0 < x <= 1 for x in self.checkpoint_fractions), "finetune.checkpoint_fractions must lie in (0, 1]")
-        for run in self.extra_seed_runs:
-            domain, _, strategy = run.partition("/")
-            _require(domain in ("physics", "toxicity") and strategy in STRATEGIES,
-                     f"finetune.extra_seed_runs entries look like 'physics/dense' (domain/strategy), not {run!r}")
         _require(not set(self.extra_seeds) & set(self.seeds), "finetune.extra_seeds must not repeat finetune.seeds")
         _require(self.stats_contexts >= 1, "finetune.stats_contexts must be >= 1")
-        for name in ("strategies_physics", "strategies_toxicity", "term_domains", "extra_seed_runs"):
-            setattr(self, name, tuple(getattr(self, name)))
         _require(len(self.lambdas) >= 1 and all(x >= 0 for x in self.lambdas), "finetune.lambdas must be a non-empty list of values >= 0")
         _require(len(self.seeds) >= 1, "finetune.seeds must not be empty")
-        for name in ("strategies_physics", "strategies_toxicity"):
-            unknown = [s for s in getattr(self, name) if s not in STRATEGIES]
-            _require(not unknown, f"finetune.{name} has unknown strategies {unknown}; known: {STRATEGIES}")
         _require(self.term_strategy in STRATEGIES, f"finetune.term_strategy must be one of {STRATEGIES}")
-        _require(all(d in ("physics", "toxicity") for d in self.term_domains), "finetune.term_domains: physics and/or toxicity")
-        _require(self.steps_physics >= 1 and self.steps_toxicity >= 1 and self.batch_size >= 1, "finetune steps and batch_size must be >= 1")
+        _require(self.batch_size >= 1, "finetune.batch_size must be >= 1")
         _require(self.eval_contexts >= 1, "finetune.eval_contexts must be >= 1")
         _require(self.lr > 0 and (self.term_lr is None or self.term_lr > 0), "finetune.lr and finetune.term_lr must be > 0")
-        _require(self.l0_window[0] < self.l0_window[1], "finetune.l0_window must be (lo, hi) with lo < hi")
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    def strategies(self, domain: str) -> tuple[str, ...]:
-        return self.strategies_physics if domain == "physics" else self.strategies_toxicity
 
     def lr_for(self, tilt: float) -> float:
         return self.lr if tilt == 0 or self.term_lr is None else self.term_lr
@@ -148,16 +125,20 @@ class SSAESweepConfig:
     def lambdas_for(self, tilt: float) -> tuple[float, ...]:
         return self.lambdas if tilt == 0 or self.term_lambdas is None else self.term_lambdas
 
-    def steps(self, domain: str) -> int:
-        return self.steps_physics if domain == "physics" else self.steps_toxicity
-
-    def seeds_for(self, domain: str, strategy: str, tilt: float = 0.0) -> tuple[int, ...]:
-        listed = f"{domain}/{strategy}" in self.extra_seed_runs
+    def seeds_for(self, domain: Domain, strategy: str, tilt: float = 0.0) -> tuple[int, ...]:
+        listed = strategy in domain.extra_seed_strategies
         extra = self.extra_seeds if listed and (tilt == 0 or self.extra_seeds_with_term) else ()
         return (*self.seeds, *extra)
 
-    def checkpoint_steps(self, domain: str) -> tuple[int, ...]:
+    def runs(self, domain: Domain) -> list[tuple[str, float]]:
+        """(strategy, tilt) pairs trained for ``domain``: every strategy with ERM, plus TERM."""
+        out = [(strategy, 0.0) for strategy in domain.strategies]
+        if domain.term:
+            out += [(self.term_strategy, t) for t in self.term_tilts]
+        return out
+
+    def checkpoint_steps(self, domain: Domain) -> tuple[int, ...]:
         """Intermediate steps kept (the final step is always kept)."""
-        n = self.steps(domain)
+        n = domain.steps
         kept = {max(1, round(f * n)) for f in self.checkpoint_fractions}
         return tuple(sorted(step for step in kept if step < n))

@@ -44,10 +44,12 @@ def height(figure: dict[str, Any], curve: str) -> tuple[float | None, int]:
 
 
 def gap_evidence(pareto: dict[str, Any], fig_name: str, a: str, b: str, metric: str, noise_from: tuple[str, ...]) -> Evidence:
-    """Evidence that curve ``a`` lies below curve ``b`` in figure ``fig_name``."""
+    """Evidence that curve ``a`` lies below curve ``b`` in figure ``fig_name``; the metric's
+    name is prefixed with the figure's domain and split ("<domain> test: ...")."""
     fig = pareto["figures"].get(fig_name)
     if fig is None:
         return Evidence(metric, None, None, "negative", "inconclusive", note=f"figure {fig_name} is not in 04_pareto.json")
+    metric = f"{fig.get('domain', '?')} {fig.get('split', '?').replace('ood_test', 'OOD test')}: {metric}" if metric else metric
     (ya, na), (yb, nb) = height(fig, a), height(fig, b)
     sd = pooled_seed_sd_any(pareto, fig_name, *noise_from)
     gap = None if ya is None or yb is None else ya - yb
@@ -58,16 +60,21 @@ def gap_evidence(pareto: dict[str, Any], fig_name: str, a: str, b: str, metric: 
 
 
 def claim_c1(pareto: dict[str, Any]) -> list[Evidence]:
-    return [gap_evidence(pareto, "fig1a", "dense", "general", "physics test: mean PPL/GSAE, Dense - General", ("fig4",))]
+    return [gap_evidence(pareto, "fig1a", "dense", "general", "mean PPL/GSAE, Dense - General", ("fig4",))]
 
 
 def claim_c2(pareto: dict[str, Any]) -> list[Evidence]:
-    return [gap_evidence(pareto, "fig1a", "dense", "bm25", "physics test: mean PPL/GSAE, Dense - BM25", ("fig4",))]
+    return [gap_evidence(pareto, "fig1a", "dense", "bm25", "mean PPL/GSAE, Dense - BM25", ("fig4",))]
+
+
+def _domain_of(pareto: dict[str, Any], fig_name: str) -> str:
+    return pareto["figures"].get(fig_name, {}).get("domain", "?")
 
 
 def _degradation(pareto: dict[str, Any], strategy: str, metric: str) -> Evidence:
     """Evidence that ``strategy`` falls behind Dense more out of distribution than in it:
     (strategy - Dense) on OOD minus (strategy - Dense) on test, predicted positive."""
+    metric = f"{_domain_of(pareto, 'fig1a')}: {metric}"
     test = gap_evidence(pareto, "fig1a", strategy, "dense", "", ("fig4",))
     ood = gap_evidence(pareto, "fig4", strategy, "dense", "", ("fig1a",))
     if test.value is None or ood.value is None:
@@ -80,17 +87,17 @@ def _degradation(pareto: dict[str, Any], strategy: str, metric: str) -> Evidence
 
 
 def claim_c3(pareto: dict[str, Any]) -> list[Evidence]:
-    return [_degradation(pareto, "bm25", "physics: (BM25 - Dense) OOD minus (BM25 - Dense) test")]
+    return [_degradation(pareto, "bm25", "(BM25 - Dense) OOD minus (BM25 - Dense) test")]
 
 
 def claim_c4(pareto: dict[str, Any]) -> list[Evidence]:
-    return [gap_evidence(pareto, "fig1a", "dense_tracin", "dense", "physics test: Dense-TracIn - Dense", ("fig4",)),
-            gap_evidence(pareto, "fig1a", "bm25_tracin", "bm25", "physics test: BM25-TracIn - BM25", ("fig4",))]
+    return [gap_evidence(pareto, "fig1a", "dense_tracin", "dense", "Dense-TracIn - Dense", ("fig4",)),
+            gap_evidence(pareto, "fig1a", "bm25_tracin", "bm25", "BM25-TracIn - BM25", ("fig4",))]
 
 
 def claim_c5(pareto: dict[str, Any]) -> list[Evidence]:
-    helps = gap_evidence(pareto, "fig1a", "seed_only", "general", "physics test: Seed-only - General", ("fig4",))
-    return [helps, _degradation(pareto, "seed_only", "physics: (Seed-only - Dense) OOD minus (Seed-only - Dense) test")]
+    helps = gap_evidence(pareto, "fig1a", "seed_only", "general", "Seed-only - General", ("fig4",))
+    return [helps, _degradation(pareto, "seed_only", "(Seed-only - Dense) OOD minus (Seed-only - Dense) test")]
 
 
 def term_ppl_evidence(pareto: dict[str, Any]) -> list[Evidence]:
@@ -108,7 +115,7 @@ def term_ppl_evidence(pareto: dict[str, Any]) -> list[Evidence]:
         ratio = None if term is None or dense in (None, 0) else term / dense
         # a fixed tolerance, not a noise test: "comparable" is a statement about size
         verdict = "inconclusive" if ratio is None else ("reproduced" if ratio <= COMPARABLE_RATIO else "not reproduced")
-        out.append(Evidence(f"physics test: {name} mean PPL/GSAE / Dense's (comparable if <= {COMPARABLE_RATIO})", ratio, None,
+        out.append(Evidence(f"{fig.get('domain', '?')} test: {name} mean PPL/GSAE / Dense's (comparable if <= {COMPARABLE_RATIO})", ratio, None,
                             "negative", verdict, {name: term, "dense": dense, "band": fig["auc"]["common"]}))
     return out
 

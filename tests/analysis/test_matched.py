@@ -52,7 +52,8 @@ def test_compared_models_follow_the_sweeps_tilts():
 
     assert [tilt_label(t) for t in (500.0, 1e9, 1.0, 0.5, 2.5e6)] == ["500", "1e9", "1", "0.5", "2.5e6"]
     assert [s.label for s in compared_models()] == ["GSAE", "General SSAE", "Dense SSAE", "Dense+TERM t=500", "Dense+TERM t=1e9"]
-    stage03 = {**_stage03(), "sweep": {"term_tilts": [1.0, 3.0], "term_strategy": "dense", "term_domains": ["physics"]}}
+    stage03 = {**_stage03(), "sweep": {"term_tilts": [1.0, 3.0], "term_strategy": "dense"},
+               "domains": {"physics": {"term": True}, "toxicity": {"term": False}}}
     specs = compared_models(stage03, "physics")
     assert [(s.label, s.tilt) for s in specs[3:]] == [("Dense+TERM t=1", 1.0), ("Dense+TERM t=3", 3.0)]
     assert len(compared_models(stage03, "toxicity")) == 3  # no TERM trained there
@@ -61,7 +62,7 @@ def test_compared_models_follow_the_sweeps_tilts():
 def test_model_labels_resolve_with_the_term_alias_or_fail_clearly():
     from ssae_utils.analysis.matched import compared_models, resolve_specs
 
-    specs = compared_models({"sweep": {"term_tilts": [1.0], "term_domains": ["physics"]}})
+    specs = compared_models({"sweep": {"term_tilts": [1.0]}, "domains": {"physics": {"term": True}}})
     assert [s.label for s in resolve_specs(["Dense SSAE", "TERM"], specs)] == ["Dense SSAE", "Dense+TERM t=1"]
     with pytest.raises(ValueError, match="Dense\\+TERM t=500.*not among"):
         resolve_specs(["Dense+TERM t=500"], specs)

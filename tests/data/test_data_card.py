@@ -20,7 +20,7 @@ def test_card_with_tokenizer_decode_errors_and_markdown():
     docs = {"a": [make_document("one two three", "s1"),
                   make_document("four five", "s2", meta={"decode_replacements": 2})],
             "empty": []}
-    rows = data_card(docs, tokenizer=lambda text: text.split() + ["<bos>"])
+    rows = data_card(docs, tokenizer=lambda text: text.split() + ["<bos>"], domains=["physics", "toxicity"])
     total = next(r for r in rows if r["split"] == "a" and r["source"] == ALL)
     assert total == {"split": "a", "source": ALL, "docs": 2, "words": 5, "tokens": 7,
                      "decode_error_docs": 1, "known_physics": 0, "known_toxicity": 0}

@@ -13,13 +13,12 @@ def test_presets_roundtrip_through_json(preset):
 
 
 def test_presets_differ_where_they_should():
-    assert DataConfig.paper().physics_pool_share == 0.0  # the paper plants no positives
-    assert DataConfig.embedded().physics_pool_share > 0
     assert DataConfig.smoke().general_sources == ("smoke_general",)
+    assert DataConfig.paper().general_sources == ("openwebtext",)
 
 
-@pytest.mark.parametrize("field,value", [("physics_pool_share", 1.0), ("bios_test_share", -0.1),
-                                         ("physics_seed_words", -1), ("physics_test_words", 0),
+@pytest.mark.parametrize("field,value", [("general_heldout_share", 1.0), ("bios_test_share", -0.1),
+                                         ("min_words", -1), ("general_max_words", 0),
                                          ("max_words", 1)])
 def test_invalid_values_are_rejected(field, value):
     with pytest.raises(ValueError, match=field):

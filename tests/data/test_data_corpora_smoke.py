@@ -2,7 +2,8 @@ import itertools
 
 import pytest
 
-from ssae_utils.data import SPLITS, DataConfig, build_corpora
+from ssae_utils.data import DataConfig, build_corpora, split_names
+from ssae_utils.domains import preset_domains
 from ssae_utils.data.corpora import split_hashes
 from ssae_utils.data.documents import make_document, text_hash
 from ssae_utils.data.sources import SOURCES, get_source, register_source
@@ -23,9 +24,13 @@ def test_smoke_corpora_are_deterministic_and_cached(tmp_path, monkeypatch):
     assert [d.text for d in fresh["physics_seed"]] == [d.text for d in first["physics_seed"]]
 
 
+SPLITS = split_names(list(preset_domains("smoke").values()))
+
+
 def test_every_split_is_present_and_non_empty():
     corpora = build_corpora(DataConfig.smoke())
     assert list(corpora.splits) == list(SPLITS)
+    assert "physics_ood_test" in SPLITS and "toxicity_ood_test" not in SPLITS
     assert all(corpora[name] for name in SPLITS)
     with pytest.raises(KeyError, match="general_pool"):
         corpora["nope"]
@@ -49,11 +54,10 @@ def test_splits_are_disjoint_and_free_of_duplicates():
 
 
 def test_known_physics_share_is_in_the_pool_and_no_other_domain_doc_is():
-    cfg = DataConfig.smoke()
-    corpora = build_corpora(cfg)
+    corpora = build_corpora(DataConfig.smoke())
     physics = get_source("smoke_physics").load()
     known = corpora.known_positives("physics")
-    assert len(known) == round(cfg.physics_pool_share * len(physics)) > 0
+    assert len(known) == round(preset_domains("smoke")["physics"].pool_share * len(physics)) > 0
     pool_phys = [d for d in corpora["general_pool"] if d.source == "smoke_physics"]
     assert pool_phys == known                             # only the planted ones
     toxic_in_pool = [d for d in corpora["general_pool"] if d.meta.get("toxic") == 1]
@@ -64,11 +68,11 @@ def test_known_physics_share_is_in_the_pool_and_no_other_domain_doc_is():
 
 
 def test_seed_sizes_follow_the_word_budgets():
-    cfg = DataConfig.smoke()
-    corpora = build_corpora(cfg)
+    budget = preset_domains("smoke")["physics"].seed_words
+    corpora = build_corpora(DataConfig.smoke())
     words = sum(d.n_words for d in corpora["physics_seed"])
     last = corpora["physics_seed"][-1].n_words
-    assert cfg.physics_seed_words <= words < cfg.physics_seed_words + last + 1
+    assert budget <= words < budget + last + 1
 
 
 @pytest.fixture
@@ -98,6 +102,7 @@ def test_dedup_exclusion_and_chunking(dup_source):
     assert len(owners) == 1                                   # one split owns the text ...
     in_pool = [d for d in pool if text_hash(d.text) == physics_hash]
     assert all(d.source == "smoke_physics" and d.meta.get("known_domain") for d in in_pool)
+    assert corpora.pool_removals["physics"] >= 1              # ... and the removal is counted
     assert not any(d.text == "x" for d in pool)               # below min_words
     pieces = [d for d in pool if d.meta.get("parent_id", "").startswith("dup_general:")]
     assert len(pieces) > 1 and all(d.n_words < 1.25 * cfg.max_words for d in pieces)

@@ -1,9 +1,12 @@
 """The paper-profile loaders on small local files with the real datasets' columns (offline)."""
 
+import dataclasses
+
 import pytest
 
 from ssae_utils.data import DataConfig, build_corpora
 from ssae_utils.data.sources import get_source
+from ssae_utils.domains import preset_domains
 from ssae_utils.paths import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "paper"
@@ -17,11 +20,15 @@ def paper_config(**overrides):
         "pile_toxicity": {"path": str(FIXTURES / "pile_toxicity.jsonl")},
         "bias_in_bios": {"path": str(FIXTURES / "bias_in_bios")},
     }
-    small = dict(max_words=120, general_heldout_share=0.2, physics_seed_words=20,
-                 physics_val_words=20, physics_test_words=None, physics_ood_words=None,
-                 toxicity_seed_words=10, toxicity_val_words=10, toxicity_test_words=None,
-                 source_options=options)
+    small = dict(max_words=120, general_heldout_share=0.2, source_options=options)
     return DataConfig.paper(**{**small, **overrides})
+
+
+def paper_domains():
+    domains = preset_domains("paper")
+    domains["physics"] = dataclasses.replace(domains["physics"], seed_words=20, val_words=20, test_words=None, ood_words=None)
+    domains["toxicity"] = dataclasses.replace(domains["toxicity"], seed_words=10, val_words=10, test_words=None)
+    return domains
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +40,7 @@ def offline(monkeypatch):
 
 def test_paper_corpora_build_from_fixtures():
     cfg = paper_config()
-    corpora = build_corpora(cfg)
+    corpora = build_corpora(cfg, paper_domains())
     assert len(corpora["general_pool"]) + len(corpora["general_heldout"]) == 11  # 12 rows, 1 dup
     assert {d.source for d in corpora["general_pool"]} == {"openwebtext"}   # nothing planted
     physics = [d for s in ("physics_seed", "physics_val", "physics_test") for d in corpora[s]]
@@ -50,7 +57,7 @@ def test_bias_in_bios_keeps_professor_and_nurse_and_the_dataset_split():
     docs = get_source("bias_in_bios").load({"path": str(FIXTURES / "bias_in_bios")})
     assert {d.meta["profession"] for d in docs} == {"professor", "nurse"}
     assert len(docs) == 12                                     # 8 train + 4 test rows kept
-    corpora = build_corpora(paper_config())
+    corpora = build_corpora(paper_config(), paper_domains())
     assert {d.meta["split"] for d in corpora["bios_train"]} == {"train"}
     assert {d.meta["split"] for d in corpora["bios_test"]} == {"test"}
     first = next(d for d in corpora["bios_train"] if d.text.startswith("He is a professor of physics"))

@@ -1,5 +1,7 @@
 import pytest
 
+from ssae_utils.config import load_profile
+
 from ssae_utils.data import DataConfig
 from ssae_utils.data.documents import make_document
 from ssae_utils.data.sources import KINDS, SOURCES, get_source, list_sources, register_source
@@ -45,11 +47,11 @@ def test_register_and_load_a_new_source(monkeypatch):
 
 
 def test_config_rejects_unknown_or_misrouted_sources():
-    with pytest.raises(ValueError, match="unknown source 'nope'.*wiki_physics"):
-        DataConfig.embedded(physics_source="nope")
+    with pytest.raises(ValueError, match="unknown document source 'nope'.*wiki_physics"):
+        DataConfig.embedded(bios_source="nope")
     with pytest.raises(ValueError, match="is a 'general' source"):
-        DataConfig.embedded(physics_source="bbc_news")
-    with pytest.raises(ValueError, match="no role uses"):
-        DataConfig.embedded(source_options={"openwebtext": {"path": "x"}})
+        DataConfig.embedded(bios_source="bbc_news")
+    with pytest.raises(ValueError, match="no role or domain uses"):
+        load_profile("embedded", {"data.source_options": {"openwebtext": {"path": "x"}}})
     with pytest.raises(ValueError, match="no option"):
         DataConfig.smoke(source_options={"smoke_general": {"colour": "red"}})

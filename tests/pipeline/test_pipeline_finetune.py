@@ -13,7 +13,7 @@ from ssae_utils.config import load_profile
 from ssae_utils.paths import results_dir
 from ssae_utils.pipeline import retrieval as stage01
 from ssae_utils.pipeline import tracin as stage02
-from ssae_utils.pipeline.finetune import load_selections, runs
+from ssae_utils.pipeline.finetune import load_selections
 
 
 def test_missing_or_stale_stage02_results_are_refused(tmp_cache):
@@ -34,9 +34,9 @@ def test_missing_or_stale_stage02_results_are_refused(tmp_cache):
 
 def test_runs_add_term_only_where_configured():
     cfg = load_profile("smoke")
-    physics = runs(cfg, "physics")
+    physics = cfg.finetune.runs(cfg.domains["physics"])
     assert ("dense", 500.0) in physics and ("dense", 1e9) in physics and ("general", 0.0) in physics
-    assert all(t == 0.0 for _, t in runs(cfg, "toxicity"))
+    assert all(t == 0.0 for _, t in cfg.finetune.runs(cfg.domains["toxicity"]))
 
 
 def test_train_grid_keeps_checkpoints_reloads_them_and_validation_picks_per_lambda(tmp_cache):
@@ -96,8 +96,9 @@ def test_evaluate_without_patched_ce_never_runs_the_model_and_keeps_the_sae_metr
 
 
 def test_embedded_skips_validation_perplexity_and_term_extra_seeds_but_the_paper_keeps_them():
-    embedded, paper = load_profile("embedded").finetune, load_profile("paper").finetune
+    emb, pap = load_profile("embedded"), load_profile("paper")
+    embedded, paper = emb.finetune, pap.finetune
     assert not embedded.val_patched_ce and paper.val_patched_ce
-    assert embedded.seeds_for("physics", "dense", 500.0) == (0,)
-    assert embedded.seeds_for("physics", "dense", 0.0) == (0, 1, 2)
-    assert paper.seeds_for("physics", "dense", 500.0) == (0, 1, 2)
+    assert embedded.seeds_for(emb.domains["physics"], "dense", 500.0) == (0,)
+    assert embedded.seeds_for(emb.domains["physics"], "dense", 0.0) == (0, 1, 2)
+    assert paper.seeds_for(pap.domains["physics"], "dense", 500.0) == (0, 1, 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ssae_utils.pipeline.pareto import build_curves, curve_name, seed_spread
+from ssae_utils.domains import Domain
 from ssae_utils.sae.config import SSAESweepConfig
 
 
@@ -32,24 +33,28 @@ def test_sweep_config():
     assert SSAESweepConfig(lambdas=[1]).lambdas_for(500.0) == (1.0,)
     assert SSAESweepConfig(lr=1e-3, term_lr=2e-4).lr_for(0.0) == 1e-3 and SSAESweepConfig(lr=1e-3, term_lr=2e-4).lr_for(1e9) == 2e-4
     assert SSAESweepConfig(lr=1e-3).lr_for(500.0) == 1e-3
-    assert cfg.steps("physics") == 1000 and cfg.steps("toxicity") == 500
-    for bad in ({"lambdas": []}, {"strategies_physics": ["nope"]}, {"term_domains": ["bios"]},
-                {"l0_window": (140, 60)}, {"term_lambdas": []}, {"seeds": []}, {"term_lr": 0.0},
-                {"extra_seeds": [0]}, {"seeds": [0], "extra_seed_runs": ["dense"]}, {"checkpoint_fractions": [0.0]}):
+    for bad in ({"lambdas": []}, {"term_strategy": "nope"}, {"term_lambdas": []}, {"seeds": []}, {"term_lr": 0.0},
+                {"extra_seeds": [0]}, {"checkpoint_fractions": [0.0]}):
         with pytest.raises(ValueError):
             SSAESweepConfig(**bad)
+    for bad in ({"strategies": ["nope"]}, {"l0_window": (140, 60)}, {"extra_seed_strategies": ["x"]}, {"steps": 0},
+                {"figures": {"f": {"split": "ood_test"}}}, {"name": "a b"}, {"name": "general"}):
+        with pytest.raises(ValueError):
+            Domain(**{"name": "d", "source": "smoke_physics", **bad})
 
 
 def test_extra_seeds_and_checkpoints_in_the_sweep_config():
-    cfg = SSAESweepConfig(seeds=[0], extra_seeds=[1, 2], extra_seed_runs=["physics/dense"], steps_physics=60,
-                          steps_toxicity=4, checkpoint_fractions=[0.5])
-    assert cfg.seeds_for("physics", "dense") == (0, 1, 2) and cfg.seeds_for("toxicity", "dense") == (0,)
-    assert cfg.seeds_for("physics", "bm25") == (0,)
-    assert cfg.seeds_for("physics", "dense", 500.0) == (0, 1, 2)
-    erm_only = SSAESweepConfig(seeds=[0], extra_seeds=[1], extra_seed_runs=["physics/dense"], extra_seeds_with_term=False)
-    assert erm_only.seeds_for("physics", "dense", 0.0) == (0, 1) and erm_only.seeds_for("physics", "dense", 500.0) == (0,)
-    assert cfg.checkpoint_fractions == (0.5, 1.0) and cfg.checkpoint_steps("physics") == (30,) and cfg.checkpoint_steps("toxicity") == (2,)
-    assert SSAESweepConfig(steps_physics=1, checkpoint_fractions=[0.5]).checkpoint_steps("physics") == ()
+    physics = Domain("physics", "smoke_physics", steps=60, extra_seed_strategies=("dense",), term=True)
+    toxicity = Domain("toxicity", "smoke_toxicity", steps=4)
+    cfg = SSAESweepConfig(seeds=[0], extra_seeds=[1, 2], checkpoint_fractions=[0.5])
+    assert cfg.seeds_for(physics, "dense") == (0, 1, 2) and cfg.seeds_for(toxicity, "dense") == (0,)
+    assert cfg.seeds_for(physics, "bm25") == (0,)
+    assert cfg.seeds_for(physics, "dense", 500.0) == (0, 1, 2)
+    erm_only = SSAESweepConfig(seeds=[0], extra_seeds=[1], extra_seeds_with_term=False)
+    assert erm_only.seeds_for(physics, "dense", 0.0) == (0, 1) and erm_only.seeds_for(physics, "dense", 500.0) == (0,)
+    assert cfg.checkpoint_fractions == (0.5, 1.0) and cfg.checkpoint_steps(physics) == (30,) and cfg.checkpoint_steps(toxicity) == (2,)
+    assert SSAESweepConfig(checkpoint_fractions=[0.5]).checkpoint_steps(Domain("x", "smoke_physics", steps=1)) == ()
+    assert ("dense", 500.0) in cfg.runs(physics) and all(t == 0 for _, t in cfg.runs(toxicity))
 
 
 def test_seed_spread_is_each_seed_curve_height_over_the_common_window():

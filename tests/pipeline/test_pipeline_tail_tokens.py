@@ -76,7 +76,7 @@ def tiny_stage(tmp_cache, monkeypatch):
     _upstream(cfg)
     monkeypatch.setattr(stage05, "load_model", lambda _: TinyLM())
     monkeypatch.setattr(stage05, "load_matched_sae", lambda m: HandSAE(DECODERS[m.folder]))
-    monkeypatch.setattr(stage05, "build_corpora", lambda _: {"physics_test": [Document(f"d{i}", t, "toy") for i, t in enumerate(DOCS)]})
+    monkeypatch.setattr(stage05, "build_corpora", lambda *_: {"physics_test": [Document(f"d{i}", t, "toy") for i, t in enumerate(DOCS)]})
     return cfg
 
 

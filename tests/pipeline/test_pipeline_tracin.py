@@ -64,7 +64,7 @@ def test_missing_or_stale_stage01_results_are_refused(tmp_cache):
     # changing a TracIn knob does not make stage 01 stale; changing a budget does
     tracin_only = load_profile("smoke", {"retrieval.tracin_l1_weighting": "none"})
     assert stage01.inputs_key(tracin_only) == stage01.inputs_key(cfg)
-    budget = load_profile("smoke", {"retrieval.token_budget_physics": 1234})
+    budget = load_profile("smoke", {"domains.physics.token_budget": 1234})
     assert stage01.inputs_key(budget) != stage01.inputs_key(cfg)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ssae_utils.data import DataConfig, build_corpora
+from ssae_utils.domains import preset_domains
 from ssae_utils.retrieval import (DenseIndex, RetrievalConfig, build_bm25, dense_topk,
                                   embed_cached, embedder_from_config, general_baseline,
                                   jaccard, precision_recall, query_scores, rank_scores,
@@ -17,7 +18,7 @@ def test_smoke_retrieval_end_to_end(tmp_cache):
     corpora = build_corpora(DataConfig.smoke())
     pool, seeds = corpora["general_pool"], corpora["physics_seed"]
     counts = {d.doc_id: d.n_words for d in pool + seeds}     # stand-in for LM token counts
-    budget = min(cfg.token_budget("physics"), sum(d.n_words for d in pool) // 4)
+    budget = min(preset_domains("smoke")["physics"].token_budget, sum(d.n_words for d in pool) // 4)
     positives = corpora.known_positives("physics")
     assert positives
 

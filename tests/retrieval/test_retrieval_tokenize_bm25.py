@@ -123,13 +123,12 @@ def test_config_validation_and_presets():
     assert RetrievalConfig.smoke().embedder == "hashing"
     assert RetrievalConfig.embedded().embedder == "minilm"
     paper = RetrievalConfig.paper()
-    assert (paper.embedder, paper.token_budget_physics, paper.token_budget_toxicity) == \
-        ("contriever", 13_900_000, 5_250_000)
+    assert paper.embedder == "contriever"
     assert RetrievalConfig.from_dict(paper.to_dict()) == paper
     as_json = {**paper.to_dict(), "tracin_params": ["W_enc", "b_enc"]}   # lists come from JSON
     assert RetrievalConfig.from_dict(as_json).tracin_params == ("W_enc", "b_enc")
     for bad in ({"bm25_backend": "x"}, {"bm25_query": "x"}, {"embedder": "x"},
-                {"prefilter_budget_multiple": 1.0}, {"seed_passes": 0}, {"token_budget_physics": 0},
+                {"prefilter_budget_multiple": 1.0}, {"seed_passes": 0},
                 {"dense_query": "x"}, {"embed_dtype": "float16"}, {"tracin_max_doc_tokens": 0},
                 {"tracin_l1_weighting": "l2"}, {"tracin_l1_coefficient": -1.0},
                 {"tracin_params": ("W_x",)}, {"tracin_params": ()}, {"tracin_batch_tokens": 0}):
@@ -137,6 +136,4 @@ def test_config_validation_and_presets():
             RetrievalConfig(**bad)
     with pytest.raises(ValueError, match="unknown RetrievalConfig"):
         RetrievalConfig.from_dict({"nope": 1})
-    assert RetrievalConfig().token_budget("toxicity") == 250_000
-    with pytest.raises(ValueError):
-        RetrievalConfig().token_budget("bios")
+

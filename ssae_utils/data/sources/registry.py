@@ -8,6 +8,9 @@ list of Documents. Its ``kind`` says which role it can play when corpora are bui
 - ``physics_ood``:  physics in another register (out-of-distribution test);
 - ``toxicity``:     labelled comments: ``meta["toxic"]`` is 1 (in-domain) or 0;
 - ``bios``:         biographies with ``meta["profession"]`` and ``meta["gender"]``.
+
+A subdomain (``ssae_utils.domains.Domain``) may use a source of any kind except ``bios``, or
+a folder / table file / hub dataset named by its path (``files.py``).
 """
 
 from __future__ import annotations
@@ -64,11 +67,16 @@ def register_source(name: str, *, kind: str, description: str,
 
 
 def get_source(name: str) -> Source:
-    try:
+    """A registered source, or one named by where its documents are (a folder of .txt files,
+    a .jsonl/.csv/.parquet file, ``hf:owner/name``; see ``files.py``)."""
+    if name in SOURCES:
         return SOURCES[name]
-    except KeyError:
-        raise KeyError(f"unknown document source {name!r}; registered sources: "
-                       f"{', '.join(sorted(SOURCES))}") from None
+    from ssae_utils.data.sources.files import is_file_spec, resolve_file_source
+
+    if is_file_spec(name):
+        return resolve_file_source(name)
+    raise KeyError(f"unknown document source {name!r}; registered sources: {', '.join(sorted(SOURCES))}; "
+                   f"or give a folder of .txt files, a .jsonl/.csv/.parquet file, or hf:owner/name")
 
 
 def list_sources(kind: str | None = None) -> list[str]:
