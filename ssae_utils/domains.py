@@ -51,11 +51,13 @@ class Domain:
 
     Documents. ``source`` yields the domain's documents; they are shuffled, a ``pool_share``
     of them is planted (labelled) in the general pool so retrieval precision and recall can
-    be measured, and the rest fill the seed, validation and test splits by word budgets.
-    ``seed_source`` / ``val_source`` / ``test_source`` give a split its own documents
-    instead (then that split's budget applies to them alone, and ``source`` may be None).
-    ``ood_source`` is an optional out-of-distribution test set. Every domain document is
-    removed from the general pool by content hash (the data card counts the removals).
+    be measured, and the rest fill the seed, validation and test splits, in that order, by
+    word budgets. ``seed_source`` / ``val_source`` / ``test_source`` give a split its own
+    documents instead (that split's budget then applies to them alone). Without ``source``,
+    ``test_source`` plays its part: the planted share and any split without a source of its
+    own (e.g. validation) are carved from it first. ``ood_source`` is an optional
+    out-of-distribution test set. Every domain document is removed from the general pool
+    by content hash (the data card counts the removals).
     """
 
     name: str
@@ -101,10 +103,9 @@ class Domain:
         self.l0_window = tuple(float(x) for x in self.l0_window)
         self.figures = {k: v if isinstance(v, FigureSpec) else from_dict_strict(FigureSpec, dict(v))
                         for k, v in dict(self.figures).items()}
-        missing = [s for s in ("seed", "val", "test") if getattr(self, f"{s}_source") is None]
-        _require(self.source is not None or not missing,
-                 f"domain {self.name!r}: give 'source' (split into seed/val/test) or every one of "
-                 f"'seed_source', 'val_source', 'test_source' (missing: {missing})")
+        _require(self.source is not None or self.test_source is not None,
+                 f"domain {self.name!r}: give 'source' (split into seed/val/test) or at least 'test_source' "
+                 f"(and 'seed_source'; a split without a source of its own is carved from the test documents)")
         _require(0.0 <= self.pool_share < 1.0, f"domains.{self.name}.pool_share must be in [0, 1)")
         for knob in ("seed_words", "val_words"):
             _require(getattr(self, knob) >= 0, f"domains.{self.name}.{knob} must be >= 0")

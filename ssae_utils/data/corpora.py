@@ -170,7 +170,7 @@ class _DomainDocs:
     """One domain's documents after shuffling and de-duplication, before the word budgets."""
 
     domain: Domain
-    main: list[Document]                 # split by shares / budgets (from ``source``)
+    main: list[Document]                 # split by shares / budgets (``source``, else ``test_source``)
     own: dict[str, list[Document]]       # splits with their own source: seed / val / test
     ood: list[Document]
     negatives: list[Document]            # labelled out-of-domain documents of ``source``
@@ -182,12 +182,14 @@ def _domain_docs(cfg: DataConfig, dom: Domain, claimed: set[str]) -> _DomainDocs
     load = lambda name: _load_role(cfg, name, cfg.min_words)  # noqa: E731
     ood = dedup(hash_order(load(dom.ood_source), seed, dom.ood_shuffle_salt or f"{dom.name}_ood"), claimed) \
         if dom.ood_source else []
+    # Without ``source``, the test source plays its part (planted share, carved splits).
+    main_source = dom.source or dom.test_source
     own = {}
     for part in ("test", "val", "seed"):
         name = getattr(dom, f"{part}_source")
-        if name:
+        if name and not (part == "test" and dom.source is None):
             own[part] = dedup(hash_order(load(name), seed, f"{salt}_{part}"), claimed)
-    docs = load(dom.source) if dom.source else []
+    docs = load(main_source)
     if dom.label_field:
         positives = [d for d in docs if d.meta.get(dom.label_field)]
         negatives = [d for d in docs if not d.meta.get(dom.label_field)]

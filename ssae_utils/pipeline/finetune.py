@@ -59,6 +59,16 @@ log = logging.getLogger(__name__)
 RESULTS_FILE = "03_finetune.json"
 
 
+def sweep_table(cfg: ProfileConfig) -> list[dict[str, Any]]:
+    """One row per domain: what stage 03 trains there (the notebook's overview table)."""
+    s = cfg.finetune
+    return [{"domain": name, "strategies": ", ".join(d.strategies), "steps": d.steps, "checkpoints": list(s.checkpoint_steps(d)),
+             "extra seeds for": ", ".join(d.extra_seed_strategies) or "-",
+             "TERM": f"t={[float(t) for t in s.term_tilts]} on {s.term_strategy}" if d.term else "-",
+             "L0 window": list(d.l0_window), "SSAEs": sum(len(s.lambdas_for(t)) * len(s.seeds_for(d, st, t)) for st, t in s.runs(d))}
+            for name, d in cfg.domains.items()]
+
+
 # ------------------------------------------------------------------ inputs
 def load_selections(cfg: ProfileConfig) -> dict[str, dict[str, dict[str, Any]]]:
     """{domain: {strategy: selection dict}} from stages 01 and 02 (both must exist and match)."""
