@@ -17,6 +17,7 @@ import torch
 from transformer_lens.components import LayerNorm
 
 from ssae_utils.analysis.logit_lens import cached_top_tokens
+from ssae_utils.config import load_profile
 from ssae_utils.model import ModelConfig, available_models, load_model
 from ssae_utils.model.backends.toy_text import toy_corpus
 from ssae_utils.model.config import TinySpec
@@ -167,7 +168,15 @@ def test_smoke_notebooks_00_to_04_run_on_the_gpt2_model(tmp_path):
     assert "no Hugging Face twin" in setup["model"]["sanity"]["hf_reference_skipped"]
     held = setup["gsae"]["heldout"]
     assert held["l0"] > 0 and 0 <= held["fvu"] < 1 and held["ce_zero_ablation"] > held["ce_clean"]
-    for name in ("01_retrieval", "02_tracin", "03_finetune", "04_pareto"):
-        assert json.loads((results / f"{name}.json").read_text())["config"]["model"]["name"] == NAME, name
+    # Later results record the hash of the whole config (model section included), not the model itself.
+    expected_hash = load_profile("smoke", {"model.name": NAME, "model.hook_layer": 1}).hash()
+    assert expected_hash != load_profile("smoke").hash()
+    for name in ("00_setup", "01_retrieval", "02_tracin", "03_finetune", "04_pareto"):
+        assert json.loads((results / f"{name}.json").read_text())["config_hash"] == expected_hash, name
+    assert (tmp_path / "figures" / "smoke" / "fig1a.pdf").exists()
     rows = json.loads((results / "03_finetune.json").read_text())["rows"]
     assert rows and all(row["val_l0"] > 0 and row["test_ppl"] > 1 for row in rows)
+    for row in rows:  # every SSAE is saved (SAELens format) as an SAE of this model and hook
+        sae_cfg = json.loads((tmp_path / "cache" / row["ssae_folder"] / "cfg.json").read_text())
+        meta = sae_cfg["metadata"]
+        assert (meta["model_name"], meta["hook_name"]) == (NAME, "blocks.1.hook_resid_post")
