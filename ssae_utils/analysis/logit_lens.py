@@ -16,6 +16,12 @@ rank tokens by a readout the model never performs. We therefore rank by
 ``W_U``; our model is loaded without weight processing, so the scale is applied here. A
 logit soft-cap (none in Gemma 3) is monotone and would not change a top-k, so it is skipped.
 
+Other final norms. A LayerNorm (GPT-2-style models, e.g. ``tiny-random-gpt2``) reads out
+``W_U^T (g * (x - mean(x)) / std(x) + b) + b_U``: its weight ``g`` is the scale as above, it
+also centres, so a direction's readout is ``W_U^T (g * (d - mean(d)))``, and its bias ``b``
+(like ``b_U``) is the same for every input, so it is no part of a direction's readout and is
+dropped. The model says which applies (``HookedLM.final_norm_scale``/``final_norm_centres``).
+
 Memory. ``[d_sae, vocab]`` logits (4096 x 262k floats = 4.3 GB) are never formed: features
 and vocabulary are walked in blocks of ``feature_chunk x vocab_chunk``, and a running top-k
 per feature is merged with each block's top-k (``torch.topk`` of the concatenation).
@@ -111,12 +117,16 @@ def cached_top_tokens(W_dec: torch.Tensor, model: Any, k: int, feature_chunk: in
                          "the SAE does not belong to this model (rerun notebooks 00 and 03)")
     W_dec = W_dec.detach().to("cpu", torch.float32).contiguous()
     digest = hashlib.sha256(W_dec.numpy().tobytes()).hexdigest()[:20]
-    key = stable_hash({"W_dec": digest, "model": model.fingerprint, "k": k, "norm": "final_scale", "version": 1})
+    centre = final_norm_centres(model)
+    key = stable_hash({"W_dec": digest, "model": model.fingerprint, "k": k, "norm": "final_scale", "version": 1,
+                       **({"centre": True} if centre else {})})  # RMSNorm keys unchanged
     path = cache_dir("logit_lens") / f"{key}.pt"
     if path.exists():
         saved = torch.load(path)
         return TopTokens(saved["values"], saved["indices"]), True
     scale = final_norm_scale(model)
+    if centre:  # LayerNorm: the readout of d is g * (d - mean(d)) (module docstring)
+        W_dec = W_dec - W_dec.mean(dim=1, keepdim=True)
     result = top_tokens(lens_directions(W_dec, scale), model.W_U.detach(), k, feature_chunk, vocab_chunk, desc=desc)
     with atomic_path(path) as tmp:
         torch.save({"values": result.values, "indices": result.indices}, tmp)
@@ -124,6 +134,17 @@ def cached_top_tokens(W_dec: torch.Tensor, model: Any, k: int, feature_chunk: in
 
 
 def final_norm_scale(model: Any) -> torch.Tensor | None:
-    """The learned per-dimension scale of the model's final norm (None if it has none)."""
-    w = getattr(model.tl.ln_final, "w", None)
+    """The learned per-dimension scale of the model's final norm (None if it has none).
+
+    RMSNorm's ``w`` for Gemma, LayerNorm's weight ``w`` for GPT-2-style models (its bias is
+    not a scale; see the module docstring). A HookedLM says so itself; a bare stand-in with
+    ``tl.ln_final.w`` (tests) is read directly."""
+    if hasattr(model, "final_norm_scale"):
+        return model.final_norm_scale
+    w = getattr(getattr(model.tl, "ln_final", None), "w", None)
     return None if w is None else w.detach().to("cpu", torch.float32)
+
+
+def final_norm_centres(model: Any) -> bool:
+    """Whether the model's final norm subtracts the mean (LayerNorm) before scaling."""
+    return bool(getattr(model, "final_norm_centres", False))

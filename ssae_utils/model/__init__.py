@@ -6,8 +6,9 @@
     resid = lm.resid_at_hook(tokens)                 # [n, 128, 640], layers 0..12 only
     ce = lm.ce_from_resid(sae_splice(resid), tokens) # patched next-token CE (nats/token)
 
-Backends: ``tiny-random-gemma3`` (smoke, offline, seconds), ``gemma-3-270m-gguf`` (embedded,
-from PyPI), ``gemma-2b`` (paper, from the hub).
+Backends: ``tiny-random-gemma3`` (smoke, offline, seconds), ``tiny-random-gpt2`` (a second,
+GPT-2-style tiny architecture built in code; see docs/your_own_model.md), ``gemma-3-270m-gguf``
+(embedded, from PyPI), ``gemma-2b`` (paper, from the hub).
 """
 
 from typing import Any

@@ -25,6 +25,9 @@ class TinySpec:
     ``train_steps`` steps of next-token training on a generated toy corpus make the model a
     real (if tiny) language model, so that zero-ablating its residual measurably hurts the loss
     as it does for a real model; 0 keeps it purely random.
+
+    ``tiny-random-gpt2`` reads the same spec but uses only d_model, n_layers, n_heads, d_head,
+    d_mlp, vocab_size, train_steps and seed (the other knobs are Gemma 3 features).
     """
 
     d_model: int = 64

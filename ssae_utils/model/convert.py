@@ -82,16 +82,7 @@ def hooked_from_hf(hf_model: torch.nn.Module, tokenizer: Any, *, dtype: torch.dt
     """
     cfg = gemma3_hooked_config(hf_model.config, dtype=dtype, device=device, model_name=model_name)
     state_dict = convert_gemma_weights(hf_model, cfg)
-    if not getattr(tokenizer, "add_bos_token", False):
-        # TransformerLens would re-download the tokenizer with add_bos_token=True from the hub.
-        raise ValueError(f"the tokenizer of {model_name} must add BOS (add_bos_token=True)")
-    # TransformerLens reads this key (and only reloads the tokenizer when BOS is not added).
-    tokenizer.init_kwargs.setdefault("name_or_path", model_name)
-    with warnings.catch_warnings():
-        # HookedTransformer is deprecated in favour of TL 4's bridge, which sae-lens 6 cannot use.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        # Right padding: TL then builds no attention mask from pad ids (we never pad).
-        model = HookedTransformer(cfg, tokenizer, move_to_device=False, default_padding_side="right")
+    model = offline_hooked_transformer(cfg, tokenizer, model_name)
     model.load_and_process_state_dict(
         state_dict,
         fold_ln=False,
@@ -101,3 +92,21 @@ def hooked_from_hf(hf_model: torch.nn.Module, tokenizer: Any, *, dtype: torch.dt
         refactor_factored_attn_matrices=False,
     )
     return model.to(device, print_details=False)
+
+
+def offline_hooked_transformer(cfg: HookedTransformerConfig, tokenizer: Any, model_name: str) -> HookedTransformer:
+    """``HookedTransformer(cfg, tokenizer)`` on the CPU without any hub access (weights as cfg says).
+
+    Shared by every backend that builds its TransformerLens model from a config: the HF
+    conversion above and models built in code (``backends/tiny_gpt2.py``).
+    """
+    if not getattr(tokenizer, "add_bos_token", False):
+        # TransformerLens would re-download the tokenizer with add_bos_token=True from the hub.
+        raise ValueError(f"the tokenizer of {model_name} must add BOS (add_bos_token=True)")
+    # TransformerLens reads this key (and only reloads the tokenizer when BOS is not added).
+    tokenizer.init_kwargs.setdefault("name_or_path", model_name)
+    with warnings.catch_warnings():
+        # HookedTransformer is deprecated in favour of TL 4's bridge, which sae-lens 6 cannot use.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # Right padding: TL then builds no attention mask from pad ids (we never pad).
+        return HookedTransformer(cfg, tokenizer, move_to_device=False, default_padding_side="right")

@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 from transformer_lens import HookedTransformer
+from transformer_lens.components import LayerNorm, LayerNormPre
 from transformer_lens.utilities.activation_functions import softcap_enabled
 
 from ssae_utils.model.contexts import Contexts, PackMode, pack_contexts
@@ -126,8 +127,31 @@ class HookedLM:
         return self.tl(resid.to(self.device, self.dtype), start_at_layer=self.hook_layer + 1, stop_at_layer=self.n_layers)
 
     def final_norm(self, x: torch.Tensor) -> torch.Tensor:
-        """The final RMSNorm (ln_final) applied before the unembedding."""
-        return self.tl.ln_final(x)
+        """The final norm (ln_final) applied before the unembedding: RMSNorm for Gemma,
+        LayerNorm for GPT-2-style models (whatever module TransformerLens built); identity for
+        a model without one (``normalization_type=None``)."""
+        ln_final = getattr(self.tl, "ln_final", None)
+        return x if ln_final is None else ln_final(x)
+
+    @property
+    def final_norm_centres(self) -> bool:
+        """Whether the final norm subtracts the mean over d_model (LayerNorm does, RMSNorm not).
+
+        The logit lens of a direction ``d`` must then read ``g * (d - mean(d))``, not ``g * d``.
+        Decided by the module, not the config's normalization_type: TL's ``final_rms`` makes
+        ln_final an RMSNorm inside an otherwise LayerNorm model."""
+        return isinstance(getattr(self.tl, "ln_final", None), (LayerNorm, LayerNormPre))
+
+    @property
+    def final_norm_scale(self) -> torch.Tensor | None:
+        """The learned per-dimension scale ``g`` of the final norm, float32 on the CPU, or None.
+
+        RMSNorm (Gemma): ``ln_final.w`` (already ``1 + weight``). LayerNorm (GPT-2): its weight
+        ``ln_final.w``; its bias ``ln_final.b`` adds the same vector to every input, so it is no
+        part of a direction's readout (the logit lens drops it, as it drops ``b_U``). Folded
+        norms (LNPre/RMSPre) and models without a final norm have no scale."""
+        w = getattr(getattr(self.tl, "ln_final", None), "w", None)
+        return None if w is None else w.detach().to("cpu", torch.float32)
 
     @property
     def W_U(self) -> torch.Tensor:
@@ -223,6 +247,8 @@ class HookedLM:
             raise ValueError(f"tokens must be [batch, seq] with seq >= {min_len}, got shape {tuple(tokens.shape)}")
         if tokens.dtype not in (torch.long, torch.int32, torch.int64):
             raise TypeError(f"tokens must hold integer ids, got dtype {tokens.dtype}")
+        if tokens.shape[1] > self.tl.cfg.n_ctx:  # learned positions (GPT-2) stop at n_ctx
+            raise ValueError(f"contexts of {tokens.shape[1]} tokens exceed {self.name}'s n_ctx={self.tl.cfg.n_ctx}")
         return tokens.to(self.device, torch.long)
 
     def _check_resid(self, resid: torch.Tensor) -> None:

@@ -7,7 +7,8 @@ shows the numbers, so a reader sees the conversion is faithful on the model they
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+import logging
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
@@ -18,16 +19,22 @@ from ssae_utils.model.registry import get_backend
 if TYPE_CHECKING:
     from ssae_utils.model.hooked import HookedLM
 
+log = logging.getLogger(__name__)
+
 
 @torch.no_grad()
-def compare_with_hf(cfg: ModelConfig, lm: "HookedLM", texts: Sequence[str], max_contexts: int = 4) -> dict[str, float]:
+def compare_with_hf(cfg: ModelConfig, lm: "HookedLM", texts: Sequence[str], max_contexts: int = 4) -> dict[str, Any]:
     """Max |TL - HF| of the hooked residual (absolute and relative) and the CE difference.
 
-    Returns an empty dict for backends without a local HF source (the paper's hub model).
+    A backend without a local HF source (the paper's hub model, models built in code such as
+    ``tiny-random-gpt2``) is skipped: the result is ``{"hf_reference_skipped": reason}``, the
+    reason being the backend's ``hf_reference_skip_reason`` if it has one.
     """
     backend = get_backend(cfg.name)
     if not isinstance(backend, HFGemma3Backend):
-        return {}
+        reason = getattr(backend, "hf_reference_skip_reason", None) or f"{cfg.name} has no local Hugging Face source to compare with"
+        log.info("HF reference check skipped for %s: %s", cfg.name, reason)
+        return {"hf_reference_skipped": reason}
     tokens = lm.tokenize_contexts(list(texts))[:max_contexts]
     if len(tokens) == 0:
         raise ValueError("the reference texts are too short for one context")

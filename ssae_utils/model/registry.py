@@ -15,6 +15,7 @@ _BACKENDS: dict[str, "type[Backend]"] = {}
 # that building and validating configs never pays for importing transformers/TransformerLens.
 _BUILTIN_MODULES = {
     "tiny-random-gemma3": "ssae_utils.model.backends.tiny",
+    "tiny-random-gpt2": "ssae_utils.model.backends.tiny_gpt2",
     "gemma-3-270m-gguf": "ssae_utils.model.backends.gemma_gguf",
     "gemma-2b": "ssae_utils.model.backends.hub",
 }

@@ -8,7 +8,7 @@ from ssae_utils.model import ModelConfig, available_models, get_backend, load_mo
 from ssae_utils.model.backends.base import Backend
 from ssae_utils.model.config import TinySpec
 
-BUILTIN = {"tiny-random-gemma3", "gemma-3-270m-gguf", "gemma-2b"}
+BUILTIN = {"tiny-random-gemma3", "tiny-random-gpt2", "gemma-3-270m-gguf", "gemma-2b"}
 
 
 def test_builtin_backends_are_registered():

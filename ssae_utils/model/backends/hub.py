@@ -20,6 +20,8 @@ HUB_NAME = "google/gemma-2b"  # the model of SAELens release gemma-2b-res-jb
 
 @register_backend("gemma-2b")
 class Gemma2bHubBackend(Backend):
+    hf_reference_skip_reason = "loaded from the hub by TransformerLens; no local Hugging Face copy to compare with"
+
     def load(self, cfg: ModelConfig) -> HookedLM:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
