@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 RESULTS_FILE = "07_bias_in_bios.json"
 
-# The abstract versions' numbers (Pythia-70M, Marks et al.'s setup; ../shared/DESIGN.md §1.8):
+# The abstract versions' numbers (Pythia-70M, Marks et al.'s setup; CLAIMS.md, C9):
 # worst-group accuracy. Quoted for comparison only, never used in a computation. The source
 # does not say whether its compressed numbers are with or without retraining.
 PAPER_REFERENCE = {

@@ -9,8 +9,9 @@ Typical use::
     cfg = RetrievalConfig.embedded()
     index = build_bm25(tokenize_all(pool_texts), cfg.bm25_backend)
     idx, scores = rank_scores(query_scores(index, seed_texts, cfg.bm25_query))
-    sel = select_to_budget(pool, idx, scores, token_counts, cfg.token_budget("physics"),
-                           strategy="bm25", domain="physics")
+    domain = load_profile("embedded").domain("physics")
+    sel = select_to_budget(pool, idx, scores, token_counts, domain.token_budget,
+                           strategy="bm25", domain=domain.name)
 """
 
 from ssae_utils.retrieval.bm25 import (

@@ -1,4 +1,4 @@
-"""The paper's claims (../shared/DESIGN.md §2, C1-C9), each with the results it is judged on.
+"""The paper's claims C1-C9 (listed, with where the paper makes each, in CLAIMS.md), each with the results it is judged on.
 
 A registry: claim id -> what it says, which results files it needs, and the function that
 turns them into evidence (``ssae_utils.scorecard.verdict.Evidence``). The verdict of a claim

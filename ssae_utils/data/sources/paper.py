@@ -1,4 +1,4 @@
-"""Paper-profile sources: the Hugging Face datasets the paper used (see DESIGN.md section 5).
+"""Paper-profile sources: the Hugging Face datasets the paper used.
 
 Every option is a DataConfig field (``source_options[<name>]``): the dataset path (a hub name
 or a local file with the same columns), the split, the text column(s), row caps, and the
