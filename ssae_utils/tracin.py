@@ -10,8 +10,15 @@ loss. Here L of a set of tokens is the mean over its tokens of the per-token los
     l(x) = ||x - x_hat||^2 + lambda * sum_i c_i f_i,   c_i = ||W_dec[i]|| ("decoder_norm",
                                                       SAELens standard) or 1 ("none", the
                                                       paper's form for unit-norm decoders)
-    u = x - b_dec  (SAELens apply_b_dec_to_input; u = x otherwise)
-    f = relu(u W_enc + b_enc),   x_hat = f W_dec + b_dec,   r = x_hat - x.
+    u = x - b_dec,   f = relu(u W_enc + b_enc),   x_hat = f W_dec + b_dec,   r = x_hat - x,
+
+the canonical form of ``ssae_utils.sae.handle.SAEHandle``, whose weights are used here. An
+SAE that reads x without subtracting b_dec (SAELens apply_b_dec_to_input=False) is folded
+into this form by the handle (b_enc' = b_enc + b_dec W_enc): the same function in other
+parameters. Gradients are still taken w.r.t. the SAE's own parameters: the seed gradient is
+mapped back (``SAEHandle.to_source_grad``) and the closed form below, which works in the
+handle's parameters, scores against the seed gradient mapped forward by the fold's Jacobian
+(``SAEHandle.from_source_direction``); for an unfolded SAE both maps are the identity.
 
 Cost. The seed gradient g = grad_w L(seed) needs one backward pass (in token batches). A
 document's score is the mean over its tokens of <grad_w l(x_t), g>, the directional derivative
@@ -24,7 +31,7 @@ Derivation (per token; m = 1[pre > 0], the ReLU mask; autograd also gives relu'(
     dl/dW_enc = u (outer) delta          dl/db_enc = delta
     dl/dW_dec = f (outer) 2r + lambda f_i W_dec[i]/||W_dec[i]||   (second term: decoder_norm)
     dl/db_dec = 2r - W_enc delta         (the -W_enc delta term: b_dec is subtracted from the
-                                          input; absent without apply_b_dec_to_input)
+                                          input)
 Taking the inner product with g = (G_Wenc, G_benc, G_Wdec, G_bdec) and grouping by factor:
     <grad l, g> = sum_{j active} a_j (v_j + e_j)          v = u G_Wenc,  e = G_benc - G_bdec W_enc
                 + 2 r . (f G_Wdec + G_bdec)
@@ -46,9 +53,9 @@ from typing import Literal, Sequence
 
 import torch
 
+from ssae_utils.sae.handle import PARAM_NAMES, SAEHandle, as_handle
 from ssae_utils.validation import require as _require
 
-PARAM_NAMES = ("W_enc", "b_enc", "W_dec", "b_dec")
 L1Weighting = Literal["none", "decoder_norm"]
 
 
@@ -85,23 +92,13 @@ class TracInConfig:
 
 
 # --------------------------------------------------------------------------- helpers
-def _sae_weights(sae) -> tuple[dict[str, torch.Tensor], bool]:
-    """The four weights (detached) and whether b_dec is subtracted from the input.
-
-    Refuses SAEs whose forward pass is not the plain ReLU SAE the closed form assumes.
-    """
-    cfg = sae.cfg
-    arch = cfg.architecture() if callable(getattr(cfg, "architecture", None)) else "standard"
-    _require(arch == "standard", f"SAE-TracIn supports SAELens 'standard' (ReLU) SAEs, not {arch!r}")
-    norm = getattr(cfg, "normalize_activations", "none")
-    _require(
-        norm == "none",
-        f"SAE normalize_activations={norm!r}: fold the norm scaling into the weights first "
-        "(ssae_utils.sae.gsae.fold_norm_scaling) so the SAE reads raw activations",
-    )
-    _require(getattr(cfg, "reshape_activations", "none") == "none", "hook_z SAEs are not supported")
-    weights = {name: getattr(sae, name).detach() for name in PARAM_NAMES}
-    return weights, bool(getattr(cfg, "apply_b_dec_to_input", True))
+def _relu_handle(sae) -> SAEHandle:
+    """The SAE's handle; refuses SAEs whose forward pass is not the plain ReLU SAE the closed
+    form assumes (the handle itself refuses normalised inputs and hook_z SAEs)."""
+    handle = as_handle(sae)
+    _require(handle.architecture == "standard",
+             f"SAE-TracIn supports SAELens 'standard' (ReLU) SAEs, not {handle.architecture!r}")
+    return handle
 
 
 def _check_acts(acts: torch.Tensor, d_in: int, what: str) -> None:
@@ -119,9 +116,11 @@ def _check_finite(batch: torch.Tensor, what: str) -> None:
         raise FloatingPointError(f"{what} contain NaN/inf; recompute the activation cache")
 
 
-def _token_loss(w: dict[str, torch.Tensor], x: torch.Tensor, lam: float, l1_weighting: str, b_dec_in_input: bool) -> torch.Tensor:
-    """Per-token SAE loss [n]: ||x - x_hat||^2 + lambda * sum_i c_i f_i (module docstring)."""
-    u = x - w["b_dec"] if b_dec_in_input else x
+def _token_loss(w: dict[str, torch.Tensor], x: torch.Tensor, lam: float, l1_weighting: str) -> torch.Tensor:
+    """Per-token SAE loss [n]: ||x - x_hat||^2 + lambda * sum_i c_i f_i (module docstring).
+
+    Written on the weights ``w`` (not ``SAEHandle.encode``) because autograd needs them as leaves."""
+    u = x - w["b_dec"]
     f = torch.relu(u @ w["W_enc"] + w["b_enc"])
     r = f @ w["W_dec"] + w["b_dec"] - x
     penalty = f @ w["W_dec"].norm(dim=1) if l1_weighting == "decoder_norm" else f.sum(-1)
@@ -140,17 +139,21 @@ def seed_gradient(
     """Gradient of the mean SAE loss over all seed tokens w.r.t. ``params`` (one backward pass,
     accumulated over token batches). Returns {param name: gradient shaped like the param}."""
     cfg = TracInConfig(l1_coefficient, l1_weighting, tuple(params), batch_tokens)
-    weights, b_dec_in_input = _sae_weights(sae)
-    _check_acts(seed_acts, weights["W_enc"].shape[0], "seed activations")
-    w = {name: t.clone().requires_grad_(name in cfg.params) for name, t in weights.items()}
+    handle = _relu_handle(sae)
+    weights = handle.weights()
+    _check_acts(seed_acts, handle.d_in, "seed activations")
+    # a folded SAE needs every handle gradient to map back to its own parameters
+    wanted = PARAM_NAMES if handle.b_dec_folded else cfg.params
+    w = {name: t.clone().requires_grad_(name in wanted) for name, t in weights.items()}
     n = seed_acts.shape[0]
     with torch.enable_grad():
         for start in range(0, n, cfg.batch_tokens):
             x = seed_acts[start : start + cfg.batch_tokens].to(w["W_enc"])
             _check_finite(x, "seed activations")
             # sum/n per batch: the accumulated gradient is that of the mean over all n tokens
-            (_token_loss(w, x, cfg.l1_coefficient, cfg.l1_weighting, b_dec_in_input).sum() / n).backward()
-    return {name: w[name].grad for name in cfg.params}
+            (_token_loss(w, x, cfg.l1_coefficient, cfg.l1_weighting).sum() / n).backward()
+    grad = handle.to_source_grad({name: w[name].grad for name in wanted})
+    return {name: grad[name] for name in cfg.params}
 
 
 def tracin_scores(
@@ -171,8 +174,9 @@ def tracin_scores(
     ``seed_grad`` (from :func:`seed_gradient`, same settings) to reuse it across pools; then
     ``seed_acts`` may be None. Returns float64 scores on the SAE's device."""
     cfg = TracInConfig(l1_coefficient, l1_weighting, tuple(params), batch_tokens)
-    weights, b_dec_in_input = _sae_weights(sae)
-    d_in = weights["W_enc"].shape[0]
+    handle = _relu_handle(sae)
+    weights = handle.weights()
+    d_in = handle.d_in
     _check_acts(cand_acts, d_in, "candidate activations")
     doc_index = _check_doc_index(cand_doc_index, cand_acts.shape[0], n_docs).to(weights["W_enc"].device)
     if seed_grad is None:
@@ -185,11 +189,13 @@ def tracin_scores(
     W_enc, b_enc, W_dec, b_dec = (weights[name] for name in PARAM_NAMES)
     # Seed gradient with zeros for the parameters left out: their terms then vanish.
     g = {name: seed_grad[name].to(W_enc) if name in seed_grad else torch.zeros_like(weights[name]) for name in PARAM_NAMES}
+    # the seed gradient is over the SAE's own parameters; the closed form is in the handle's
+    g = handle.from_source_direction(g)
     lam = cfg.l1_coefficient
     dec_norm = W_dec.norm(dim=1)
-    c = dec_norm if cfg.l1_weighting == "decoder_norm" else torch.ones_like(dec_norm)
+    c = handle.l1_weights(cfg.l1_weighting)
     # e_j: b_enc gradient plus the b_dec-through-the-input term (both multiply delta_j)
-    e = g["b_enc"] - g["b_dec"] @ W_enc if b_dec_in_input else g["b_enc"]
+    e = g["b_enc"] - g["b_dec"] @ W_enc
     # s_j: the decoder-norm penalty's gradient lambda f_j W_dec[j]/||W_dec[j]|| against G_Wdec
     if cfg.l1_weighting == "decoder_norm":
         s = (W_dec * g["W_dec"]).sum(1) / dec_norm.clamp_min(torch.finfo(dec_norm.dtype).tiny)
@@ -205,7 +211,7 @@ def tracin_scores(
         for start in range(0, cand_acts.shape[0], cfg.batch_tokens):
             x = cand_acts[start : start + cfg.batch_tokens].to(W_enc)
             _check_finite(x, "candidate activations")
-            u = x - b_dec if b_dec_in_input else x
+            u = x - b_dec
             f, rows, cols = _active_features(u @ W_enc + b_enc)
             prod = f @ dec_and_grad
             r = prod[:, :d_in] + b_dec - x

@@ -13,7 +13,8 @@ import math
 from typing import Any
 
 import torch
-from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
+
+from ssae_utils.sae.handle import SAEHandle, as_handle
 
 
 def compressed_width(d_sae: int, fraction: float) -> int:
@@ -23,20 +24,12 @@ def compressed_width(d_sae: int, fraction: float) -> int:
 
 
 @torch.no_grad()
-def slice_sae(sae: Any, fraction: float) -> StandardSAE:
-    """A StandardSAE with the first ``fraction`` of ``sae``'s features (raw activations in)."""
-    cfg = sae.cfg
-    if not getattr(cfg, "apply_b_dec_to_input", True) or getattr(cfg, "normalize_activations", "none") != "none":
-        raise ValueError("slice_sae needs a standard ReLU SAE that reads raw activations (apply_b_dec_to_input, "
-                         "normalize_activations='none')")
-    m = compressed_width(int(cfg.d_sae), fraction)
-    small_cfg = StandardSAEConfig(d_in=int(cfg.d_in), d_sae=m, apply_b_dec_to_input=True, dtype="float32", device="cpu")
-    small = StandardSAE(small_cfg)
-    small.W_enc.copy_(sae.W_enc[:, :m])
-    small.b_enc.copy_(sae.b_enc[:m])
-    small.W_dec.copy_(sae.W_dec[:m])
-    small.b_dec.copy_(sae.b_dec)
-    return small.eval()
+def slice_sae(sae: Any, fraction: float) -> SAEHandle:
+    """The SAE with the first ``fraction`` of ``sae``'s features, as a float32 CPU handle
+    (raw activations in, like the full SAE)."""
+    handle = as_handle(sae)
+    m = compressed_width(handle.d_sae, fraction)
+    return handle.select(slice(0, m)).to("cpu", torch.float32)
 
 
 def slice_features(pooled: torch.Tensor, W_dec: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,1 +1,2 @@
-"""SAEs: training and loading the general SAE (GSAE), evaluation metrics, splicing."""
+"""SAEs: training and loading the general SAE (GSAE), the SAEHandle every stage uses
+(``handle.py``), evaluation metrics, splicing."""

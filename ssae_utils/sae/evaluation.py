@@ -24,6 +24,9 @@ class SplicableModel(Protocol):
 
 
 class SAELike(Protocol):
+    """What these metrics need of an SAE: an ``SAEHandle`` (ssae_utils.sae.handle), a SAELens
+    SAE or anything else with encode/decode."""
+
     def encode(self, x: torch.Tensor) -> torch.Tensor: ...
     def decode(self, f: torch.Tensor) -> torch.Tensor: ...
 
@@ -47,7 +50,7 @@ def reconstruction_stats(sae: SAELike, acts: torch.Tensor, batch_size: int = 409
     """L0 / FVU / dead features of ``sae`` on ``acts`` [n_tokens, d_in]."""
     if acts.ndim != 2:
         raise ValueError(f"expected activations [n_tokens, d_in], got {tuple(acts.shape)}")
-    d_in = getattr(getattr(sae, "cfg", None), "d_in", acts.shape[1])
+    d_in = getattr(sae, "d_in", None) or getattr(getattr(sae, "cfg", None), "d_in", acts.shape[1])
     if acts.shape[1] != d_in:
         raise ValueError(f"activations have d_model={acts.shape[1]} but the SAE expects d_in={d_in}: wrong layer or model?")
     mean = acts.mean(0)

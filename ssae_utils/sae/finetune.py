@@ -35,6 +35,7 @@ import torch
 from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
 from tqdm.auto import tqdm
 
+from ssae_utils.sae.handle import as_handle
 from ssae_utils.sae.term import TiltConfig, sae_objective
 
 if TYPE_CHECKING:
@@ -135,17 +136,20 @@ class SAEStack(torch.nn.Module):
 
     @classmethod
     def from_sae(cls, sae: Any, k: int, act_scale: float) -> "SAEStack":
-        """K copies of a folded (raw-activation) SAELens SAE, moved to the scaled space with
-        unit-norm decoder rows (the same reconstruction, see the module docstring)."""
-        cfg = sae.cfg
-        _require(getattr(cfg, "normalize_activations", "none") == "none",
-                 "the GSAE must read raw activations (fold its norm scaling first)")
-        _require(bool(getattr(cfg, "apply_b_dec_to_input", True)), "SAEs with apply_b_dec_to_input=False are not supported")
+        """K copies of a raw-activation SAE (a handle or a SAELens SAE), moved to the scaled
+        space with unit-norm decoder rows (the same reconstruction, see the module docstring).
+
+        The weights come from its ``SAEHandle``: it refuses normalised inputs and folds
+        apply_b_dec_to_input=False into b_enc, the form the stack's forward assumes.
+        """
+        handle = as_handle(sae)
+        _require(handle.architecture == "standard",
+                 f"SAEStack trains ReLU SAEs (SAELens 'standard'), not {handle.architecture!r}")
         with torch.no_grad():
-            W_enc = sae.W_enc.detach().float() / act_scale
-            W_dec = sae.W_dec.detach().float() * act_scale
-            b_dec = sae.b_dec.detach().float() * act_scale
-            b_enc = sae.b_enc.detach().float().clone()
+            W_enc = handle.W_enc.float() / act_scale
+            W_dec = handle.W_dec.float() * act_scale
+            b_dec = handle.b_dec.float() * act_scale
+            b_enc = handle.b_enc.float().clone()
             norms = W_dec.norm(dim=1).clamp_min(1e-12)
             W_enc, b_enc, W_dec = W_enc * norms, b_enc * norms, W_dec / norms[:, None]
         rep = lambda t: t.unsqueeze(0).repeat(k, *([1] * t.ndim)).contiguous()  # noqa: E731
@@ -226,7 +230,8 @@ def finetune(
     [n_tokens, d_in] (raw activations; outliers already removed), in memory or left in the
     memory-mapped activation shards (``ActivationStore.rows``): only the batches are read. ``sequence_ids`` [n_tokens]
     are needed for a tilt over sequences."""
-    d_in = int(gsae.cfg.d_in)
+    gsae = as_handle(gsae)  # built once: the stack and the checks below read the same weights
+    d_in = gsae.d_in
     shape = tuple(getattr(acts, "shape", ()))
     _require(len(shape) == 2 and hasattr(acts, "__getitem__"),
              f"activations must be [n_tokens, d_in] (a tensor or ShardedActivations), got {shape or type(acts)}")

@@ -5,7 +5,8 @@ decoder-norm-weighted L1) on cached general-pool activations, with SAELens' own
 ``SAETrainer`` fed from memory. The activation-norm scaling factor that SAELens estimates is
 folded into the weights before saving, so the saved SAE reads raw residuals. The result is
 saved in SAELens format (cfg.json + sae_weights.safetensors) and loads with
-``sae_lens.SAE.load_from_disk``. The paper profile loads ``gemma-2b-res-jb``.
+``sae_lens.SAE.load_from_disk``; ``load_sae`` reads it back as an ``SAEHandle``, the one
+object every later stage uses. The paper profile loads ``gemma-2b-res-jb``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEC
 from sae_lens.training.sae_trainer import SAETrainer
 
 from ssae_utils.sae.config import GSAEConfig
+from ssae_utils.sae.handle import SAEHandle
 from ssae_utils.io import stable_hash, write_json_atomic
 from ssae_utils.paths import cache_dir
 from ssae_utils.sae.outliers import NormThreshold
@@ -57,8 +59,9 @@ def train_gsae(
     hook_name: str,
     out_dir: Path,
     model_name: str = "",
-) -> tuple[SAE, dict[str, Any]]:
-    """Train a standard L1 SAE on ``acts`` [n_tokens, d_in] and save it to ``out_dir``."""
+) -> tuple[SAEHandle, dict[str, Any]]:
+    """Train a standard L1 SAE on ``acts`` [n_tokens, d_in], save it to ``out_dir`` and
+    return it as loaded from there (the folded, raw-activation SAE)."""
     if acts.ndim != 2:
         raise ValueError(f"GSAE training expects activations [n_tokens, d_in], got {tuple(acts.shape)}")
     if not torch.isfinite(acts).all():
@@ -127,8 +130,10 @@ def train_gsae(
     return load_sae(out_dir), info
 
 
-def save_sae(sae: SAE, out_dir: Path, info: dict[str, Any]) -> None:
+def save_sae(sae: SAE | SAEHandle, out_dir: Path, info: dict[str, Any]) -> None:
     """Save in SAELens format, atomically: write to a temp folder, then rename."""
+    if isinstance(sae, SAEHandle):
+        sae = sae.to_saelens()
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -141,13 +146,12 @@ def save_sae(sae: SAE, out_dir: Path, info: dict[str, Any]) -> None:
     tmp.rename(out_dir)
 
 
-def load_sae(path: Path, device: str = "cpu") -> SAE:
+def load_sae(path: Path, device: str = "cpu") -> SAEHandle:
+    """The SAE saved in ``path`` (SAELens format) as the handle every stage uses."""
     path = Path(path)
     if not (path / "cfg.json").exists():
         raise FileNotFoundError(f"no SAE at {path} (cfg.json missing); run notebook 00 to train the GSAE")
-    sae = SAE.load_from_disk(str(path), device=device)
-    sae.eval()
-    return sae
+    return SAEHandle.load(path, device=device)
 
 
 def read_training_info(path: Path) -> dict[str, Any]:
@@ -160,7 +164,9 @@ def load_pretrained_gsae(release: str, sae_id: str, device: str = "cpu") -> SAE:
 
     SAELens folds the release's activation-norm scaling factor when it knows it; if the
     loaded SAE still expects normalised inputs, the caller must estimate and fold the
-    factor from real activations (``fold_norm_scaling``) before trusting its metrics.
+    factor from real activations (``fold_norm_scaling``) before trusting its metrics. So
+    this returns the SAELens SAE itself, not a handle (a handle refuses normalised inputs);
+    the stages that read its weights wrap it with ``SAEHandle.from_sae``.
     """
     sae = SAE.from_pretrained(release, sae_id, device=device)
     sae.eval()
