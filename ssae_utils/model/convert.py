@@ -10,6 +10,8 @@ the conversion, and tests check it against the HF forward pass.
 
 from __future__ import annotations
 
+import contextlib
+
 import warnings
 from typing import Any
 
@@ -110,3 +112,16 @@ def offline_hooked_transformer(cfg: HookedTransformerConfig, tokenizer: Any, mod
         warnings.simplefilter("ignore", DeprecationWarning)
         # Right padding: TL then builds no attention mask from pad ids (we never pad).
         return HookedTransformer(cfg, tokenizer, move_to_device=False, default_padding_side="right")
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """Run the block on one intra-op thread: a multi-threaded CPU reduction may sum in another
+    order from run to run (seen on a loaded 2-core box), so a tiny model trained in code
+    would not be the same model twice. Restores the caller's thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -18,6 +18,7 @@ from ssae_utils.model.backends.base import HFGemma3Backend, HFSource
 from ssae_utils.model.backends.toy_text import toy_corpus, toy_tokenizer
 from ssae_utils.model.config import ModelConfig, TinySpec
 from ssae_utils.model.contexts import pack_contexts
+from ssae_utils.model.convert import single_threaded
 from ssae_utils.model.registry import register_backend
 from ssae_utils.model.storage import atomic_dir, read_meta, write_meta
 from ssae_utils.paths import cache_dir
@@ -77,7 +78,8 @@ def build_tiny_checkpoint(spec: TinySpec):
     if read_meta(folder) is not None:
         return folder
     tokenizer = toy_tokenizer(spec.vocab_size, seed=spec.seed)
-    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state untouched
+    # the caller's RNG state is left untouched; one thread makes the build repeatable
+    with torch.random.fork_rng(devices=[]), single_threaded():
         torch.manual_seed(spec.seed)
         model = Gemma3ForCausalLM(tiny_hf_config(spec)).float()
         final_loss = _train(model, tokenizer, spec) if spec.train_steps else float("nan")

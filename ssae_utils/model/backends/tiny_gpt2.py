@@ -33,7 +33,7 @@ from ssae_utils.model.backends.base import Backend
 from ssae_utils.model.backends.toy_text import toy_corpus, toy_tokenizer
 from ssae_utils.model.config import ModelConfig, TinySpec
 from ssae_utils.model.contexts import pack_contexts
-from ssae_utils.model.convert import offline_hooked_transformer
+from ssae_utils.model.convert import offline_hooked_transformer, single_threaded
 from ssae_utils.model.hooked import HookedLM
 from ssae_utils.model.registry import register_backend
 from ssae_utils.model.storage import atomic_dir, read_meta, write_meta
@@ -103,7 +103,8 @@ def build_tiny_gpt2_checkpoint(spec: TinySpec) -> Path:
     if read_meta(folder) is not None:
         return folder
     tokenizer = toy_tokenizer(spec.vocab_size, seed=spec.seed)
-    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state untouched
+    # the caller's RNG state is left untouched; one thread makes the build repeatable
+    with torch.random.fork_rng(devices=[]), single_threaded():
         torch.manual_seed(spec.seed)
         model = offline_hooked_transformer(tiny_gpt2_config(spec, init_weights=True), tokenizer, NAME)
         final_loss = _train(model, tokenizer, spec) if spec.train_steps else float("nan")
