@@ -67,6 +67,19 @@ class ActivationConfig:
         _require(self.batch_size >= 1, "activations.batch_size must be >= 1")
         _require(self.shard_contexts >= 1, "activations.shard_contexts must be >= 1")
 
+    # --- presets (one per profile, like every config section)
+    @classmethod
+    def smoke(cls, **overrides: Any) -> "ActivationConfig":
+        return cls(**{"batch_size": 8, "shard_contexts": 16, **overrides})
+
+    @classmethod
+    def embedded(cls, **overrides: Any) -> "ActivationConfig":
+        return cls(**{"batch_size": 16, "shard_contexts": 128, **overrides})
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> "ActivationConfig":
+        return cls(**{"batch_size": 32, "shard_contexts": 512, **overrides})
+
 
 
 class CorruptShardError(RuntimeError):

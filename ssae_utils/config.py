@@ -14,6 +14,7 @@ that file.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 from pathlib import Path
@@ -80,117 +81,23 @@ class ProfileConfig:
         return stable_hash(self.to_dict())
 
 
-def _smoke() -> ProfileConfig:
-    return ProfileConfig(
-        name="smoke",
-        data=DataConfig.smoke(),
-        model=ModelConfig.smoke(),
-        domains=preset_domains("smoke"),
-        activations=ActivationConfig(batch_size=8, shard_contexts=16),
-        gsae=GSAEConfig(
-            d_sae=128,
-            l1_coefficient=1.0,
-            lr=1e-3,
-            batch_size=256,
-            train_tokens=20_000,
-            pool_tokens=4_000,
-            eval_tokens=512,
-            lr_warm_up_steps=2,
-        ),
-        retrieval=RetrievalConfig.smoke(),
-        finetune=SSAESweepConfig(
-            lambdas=(0.5, 1.0, 2.0), seeds=(0,), extra_seeds=(1,),
-            batch_size=128, lr=1e-3, lr_decay_steps=4,
-            shuffle_buffer_batches=None, eval_contexts=4, stats_contexts=8, checkpoint_fractions=(0.5, 1.0),
-            val_patched_ce=False,
-        ),
-        tail=TailConfig.smoke(),
-        autointerp=AutointerpConfig.smoke(),
-        bios=BiosStudyConfig.smoke(),
-    )
-
-
-def _embedded() -> ProfileConfig:
-    # Budget (2 CPU cores, measured): caching 250k tokens at layer 12 runs at ~950 tokens/s
-    # (~7 min once); 600k SAE training samples at d_sae 4096 take ~2 min. Notebook 00 must
-    # finish in 15 min, so pool_tokens and train_tokens are the knobs to change first.
-    return ProfileConfig(
-        name="embedded",
-        data=DataConfig.embedded(),
-        model=ModelConfig.embedded(),
-        # physics and toxicity: sources, budgets (50k / 25k LM tokens), steps, strategies
-        domains=preset_domains("embedded"),
-        activations=ActivationConfig(batch_size=16, shard_contexts=128),
-        gsae=GSAEConfig(d_sae=4096, train_tokens=600_000, pool_tokens=250_000),
-        # Budgets are LM tokens per subdomain (Domain.token_budget). Every selected or
-        # TracIn-candidate token is cached at the hooked layer at ~1 ms (2 cores), and
-        # notebooks 01+02 must finish in 10 min. TracIn candidates: 3x the budget per retriever, each
-        # scored from its first 64 tokens (union over both retrievers and domains ~165k
-        # tokens, ~3 min). MiniLM reads the first 128 word pieces of a document (bf16 on this
-        # CPU: 96 docs/s vs 43 in float32, measured on 800 pool documents).
-        retrieval=RetrievalConfig.embedded(
-            max_embed_tokens=128, prefilter_budget_multiple=3.0, tracin_max_doc_tokens=64,
-        ),
-        # Notebooks 03+04 must finish in 30 min on 2 cores: one SSAE step of 1024 tokens at
-        # d_sae 4096 takes ~0.2 s per lambda (bench/bench_finetune.py) and a patched-CE token
-        # ~3.4 ms per SAE, so the grid, steps, seeds and evaluation contexts are cut hard
-        # (paper: 8 lambdas x 3 seeds, 1000/500 steps of 4096 tokens, lr 5e-5).
-        # Calibrated on Dense/physics (val L0): ERM lambda 0.5 / 0.7 / 1 / 1.4 / 2 gave L0
-        # 177 / 151 / 120 / 91 / 64. TERM at t=500 is already the max-loss limit here (t=500
-        # and t=1e9 trained identical SSAEs): each step follows a handful of tokens, and at
-        # lr 1e-3 that wrecked the SSAE (val FVU 0.34-0.50, GSAE 0.27). At lr 2e-4, lambda
-        # 0.1 / 0.3 / 0.6 / 1.2 give L0 122 / 114 / 103 / 88 (FVU 0.26-0.34).
-        # Seeds: a grid of 4 costs ~70 s of training and ~25 s of evaluation per seed, so 3
-        # seeds everywhere (36 grids) would take ~1 h; seed 0 runs everywhere and seeds 1, 2
-        # only for physics General and Dense (the comparison behind claim C1 and the TERM
-        # reference), whose spread shows how large training noise is next to strategy gaps.
-        # The extra seeds train ERM only (extra_seeds_with_term=False): two TERM grids less,
-        # and TERM's gap to ERM is ~50x the Dense seed SD anyway.
-        # Two checkpoints per lambda (half-way, final) for the validation pick; SAE-only
-        # metrics on 64 contexts (~4-6k tokens) per split, patched CE on 8 (~700 tokens) of
-        # the test and OOD test splits only (val_patched_ce=False: validation picks by the
-        # objective and gives the L0 axis, so its perplexity was reported but never used;
-        # skipping it saves ~30% of the evaluation).
-        finetune=SSAESweepConfig(
-            lambdas=(0.55, 0.8, 1.15, 1.7), term_lambdas=(0.1, 0.3, 0.6, 1.2), term_lr=2e-4, seeds=(0,),
-            extra_seeds=(1, 2),  # for the strategies of Domain.extra_seed_strategies
-            batch_size=1024, lr=1e-3, lr_decay_steps=20,
-            shuffle_buffer_batches=None, checkpoint_fractions=(0.5, 1.0), eval_contexts=8, stats_contexts=64,
-            val_patched_ce=False, extra_seeds_with_term=False,
-        ),
-        tail=TailConfig.embedded(),
-        autointerp=AutointerpConfig.embedded(),
-        bios=BiosStudyConfig.embedded(),  # notebook 07: <= 10 min on 2 cores, see BiosStudyConfig.embedded
-    )
-
-
-def _paper() -> ProfileConfig:
-    return ProfileConfig(
-        name="paper",
-        data=DataConfig.paper(),
-        model=ModelConfig.paper(),
-        domains=preset_domains("paper"),
-        activations=ActivationConfig(batch_size=32, shard_contexts=512),
-        gsae=GSAEConfig(
-            source="pretrained",
-            d_sae=16384,
-            pretrained_release="gemma-2b-res-jb",
-            pretrained_sae_id="blocks.12.hook_resid_post",
-            eval_tokens=65_536,
-            outlier_norm_factor=None,
-        ),
-        retrieval=RetrievalConfig.paper(),
-        tail=TailConfig.paper(),
-        autointerp=AutointerpConfig.paper(),
-        bios=BiosStudyConfig.paper(),
-    )
-
-
-PROFILES: dict[str, Callable[[], ProfileConfig]] = {
-    "smoke": _smoke,
-    "embedded": _embedded,
-    "paper": _paper,
+# Every section has one preset per profile, as a classmethod named after the profile
+# (``DataConfig.embedded()``...); the budgets and calibrations behind each are documented there.
+SECTIONS: dict[str, Any] = {
+    "data": DataConfig, "model": ModelConfig, "activations": ActivationConfig, "gsae": GSAEConfig,
+    "retrieval": RetrievalConfig, "finetune": SSAESweepConfig, "tail": TailConfig,
+    "autointerp": AutointerpConfig, "bios": BiosStudyConfig,
 }
+
+
+def build_profile(name: str) -> ProfileConfig:
+    """Profile ``name`` from each section's preset of that name and the preset domains."""
+    return ProfileConfig(name=name, domains=preset_domains(name),
+                         **{section: getattr(cls, name)() for section, cls in SECTIONS.items()})
+
+
+PROFILES: dict[str, Callable[[], ProfileConfig]] = {name: functools.partial(build_profile, name)
+                                                    for name in ("smoke", "embedded", "paper")}
 DEFAULT_PROFILE = "embedded"
 
 

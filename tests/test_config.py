@@ -48,3 +48,13 @@ def test_parse_override_from_command_line():
     assert parse_override("gsae.outlier_norm_factor=null") == ("gsae.outlier_norm_factor", None)
     with pytest.raises(ValueError, match="section.field=value"):
         parse_override("gsae.d_sae")
+
+
+def test_every_section_has_one_preset_per_profile():
+    from ssae_utils.config import PROFILES, SECTIONS
+
+    for profile in PROFILES:
+        cfg = load_profile(profile)
+        for section, cls in SECTIONS.items():
+            preset = getattr(cls, profile)
+            assert getattr(cfg, section) == preset(), (profile, section)
