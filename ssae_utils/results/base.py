@@ -146,6 +146,15 @@ class StageResults(Record):
             self.schema_version = type(self).SCHEMA_VERSION
 
     @classmethod
+    def create(cls: type[R], fields: Mapping[str, Any]) -> R:
+        """This stage's results from JSON-shaped ``fields`` (every key but ``schema_version``),
+        checked against the schema like a file: how a stage that builds its results as a
+        dict writes them through the schema."""
+        if "schema_version" in fields:
+            raise ValueError("create() stamps the current schema_version itself")
+        return cls.from_dict({"schema_version": cls.SCHEMA_VERSION, **fields})  # type: ignore[attr-defined]
+
+    @classmethod
     def source(cls, profile: str | None = None) -> Source:
         return Source(cls.FILE, cls.NOTEBOOK, profile)
 
