@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -10,9 +9,7 @@ import torch
 
 from ssae_utils.activations import ShardedActivations
 from ssae_utils.config import load_profile
-from ssae_utils.paths import results_dir
 from ssae_utils.pipeline import retrieval as stage01
-from ssae_utils.pipeline import tracin as stage02
 from ssae_utils.pipeline.finetune import load_selections
 from ssae_utils.results import RetrievalResults, TracinResults
 from tests.results_files import embedded, selection, write_stage_file

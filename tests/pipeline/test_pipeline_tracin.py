@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from ssae_utils.config import load_profile
-from ssae_utils.paths import results_dir
 from ssae_utils.pipeline import retrieval as stage01
 from ssae_utils.pipeline.tracin import _drop_outliers, load_stage01, tracin_loss_settings
 from ssae_utils.results import RetrievalResults
