@@ -4,6 +4,7 @@ The tail-token analysis (notebook 05) and autointerp (notebook 06) compare the G
 SSAEs at one sparsity. For each compared model (a strategy and a tilt), the lambda whose
 validation L0 in ``03_finetune.json`` is closest to the target is taken; the L0 actually
 reached is recorded next to the target, so a reader sees how well the match worked.
+Both read stages 00 and 03 through their schemas (``ssae_utils.results``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from ssae_utils.paths import cache_root
+from ssae_utils.results import ABSENT, FINETUNE_FILE, FinetuneResults, SetupResults
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,13 @@ def is_term_label(label: str) -> bool:
     return TERM_MARK in label
 
 
-def compared_models(stage03: dict[str, Any] | None = None, domain: str | None = None) -> tuple[ModelSpec, ...]:
+def compared_models(stage03: FinetuneResults | None = None, domain: str | None = None) -> tuple[ModelSpec, ...]:
     """GSAE, general-data SSAE, Dense SSAE and one TERM model per tilt that stage 03 trained
     on ``domain`` (None: its first domain; without stage 03's results: the paper's t = 500
     and 1e9 on Dense)."""
-    sweep = (stage03 or {}).get("sweep", {})
-    domains = (stage03 or {}).get("domains")
-    if domains is None:
+    sweep = stage03.sweep if stage03 is not None else {}
+    domains = stage03.domains if stage03 is not None else ABSENT
+    if domains is ABSENT:
         has_term = True
     else:
         spec = domains.get(domain if domain is not None else next(iter(domains), None), {})
@@ -100,8 +102,8 @@ class MatchedModel:
 
 
 def pick_matched_models(
-    stage00: dict[str, Any],
-    stage03: dict[str, Any],
+    stage00: SetupResults,
+    stage03: FinetuneResults,
     domain: str,
     target_l0: float,
     specs: Sequence[ModelSpec] | None = None,
@@ -115,26 +117,26 @@ def pick_matched_models(
     """
     if not math.isfinite(target_l0) or target_l0 <= 0:
         raise ValueError(f"target L0 must be a positive number, not {target_l0!r}")
-    rows = [r for r in stage03.get("rows", []) if r["domain"] == domain]
+    rows = stage03.domain_rows(domain)
     if not rows:
-        raise ValueError(f"03_finetune.json has no SSAEs for domain {domain!r}; run notebook 03 (python run_all.py --only 03)")
+        raise ValueError(f"{FINETUNE_FILE} has no SSAEs for domain {domain!r}; run notebook 03 (python run_all.py --only 03)")
     if seed is None:
-        seed = min(int(r["seed"]) for r in rows)
+        seed = min(int(r.seed) for r in rows)
     picked = []
     for spec in (compared_models(stage03, domain) if specs is None else specs):
         if spec.strategy is None:
-            l0 = float(stage03["gsae"][domain]["val"]["gsae"]["l0"])
-            picked.append(MatchedModel(spec.label, None, 0.0, None, None, stage00["gsae"]["folder"], l0, float(target_l0)))
+            l0 = float(stage03.gsae[domain]["val"].gsae["l0"])
+            picked.append(MatchedModel(spec.label, None, 0.0, None, None, stage00.gsae.folder, l0, float(target_l0)))
             continue
-        candidates = [r for r in rows if r["strategy"] == spec.strategy and float(r["tilt"]) == spec.tilt and int(r["seed"]) == seed]
+        candidates = [r for r in rows if r.strategy == spec.strategy and float(r.tilt) == spec.tilt and int(r.seed) == seed]
         if not candidates:
             raise ValueError(
-                f"03_finetune.json has no {domain} SSAE for {spec.label} (strategy {spec.strategy!r}, tilt {spec.tilt:g}, "
+                f"{FINETUNE_FILE} has no {domain} SSAE for {spec.label} (strategy {spec.strategy!r}, tilt {spec.tilt:g}, "
                 f"seed {seed}); add it to the finetune sweep and rerun notebook 03"
             )
-        best = min(candidates, key=lambda r: (abs(float(r["val_l0"]) - target_l0), -float(r["lambda"])))
-        picked.append(MatchedModel(spec.label, spec.strategy, spec.tilt, float(best["lambda"]), seed, best["ssae_folder"],
-                                   float(best["val_l0"]), float(target_l0)))
+        best = min(candidates, key=lambda r: (abs(r.val_l0 - target_l0), -float(r.lam)))
+        picked.append(MatchedModel(spec.label, spec.strategy, spec.tilt, float(best.lam), seed, best.ssae_folder,
+                                   best.val_l0, float(target_l0)))
     return picked
 
 

@@ -39,16 +39,14 @@ from ssae_utils.autointerp.offline import OFFLINE_LABEL, OfflineInterpreter, Off
 from ssae_utils.autointerp.runner import FeatureResult, planned_requests, run_features
 from ssae_utils.autointerp.scoring import bootstrap_mean_ci
 from ssae_utils.config import ProfileConfig
-from ssae_utils.io import atomic_path, write_json_atomic
+from ssae_utils.io import atomic_path
 from ssae_utils.paths import results_dir
-from ssae_utils.pipeline.upstream import read_results
+from ssae_utils.results import EXPLANATIONS, AutointerpResults, FinetuneResults, SetupResults, read_stage, write_results
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "06_autointerp.json"
-EXPLANATIONS_FILE = "06_explanations.csv"
-SETUP_FILE = "00_setup.json"
-FINETUNE_FILE = "03_finetune.json"
+RESULTS_FILE = AutointerpResults.FILE
+EXPLANATIONS_FILE = EXPLANATIONS.FILE
 
 
 def resolve_mode(a: AutointerpConfig) -> str:
@@ -89,7 +87,7 @@ def collect_examples(cfg: ProfileConfig) -> Collected:
     from ssae_utils.sae.outliers import NormThreshold
 
     a = cfg.autointerp
-    stage00, stage03 = read_results(cfg.name, SETUP_FILE), read_results(cfg.name, FINETUNE_FILE)
+    stage00, stage03 = read_stage(cfg.name, SetupResults), read_stage(cfg.name, FinetuneResults)
     target, target_source = resolve_target_l0(cfg)
     # the tail analysis's seed too, so that notebooks 05 and 06 look at the same SSAEs
     seed = getattr(getattr(cfg, "tail", None), "ssae_seed", None)
@@ -105,7 +103,7 @@ def collect_examples(cfg: ProfileConfig) -> Collected:
     model = load_model(cfg.model)
     store = ActivationStore(model, cfg.activations)
     act_set = store.load([d.text for d in docs], desc=f"caching {split} activations")
-    threshold = NormThreshold.from_training_info(stage00["gsae"]["training"], cfg.gsae.outlier_norm_factor)
+    threshold = NormThreshold.from_training_info(stage00.gsae.training, cfg.gsae.outlier_norm_factor)
     valid = None if threshold is None else ~threshold.is_outlier(act_set.acts)
     index = window_index(act_set.positions, act_set.doc_index, act_set.token_ids, a.window_tokens)
 
@@ -132,7 +130,7 @@ def collect_examples(cfg: ProfileConfig) -> Collected:
 
 
 def interpret(cfg: ProfileConfig, collected: Collected, http_client: Any = None,
-              sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+              sleep: Callable[[float], None] = time.sleep) -> AutointerpResults:
     """Explain, predict and score every collected feature; write the results and the CSV."""
     a = cfg.autointerp
     mode = resolve_mode(a)
@@ -173,7 +171,7 @@ def interpret(cfg: ProfileConfig, collected: Collected, http_client: Any = None,
         summary[label] = {**ci.to_dict(), "evaluated": len(rs), "failed": sum(r.failure is not None for r in rs)}
     table = {label: [{"feature": r.feature, "explanation": r.explanation, "f1": r.f1, "failure": r.failure}
                      for r in sorted(rs[: a.table_features], key=lambda r: r.feature)] for label, rs in results.items()}
-    out = {
+    out = AutointerpResults.create({
         "profile": cfg.name,
         "config_hash": cfg.hash(),
         "autointerp": a.to_dict(),
@@ -188,38 +186,38 @@ def interpret(cfg: ProfileConfig, collected: Collected, http_client: Any = None,
         "claude_estimate": {**cold.to_dict(), "note": "every feature of this run, empty cache, Claude " + a.claude_model},
         "features": {label: [r.to_dict() for r in rs] for label, rs in results.items()},
         "timings": {"interpret_s": round(time.perf_counter() - t0, 1)},
-    }
-    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, out)
+    })
+    write_results(cfg.name, out)
     write_explanations_csv(out)
     return out
 
 
-def write_explanations_csv(results: dict[str, Any]) -> None:
+def write_explanations_csv(results: AutointerpResults) -> None:
     columns = ["mode", "explainer", "model", "feature", "in_table", "explanation", "f1", "precision", "recall", "failure",
                "firing_windows"]
-    table_ids = {(label, row["feature"]) for label, rows in results["table"].items() for row in rows}
-    with atomic_path(results_dir(results["profile"]) / EXPLANATIONS_FILE) as tmp:
+    table_ids = {(label, row["feature"]) for label, rows in results.table.items() for row in rows}
+    with atomic_path(results_dir(results.profile) / EXPLANATIONS_FILE) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
-            for label, rows in results["features"].items():
+            for label, rows in results.features.items():
                 for r in rows:
                     s = r["score"] or {}
-                    writer.writerow({"mode": results["mode"], "explainer": results["explainer"], "model": label,
+                    writer.writerow({"mode": results.mode, "explainer": results.explainer, "model": label,
                                      "feature": r["feature"], "in_table": (label, r["feature"]) in table_ids,
                                      "explanation": r["explanation"], "f1": r["f1"], "precision": s.get("precision"),
                                      "recall": s.get("recall"), "failure": r["failure"], "firing_windows": r["firing_windows"]})
 
 
-def run_autointerp(cfg: ProfileConfig, http_client: Any = None) -> dict[str, Any]:
-    """The whole of stage 06; returns and saves the results dictionary."""
+def run_autointerp(cfg: ProfileConfig, http_client: Any = None) -> AutointerpResults:
+    """The whole of stage 06; returns and saves its results."""
     resolve_mode(cfg.autointerp)  # a missing key for mode=claude fails before the slow part
     t0 = time.perf_counter()
     collected = collect_examples(cfg)
     collect_s = round(time.perf_counter() - t0, 1)
     results = interpret(cfg, collected, http_client=http_client)
-    results["timings"]["collect_s"] = collect_s
-    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+    results.timings["collect_s"] = collect_s
+    write_results(cfg.name, results)
     return results
 
 

@@ -41,8 +41,7 @@ from ssae_utils.bios.shift import ablate_and_evaluate, random_features
 from ssae_utils.bios.ssae import dense_selection, seed_bios, training_documents
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora
-from ssae_utils.io import write_json_atomic
-from ssae_utils.paths import results_dir
+from ssae_utils.results import BiasInBiosResults, write_results
 from ssae_utils.pipeline.upstream import gsae_input_space
 from ssae_utils.pipeline.finetune import train_grid
 from ssae_utils.pipeline.foundation import World, load_saved_gsae, load_world
@@ -53,7 +52,7 @@ from ssae_utils.sae.outliers import NormThreshold
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "07_bias_in_bios.json"
+RESULTS_FILE = BiasInBiosResults.FILE
 
 # The abstract versions' numbers (Pythia-70M, Marks et al.'s setup; CLAIMS.md, C9):
 # worst-group accuracy. Quoted for comparison only, never used in a computation. The source
@@ -298,14 +297,14 @@ def _sae_stats(view: SAEView, tokens: DocTokens, test_rows: torch.Tensor) -> dic
 
 
 # ------------------------------------------------------------------ the stage
-def run_bias_in_bios(cfg: ProfileConfig) -> dict[str, Any]:
-    """The whole of stage 07; returns and saves the results dictionary."""
+def run_bias_in_bios(cfg: ProfileConfig) -> BiasInBiosResults:
+    """The whole of stage 07; returns and saves its results."""
     bcfg = cfg.bios
     timings: dict[str, float] = {}
     t = time.perf_counter()
     gsae, setup = load_saved_gsae(cfg)
     world = load_world(cfg)
-    training = setup["gsae"]["training"]
+    training = setup.gsae.training
     act_scale, threshold = gsae_input_space(training, cfg.gsae.outlier_norm_factor)
     data = build_study_data(world.corpora, bcfg)
     timings["load_s"] = time.perf_counter() - t
@@ -319,7 +318,7 @@ def run_bias_in_bios(cfg: ProfileConfig) -> dict[str, Any]:
     timings["bios_activations_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    ssaes = bios_ssaes(world, gsae, setup["gsae"]["folder"], act_scale, threshold)
+    ssaes = bios_ssaes(world, gsae, setup.gsae.folder, act_scale, threshold)
     timings["ssae_select_and_finetune_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -346,7 +345,7 @@ def run_bias_in_bios(cfg: ProfileConfig) -> dict[str, Any]:
     summary = table(runs, row_order(views), data.test, bcfg)
     timings["summaries_s"] = time.perf_counter() - t
 
-    results = {
+    results = BiasInBiosResults.create({
         "profile": cfg.name,
         "config_hash": cfg.hash(),
         "bios_config": bcfg.to_dict(),
@@ -370,8 +369,8 @@ def run_bias_in_bios(cfg: ProfileConfig) -> dict[str, Any]:
         "features": features,
         "paper_reference": PAPER_REFERENCE,
         "timings": {k: round(v, 2) for k, v in timings.items()},
-    }
-    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+    })
+    write_results(cfg.name, results)
     return results
 
 

@@ -41,13 +41,14 @@ from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
 from ssae_utils.data.splitting import sample_whole_documents
 from ssae_utils.domains import Domain
-from ssae_utils.io import stable_hash, write_json_atomic
+from ssae_utils.io import stable_hash
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import cache_dir, cache_relative, results_dir
-from ssae_utils.pipeline import tracin as stage02
 from ssae_utils.pipeline.foundation import load_saved_gsae
 from ssae_utils.pipeline.retrieval import load_stage01
-from ssae_utils.pipeline.upstream import gsae_input_space, read_results
+from ssae_utils.pipeline.upstream import gsae_input_space
+from ssae_utils.results import FinetuneResults, TracinResults, read_stage, write_results
+from ssae_utils.retrieval.selection import Selection
 from ssae_utils.sae.evaluation import reconstruction_stats, sae_splice, spliced_ce
 from ssae_utils.sae.finetune import FinetuneConfig, finetune, validation_objective
 from ssae_utils.sae.gsae import load_sae, read_training_info, save_sae
@@ -56,7 +57,7 @@ from ssae_utils.sae.term import TiltConfig
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "03_finetune.json"
+RESULTS_FILE = FinetuneResults.FILE
 
 
 def sweep_table(cfg: ProfileConfig) -> list[dict[str, Any]]:
@@ -70,25 +71,27 @@ def sweep_table(cfg: ProfileConfig) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------ inputs
-def load_selections(cfg: ProfileConfig) -> dict[str, dict[str, dict[str, Any]]]:
-    """{domain: {strategy: selection dict}} from stages 01 and 02 (both must exist and match)."""
+def load_selections(cfg: ProfileConfig) -> dict[str, dict[str, Selection]]:
+    """{domain: {strategy: selection}} from stages 01 and 02 (both must exist and match)."""
     first = load_stage01(cfg)
-    second = read_results(cfg.name, stage02.RESULTS_FILE)
-    if second.get("inputs_key") != first["inputs_key"]:
-        raise ValueError(f"{results_dir(cfg.name) / stage02.RESULTS_FILE} was made from other stage-01 results; rerun notebook 02 (python run_all.py --profile {cfg.name} --only 02)")
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for domain in first["domains"]:
-        out[domain] = {**first["domains"][domain]["selections"], **second["domains"][domain]["selections"]}
+    second = read_stage(cfg.name, TracinResults)
+    if second.inputs_key != first.inputs_key:
+        raise ValueError(f"{results_dir(cfg.name) / TracinResults.FILE} was made from other stage-01 results; rerun notebook 02 (python run_all.py --profile {cfg.name} --only 02)")
+    out: dict[str, dict[str, Selection]] = {}
+    for domain, d in first.domains.items():
+        if domain not in second.domains:
+            raise ValueError(f"{TracinResults.FILE} has no {domain!r} reranking; rerun notebook 02 (python run_all.py --profile {cfg.name} --only 02)")
+        out[domain] = {**d.selections, **second.domains[domain].selections}
     return out
 
 
-def selection_docs(corpora: Corpora, domain: Domain, selection: dict[str, Any]) -> list[Document]:
+def selection_docs(corpora: Corpora, domain: Domain, selection: Selection) -> list[Document]:
     by_id = {d.doc_id: d for d in corpora["general_pool"]}
     by_id.update({d.doc_id: d for d in corpora[domain.split("seed")]})
-    missing = [i for i in selection["doc_ids"] if i not in by_id]
+    missing = [i for i in selection.doc_ids if i not in by_id]
     if missing:
         raise ValueError(f"{len(missing)} selected documents are not in this profile's corpora (e.g. {missing[:3]}); rerun notebooks 01 and 02")
-    return [by_id[i] for i in selection["doc_ids"]]
+    return [by_id[i] for i in selection.doc_ids]
 
 
 def eval_documents(docs: Sequence[Document], store: ActivationStore, n_contexts: int, seed: int) -> list[Document]:
@@ -215,14 +218,14 @@ def finetune_config(cfg: ProfileConfig, domain: Domain, seed: int, tilt: float) 
     )
 
 
-def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
-    """The whole of stage 03; returns and saves the results dictionary."""
+def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
+    """The whole of stage 03; returns and saves its results."""
     t0 = time.perf_counter()
     selections = load_selections(cfg)
     corpora = build_corpora(cfg.data, cfg.domains)
     model = load_model(cfg.model)
     gsae, setup = load_saved_gsae(cfg)
-    training = setup["gsae"]["training"]
+    training = setup.gsae.training
     act_scale, threshold = gsae_input_space(training, cfg.gsae.outlier_norm_factor)
     store = ActivationStore(model, cfg.activations)
     batch = cfg.activations.batch_size
@@ -248,7 +251,7 @@ def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
             for seed in cfg.finetune.seeds_for(domain, strategy, tilt):
                 fcfg = finetune_config(cfg, domain, seed, tilt)
                 label = f"{name}/{strategy}/{fcfg.tilt.label()}/seed {seed}"
-                grid = train_grid(gsae, setup["gsae"]["folder"], store, docs, fcfg, act_scale, threshold,
+                grid = train_grid(gsae, setup.gsae.folder, store, docs, fcfg, act_scale, threshold,
                                   model.hook_name, model.name, label)
                 picked = pick_checkpoints(grid, fcfg, evals["val"], act_scale)
                 named = {f"lambda_{lam:g}": grid.saes[step][i] for i, (lam, (step, _)) in enumerate(zip(fcfg.l1_coefficients, picked))}
@@ -268,7 +271,7 @@ def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
                     rows.append(row)
         timings[f"{name}_s"] = round(time.perf_counter() - t, 1)
 
-    results = {
+    results = FinetuneResults.create({
         "profile": cfg.name,
         "config_hash": cfg.hash(),
         "sweep": cfg.finetune.to_dict(),
@@ -279,6 +282,6 @@ def run_finetune(cfg: ProfileConfig) -> dict[str, Any]:
         "eval_tokens": eval_tokens,
         "rows": rows,
         "timings": timings,
-    }
-    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+    })
+    write_results(cfg.name, results)
     return results

@@ -22,12 +22,12 @@ from ssae_utils.data.card import data_card
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
 from ssae_utils.data.splitting import sample_whole_documents
-from ssae_utils.io import stable_hash, write_json_atomic
+from ssae_utils.io import stable_hash
 from ssae_utils.model.hooked import HookedLM
 from ssae_utils.model.reference import compare_with_hf
 from ssae_utils.model.registry import load_model
-from ssae_utils.paths import cache_relative, results_dir
-from ssae_utils.pipeline.upstream import read_results
+from ssae_utils.paths import cache_relative
+from ssae_utils.results import GsaeBlock, SetupResults, read_stage, write_results
 from ssae_utils.sae.evaluation import (
     ce_loss_recovered,
     feature_firing_rates,
@@ -50,7 +50,7 @@ from ssae_utils.token_counts import token_counts
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "00_setup.json"
+RESULTS_FILE = SetupResults.FILE
 # the config sections the GSAE and its evaluation depend on
 GSAE_SECTIONS = ("data", "model", "activations", "gsae")
 
@@ -152,8 +152,8 @@ def evaluate_gsae(world: World, sae: Any, info: dict[str, Any]) -> tuple[dict[st
     return heldout, feature_firing_rates(sae, acts)
 
 
-def run_foundation(cfg: ProfileConfig) -> dict[str, Any]:
-    """The whole of stage 00; returns and saves the results dictionary."""
+def run_foundation(cfg: ProfileConfig) -> SetupResults:
+    """The whole of stage 00; returns and saves its results."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     world = load_world(cfg)
@@ -179,14 +179,14 @@ def run_foundation(cfg: ProfileConfig) -> dict[str, Any]:
     heldout, feature_density = evaluate_gsae(world, sae, info)
     timings["gsae_eval_s"] = time.perf_counter() - t
 
-    results = {
-        "profile": cfg.name,
-        "config_hash": cfg.hash(),
-        "config": cfg.to_dict(),
-        "data_card": card,
+    results = SetupResults(
+        profile=cfg.name,
+        config_hash=cfg.hash(),
+        config=cfg.to_dict(),
+        data_card=card,
         # general documents dropped because a subdomain's split holds the same text
-        "pool_removals": dict(world.corpora.pool_removals),
-        "model": {
+        pool_removals=dict(world.corpora.pool_removals),
+        model={
             "name": world.model.name,
             "hook_name": world.model.hook_name,
             "d_model": world.model.d_model,
@@ -195,30 +195,30 @@ def run_foundation(cfg: ProfileConfig) -> dict[str, Any]:
             "fingerprint": world.model.fingerprint,
             "sanity": sanity,
         },
-        "activation_store": {"key": world.store.key, "folder": cache_relative(world.store.root)},
-        "gsae": {
-            "folder": cache_relative(folder),  # under $SSAE_CACHE (default .cache/)
-            "training": info,
-            "heldout": heldout,
-            "feature_density": feature_density,
-        },
-        "timings": {k: round(v, 2) for k, v in timings.items()},
-    }
-    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+        activation_store={"key": world.store.key, "folder": cache_relative(world.store.root)},
+        gsae=GsaeBlock(
+            folder=cache_relative(folder),  # under $SSAE_CACHE (default .cache/)
+            training=info,
+            heldout=heldout,
+            feature_density=feature_density,
+        ),
+        timings={k: round(v, 2) for k, v in timings.items()},
+    )
+    write_results(cfg.name, results)
     return results
 
 
-def load_saved_gsae(cfg: ProfileConfig) -> tuple[Any, dict[str, Any]]:
+def load_saved_gsae(cfg: ProfileConfig) -> tuple[Any, SetupResults]:
     """The GSAE that stage 00 saved (read from its results file, never from memory)."""
     from ssae_utils.paths import cache_root
 
-    results = read_results(cfg.name, RESULTS_FILE)
+    results = read_stage(cfg.name, SetupResults)
     current = cfg.to_dict()
-    stale = [k for k in GSAE_SECTIONS if results.get("config", {}).get(k) != json.loads(json.dumps(current[k]))]
+    stale = [k for k in GSAE_SECTIONS if results.config.get(k) != json.loads(json.dumps(current[k]))]
     if stale:
         log.warning("00_setup.json was written with other %s settings; rerun notebook 00 "
                     "(python run_all.py --profile %s --only 00)", "/".join(stale), cfg.name)
-    folder = cache_root() / results["gsae"]["folder"]
+    folder = cache_root() / results.gsae.folder
     if not (folder / "cfg.json").exists():
         raise FileNotFoundError(
             f"the GSAE recorded in 00_setup.json is not in this machine's cache ({folder}); "

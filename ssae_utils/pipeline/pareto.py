@@ -21,23 +21,24 @@ from typing import Any
 
 from ssae_utils.config import ProfileConfig
 from ssae_utils.domains import Domain
-from ssae_utils.io import write_json_atomic
-from ssae_utils.paths import results_dir
-from ssae_utils.pipeline.finetune import RESULTS_FILE as FINETUNE_FILE
-from ssae_utils.pipeline.upstream import read_results
 import numpy as np
+
+from ssae_utils.results import FinetuneResults, FinetuneRow, ParetoResults, read_stage, write_results
 
 from ssae_utils.sae.pareto import compare_auc, curve_auc, mean_over_seeds
 
-RESULTS_FILE = "04_pareto.json"
+RESULTS_FILE = ParetoResults.FILE
 
 
 
-def figure_plan(finetune: dict[str, Any]) -> dict[str, tuple[str, str, bool, str, tuple[float, float]]]:
+def figure_plan(finetune: FinetuneResults) -> dict[str, tuple[str, str, bool, str, tuple[float, float]]]:
     """figure -> (domain, split, relative?, curves: "erm" = every strategy with ERM, "term" =
     TERM vs ERM, L0 window), from the domains recorded in 03_finetune.json."""
+    if not finetune.domains:
+        raise ValueError(f"{finetune.FILE} records no domains (written before the domain refactor): "
+                         f"{finetune.source(finetune.profile).rerun()}")
     out = {}
-    for name, spec in finetune["domains"].items():
+    for name, spec in finetune.domains.items():
         domain = Domain.from_dict(spec)
         for fig, f in domain.figure_specs().items():
             out[fig] = (name, f.split, f.relative, f.kind, domain.l0_window)
@@ -86,12 +87,17 @@ def seed_spread(rows: list[dict[str, Any]], domain: str, split: str, relative: b
     return out
 
 
-def run_pareto(cfg: ProfileConfig) -> dict[str, Any]:
-    finetune = read_results(cfg.name, FINETUNE_FILE)
-    rows, sweep = finetune["rows"], finetune["sweep"]
+def flat_rows(rows: list[FinetuneRow]) -> list[dict[str, Any]]:
+    """Stage 03's rows as the flat dicts the curve helpers (``sae.pareto``) average."""
+    return [r.to_dict() for r in rows]
+
+
+def run_pareto(cfg: ProfileConfig) -> ParetoResults:
+    finetune = read_stage(cfg.name, FinetuneResults)
+    rows, sweep = flat_rows(finetune.rows), finetune.sweep
     figures: dict[str, Any] = {}
     for fig, (domain, split, relative, kind, window) in figure_plan(finetune).items():
-        if domain not in finetune["eval_splits"] or split not in finetune["eval_splits"][domain]:
+        if domain not in finetune.eval_splits or split not in finetune.eval_splits[domain]:
             continue
         curves = build_curves(rows, domain, split, relative, kind, sweep["term_strategy"])
         if not curves:
@@ -100,16 +106,17 @@ def run_pareto(cfg: ProfileConfig) -> dict[str, Any]:
                      [p["y"] for p in pts if p["l0"] is not None and p["y"] is not None]) for n, pts in curves.items()}
         auc = compare_auc(valid, window)
         figures[fig] = {"domain": domain, "split": split, "relative": relative, "kind": kind, "l0_window": list(window),
-                        "gsae_ppl": finetune["gsae"][domain][split]["gsae"]["ppl"],
-                        "clean_ppl": finetune["gsae"][domain][split]["clean"]["ppl"],
-                        "gsae_l0": finetune["gsae"][domain]["val"]["gsae"]["l0"],
+                        "gsae_ppl": finetune.gsae[domain][split].gsae["ppl"],
+                        "clean_ppl": finetune.gsae[domain][split].clean["ppl"],
+                        "gsae_l0": finetune.gsae[domain]["val"].gsae["l0"],
                         "curves": curves, "auc": auc,
                         "seed_spread": seed_spread(rows, domain, split, relative, kind, sweep["term_strategy"], auc["common"])}
-    results = {"profile": cfg.name, "config_hash": cfg.hash(),
-               "l0_windows": {name: list(d["l0_window"]) for name, d in finetune["domains"].items()},
-               "source": FINETUNE_FILE, "figures": figures,
-               "warnings": sorted({w for f in figures.values() for w in f["auc"]["warnings"]})}
-    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+    results = ParetoResults.create({
+        "profile": cfg.name, "config_hash": cfg.hash(),
+        "l0_windows": {name: list(d["l0_window"]) for name, d in finetune.domains.items()},
+        "source": FinetuneResults.FILE, "figures": figures,
+        "warnings": sorted({w for f in figures.values() for w in f["auc"]["warnings"]})})
+    write_results(cfg.name, results)
     return results
 
 

@@ -23,10 +23,10 @@ from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
 from ssae_utils.domains import Domain
-from ssae_utils.io import stable_hash, write_json_atomic
+from ssae_utils.io import stable_hash
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import results_dir
-from ssae_utils.pipeline.upstream import read_results
+from ssae_utils.results import RetrievalResults, read_stage, write_results
 from ssae_utils.retrieval import (
     DenseIndex,
     Selection,
@@ -51,7 +51,7 @@ from ssae_utils.token_counts import token_counts
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "01_retrieval.json"
+RESULTS_FILE = RetrievalResults.FILE
 RANK_KS = (10, 50, 100, 500)
 HIST_BINS = 40
 
@@ -153,12 +153,12 @@ def select_domain(
     }
 
 
-def load_stage01(cfg: ProfileConfig) -> dict[str, Any]:
+def load_stage01(cfg: ProfileConfig) -> RetrievalResults:
     """Stage 01's results for later stages, refusing ones written for other data, model or
     retrieval settings (the ``tracin_*`` knobs aside)."""
     path = results_dir(cfg.name) / RESULTS_FILE
-    results = read_results(cfg.name, RESULTS_FILE)
-    if results.get("inputs_key") != inputs_key(cfg):
+    results = read_stage(cfg.name, RetrievalResults)
+    if results.inputs_key != inputs_key(cfg):
         raise ValueError(
             f"{path} was written with other data/model/retrieval settings than this run's "
             f"(the TracIn knobs aside); rerun notebook 01 with the same profile and overrides "
@@ -176,8 +176,8 @@ def quality_rows(results: dict[str, Any], columns: Sequence[str] = QUALITY_COLUM
             for domain, d in results["domains"].items() for name, q in d["quality"].items()]
 
 
-def run_retrieval(cfg: ProfileConfig) -> dict[str, Any]:
-    """The whole of stage 01; returns and saves the results dictionary."""
+def run_retrieval(cfg: ProfileConfig) -> RetrievalResults:
+    """The whole of stage 01; returns and saves its results."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
     corpora = build_corpora(cfg.data, cfg.domains)
@@ -203,7 +203,7 @@ def run_retrieval(cfg: ProfileConfig) -> dict[str, Any]:
         domains[name] = select_domain(cfg, corpora, domain, counts, bm25, pool_emb, embedder)
         timings[f"select_{name}_s"] = time.perf_counter() - t
 
-    results = {
+    results = RetrievalResults.create({
         "profile": cfg.name,
         "config_hash": cfg.hash(),
         "inputs_key": inputs_key(cfg),
@@ -212,6 +212,6 @@ def run_retrieval(cfg: ProfileConfig) -> dict[str, Any]:
         "pool": {"docs": len(pool_texts), "tokens": int(sum(counts[d.doc_id] for d in corpora["general_pool"]))},
         "domains": domains,
         "timings": {k: round(v, 2) for k, v in timings.items()},
-    }
-    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+    })
+    write_results(cfg.name, results)
     return results

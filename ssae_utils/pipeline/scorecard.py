@@ -11,24 +11,24 @@ from __future__ import annotations
 from typing import Any
 
 from ssae_utils.config import ProfileConfig
-from ssae_utils.io import read_json, write_json_atomic
-from ssae_utils.paths import results_dir
+from ssae_utils.results import BY_FILE, ScorecardResults, read_stage, results_path, write_results
 from ssae_utils.scorecard import verdict
 from ssae_utils.scorecard.claims import CLAIMS, score_claims
 
-RESULTS_FILE = "08_scorecard.json"
+RESULTS_FILE = ScorecardResults.FILE
 
 
 def load_results(cfg: ProfileConfig) -> dict[str, dict[str, Any]]:
-    """Every results file a claim needs that exists for this profile."""
+    """Every results file a claim needs that exists for this profile, read (and checked)
+    through its schema; the claims get them as the JSON dicts they are."""
     names = sorted({f for c in CLAIMS.values() for f in c.needs})
-    folder = results_dir(cfg.name)
-    return {name: read_json(folder / name) for name in names if (folder / name).exists()}
+    return {name: read_stage(cfg.name, BY_FILE[name]).to_dict() for name in names
+            if results_path(cfg.name, name).exists()}
 
 
-def run_scorecard(cfg: ProfileConfig) -> dict[str, Any]:
+def run_scorecard(cfg: ProfileConfig) -> ScorecardResults:
     results = load_results(cfg)
-    out = {
+    out = ScorecardResults.create({
         "profile": cfg.name,
         "config_hash": cfg.hash(),
         "sources": sorted(results),
@@ -36,8 +36,8 @@ def run_scorecard(cfg: ProfileConfig) -> dict[str, Any]:
                          f"{verdict.K_SIGMA:g} in the other direction (or, where a smallest effect of interest is set, "
                          "too small to reach it): not reproduced; otherwise, or without a noise estimate: inconclusive"),
         "claims": score_claims(results),
-    }
-    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, out)
+    })
+    write_results(cfg.name, out)
     return out
 
 

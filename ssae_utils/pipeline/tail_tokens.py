@@ -40,24 +40,20 @@ from ssae_utils.analysis.matched import GENERAL, MatchedModel, load_matched_sae,
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import build_corpora
 from ssae_utils.data.splitting import sample_whole_documents
-from ssae_utils.io import write_json_atomic
 from ssae_utils.model.registry import load_model
-from ssae_utils.paths import results_dir
-from ssae_utils.pipeline.upstream import read_results
-from ssae_utils.pipeline.finetune import RESULTS_FILE as FINETUNE_FILE
-from ssae_utils.pipeline.foundation import RESULTS_FILE as SETUP_FILE
+from ssae_utils.results import FinetuneResults, SetupResults, TailTokensResults, read_stage, write_results
 from ssae_utils.sae.outliers import NormThreshold
 from ssae_utils.token_counts import token_counts
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "05_tail_tokens.json"
+RESULTS_FILE = TailTokensResults.FILE
 BASELINE = GENERAL.label  # the paper's "OWT baseline": the SSAE finetuned on general data
 
 
-def load_upstream(cfg: ProfileConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_upstream(cfg: ProfileConfig) -> tuple[SetupResults, FinetuneResults]:
     """00_setup.json and 03_finetune.json, with an error naming the notebook to run."""
-    return read_results(cfg.name, SETUP_FILE), read_results(cfg.name, FINETUNE_FILE)
+    return read_stage(cfg.name, SetupResults), read_stage(cfg.name, FinetuneResults)
 
 
 def specialized_labels(models: list[MatchedModel]) -> list[str]:
@@ -65,8 +61,8 @@ def specialized_labels(models: list[MatchedModel]) -> list[str]:
     return [m.label for m in models if not m.is_gsae and m.label != BASELINE]
 
 
-def run_tail_tokens(cfg: ProfileConfig) -> dict[str, Any]:
-    """The whole of stage 05; returns and saves the results dictionary."""
+def run_tail_tokens(cfg: ProfileConfig) -> TailTokensResults:
+    """The whole of stage 05; returns and saves its results."""
     tc = cfg.tail
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -106,7 +102,7 @@ def run_tail_tokens(cfg: ProfileConfig) -> dict[str, Any]:
     doc_tokens = token_counts(texts, lm.tokenizer, lm.fingerprint)
     sample, sampled_tokens = sample_whole_documents(test_docs, lambda i: doc_tokens[i], tc.count_tokens, tc.sample_seed)
     act_set = store.load([d.text for d in sample], desc=f"caching {domain.name} test activations")
-    threshold = NormThreshold.from_training_info(stage00["gsae"]["training"], cfg.gsae.outlier_norm_factor)
+    threshold = NormThreshold.from_training_info(stage00.gsae.training, cfg.gsae.outlier_norm_factor)
     outlier = torch.zeros(len(act_set), dtype=torch.bool) if threshold is None else threshold.is_outlier(act_set.acts)
     acts = act_set.acts[~outlier]
     counts = {label: activation_counts(sae, acts) for label, sae in saes.items()}
@@ -139,7 +135,7 @@ def run_tail_tokens(cfg: ProfileConfig) -> dict[str, Any]:
     timings["analysis_s"] = round(time.perf_counter() - t, 1)
     timings["total_s"] = round(time.perf_counter() - t0, 1)
 
-    results = {
+    results = TailTokensResults.create({
         "profile": cfg.name,
         "config_hash": cfg.hash(),
         "config": tc.to_dict(),
@@ -159,8 +155,8 @@ def run_tail_tokens(cfg: ProfileConfig) -> dict[str, Any]:
         "count_differences": {"baseline": BASELINE, "per_model": differences},
         "tail_tokens": tail,
         "timings": timings,
-    }
-    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+    })
+    write_results(cfg.name, results)
     return results
 
 

@@ -35,9 +35,7 @@ from ssae_utils.activations import ActivationStore
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
-from ssae_utils.io import write_json_atomic
 from ssae_utils.model.registry import load_model
-from ssae_utils.paths import results_dir
 from ssae_utils.pipeline.foundation import load_saved_gsae
 from ssae_utils.pipeline.retrieval import load_stage01
 from ssae_utils.retrieval import (
@@ -50,22 +48,23 @@ from ssae_utils.retrieval import (
     score_histograms,
     select_to_budget,
 )
+from ssae_utils.results import RetrievalDomain, TracinResults, write_results
 from ssae_utils.retrieval.config import RetrievalConfig
 from ssae_utils.token_counts import token_counts
 from ssae_utils.tracin import seed_gradient, tracin_scores
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "02_tracin.json"
+RESULTS_FILE = TracinResults.FILE
 RETRIEVERS = ("bm25", "dense")
 HIST_BINS = 30
 
 
 # ------------------------------------------------------------------ inputs from stages 00/01
-def tracin_loss_settings(rcfg: RetrievalConfig, gsae_results: dict[str, Any]) -> dict[str, Any]:
+def tracin_loss_settings(rcfg: RetrievalConfig, training: dict[str, Any]) -> dict[str, Any]:
     """lambda, L1 form and outlier threshold of the loss TracIn differentiates, with where
-    each came from (all recorded in the results)."""
-    training = gsae_results["gsae"]["training"]
+    each came from (all recorded in the results); ``training`` is the GSAE's training info
+    (00_setup.json ``gsae.training``)."""
     threshold = training.get("norm_threshold")
     if not rcfg.tracin_drop_outliers or threshold is None or not math.isfinite(threshold):
         threshold = None
@@ -134,7 +133,7 @@ def rerank_domain(
     cfg: ProfileConfig,
     corpora: Corpora,
     domain: str,
-    first_stage: dict[str, Any],
+    first_stage: RetrievalDomain,
     counts: dict[str, int],
     sae: Any,
     store: ActivationStore,
@@ -143,8 +142,8 @@ def rerank_domain(
     """BM25-TracIn and Dense-TracIn selections and their diagnostics for one subdomain."""
     rcfg = cfg.retrieval
     budget = cfg.domain(domain).token_budget
-    if first_stage["budget"] != budget:
-        raise ValueError(f"01_retrieval.json used a {domain} budget of {first_stage['budget']}, this run {budget}; rerun notebook 01")
+    if first_stage.budget != budget:
+        raise ValueError(f"01_retrieval.json used a {domain} budget of {first_stage.budget}, this run {budget}; rerun notebook 01")
     by_id = {d.doc_id: d for d in corpora["general_pool"]}
     positives = {d.doc_id for d in corpora.known_positives(domain)}
 
@@ -162,7 +161,7 @@ def rerank_domain(
                  "gradient_norms": {k: float(v.norm()) for k, v in grad.items()}}
 
     # Score the union of both retrievers' candidates once.
-    candidates = {name: first_stage["prefilter"][name]["doc_ids"] for name in RETRIEVERS}
+    candidates = {name: first_stage.prefilter[name].doc_ids for name in RETRIEVERS}
     union = list(dict.fromkeys(i for name in RETRIEVERS for i in candidates[name]))
     missing = [i for i in union if i not in by_id]
     if missing:
@@ -178,14 +177,14 @@ def rerank_domain(
         ids = [i for i in candidates[name] if np.isfinite(score_of[i])]
         docs = [by_id[i] for i in ids]
         tracin = np.array([score_of[i] for i in ids])
-        first = dict(zip(candidates[name], first_stage["prefilter"][name]["scores"]))
+        first = dict(zip(candidates[name], first_stage.prefilter[name].scores))
         first_scores = np.array([first[i] for i in ids])
         is_pos = np.array([i in positives for i in ids])
         order, ranked = rank_scores(tracin)
         strategy = f"{name}_tracin"
         selections[strategy] = select_to_budget(
             docs, order, ranked, counts, budget, strategy=strategy, domain=domain,
-            allow_short=rcfg.allow_short_budget, meta={"candidates_from": name, "prefilter_tokens": first_stage["prefilter"][name]["tokens"]},
+            allow_short=rcfg.allow_short_budget, meta={"candidates_from": name, "prefilter_tokens": first_stage.prefilter[name].tokens},
         )
         first_order, _ = rank_scores(first_scores)
         diagnostics["candidates"][name] = {
@@ -201,9 +200,9 @@ def rerank_domain(
         }
 
     # Quality and overlap of all six strategies (four from stage 01, two from here).
-    quality = dict(first_stage["quality"])
+    quality = dict(first_stage.quality)
     quality.update({n: {**precision_recall(s.doc_ids, positives), **s.summary()} for n, s in selections.items()})
-    all_ids = {n: s["doc_ids"] for n, s in first_stage["selections"].items()}
+    all_ids = {n: s.doc_ids for n, s in first_stage.selections.items()}
     all_ids.update({n: s.doc_ids for n, s in selections.items()})
     return {
         "budget": budget,
@@ -217,35 +216,35 @@ def rerank_domain(
     }
 
 
-def run_tracin(cfg: ProfileConfig) -> dict[str, Any]:
-    """The whole of stage 02; returns and saves the results dictionary."""
+def run_tracin(cfg: ProfileConfig) -> TracinResults:
+    """The whole of stage 02; returns and saves its results."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
     first = load_stage01(cfg)
     corpora = build_corpora(cfg.data, cfg.domains)
     model = load_model(cfg.model)
-    sae, gsae_results = load_saved_gsae(cfg)
-    loss = tracin_loss_settings(cfg.retrieval, gsae_results)
+    sae, setup = load_saved_gsae(cfg)
+    loss = tracin_loss_settings(cfg.retrieval, setup.gsae.training)
     store = ActivationStore(model, cfg.activations)
     pool = corpora["general_pool"]
     counts = dict(zip((d.doc_id for d in pool), token_counts([d.text for d in pool], model.tokenizer, model.fingerprint)))
     timings["load_s"] = time.perf_counter() - t
 
     domains = {}
-    for domain in first["domains"]:
+    for domain, first_stage in first.domains.items():
         t = time.perf_counter()
-        domains[domain] = rerank_domain(cfg, corpora, domain, first["domains"][domain], counts, sae, store, loss)
+        domains[domain] = rerank_domain(cfg, corpora, domain, first_stage, counts, sae, store, loss)
         timings[f"rerank_{domain}_s"] = time.perf_counter() - t
 
-    results = {
+    results = TracinResults.create({
         "profile": cfg.name,
         "config_hash": cfg.hash(),
-        "inputs_key": first["inputs_key"],
+        "inputs_key": first.inputs_key,
         "retrieval_config": cfg.retrieval.to_dict(),
-        "gsae_folder": gsae_results["gsae"]["folder"],
+        "gsae_folder": setup.gsae.folder,
         "tracin_loss": loss,
         "domains": domains,
         "timings": {k: round(v, 2) for k, v in timings.items()},
-    }
-    write_json_atomic(results_dir(cfg.name) / RESULTS_FILE, results)
+    })
+    write_results(cfg.name, results)
     return results

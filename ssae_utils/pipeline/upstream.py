@@ -1,7 +1,8 @@
 """What a stage reads from earlier stages: their saved results, and the GSAE's input space.
 
 Results files are named after the notebook that writes them (``03_finetune.json`` comes
-from notebook 03), so a missing one is reported with the command that produces it.
+from notebook 03; the names and schemas are in ``ssae_utils.results``), so a missing one is
+reported with the command that produces it.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from typing import Any
 
 from ssae_utils.io import read_json
 from ssae_utils.paths import results_dir
+from ssae_utils.results import missing_error, read_stage  # noqa: F401  (read_stage: the typed reader)
 from ssae_utils.sae.outliers import NormThreshold
 
 
 def read_results(profile: str, name: str) -> dict[str, Any]:
-    """``results/<profile>/<name>``, or an error naming the notebook to run first."""
+    """``results/<profile>/<name>`` as a plain dict (unchecked), or an error naming the
+    notebook to run first. Stages read each other through ``read_stage`` (typed, checked)."""
     path = results_dir(profile) / name
     if not path.exists():
-        notebook = name[:2]
-        raise FileNotFoundError(f"{path} does not exist: run notebook {notebook} first "
-                                f"(python run_all.py --profile {profile} --only {notebook})")
+        raise missing_error(profile, name)
     return read_json(path)
 
 

@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # headless: notebooks and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ssae_utils.io import read_json, sha256_file, write_json_atomic  # noqa: E402
+from ssae_utils.results import ALL_FILES, notebook_of, notebook_stem  # noqa: E402
 from ssae_utils.paths import REPO_ROOT, figures_dir  # noqa: E402
 
 
@@ -50,7 +51,11 @@ def fmt(x: Any) -> str:
 
 
 def stage_of(results_path: Path) -> tuple[str, str]:
-    """("01_retrieval", "01") from ".../01_retrieval.json": the notebook and figure prefix."""
+    """("01_retrieval", "01") from ".../01_retrieval.json": the notebook and figure prefix
+    (from the results-file registry, ``ssae_utils.results``)."""
+    name = Path(results_path).name
+    if name in ALL_FILES:
+        return notebook_stem(name), notebook_of(name)
     stem = Path(results_path).stem
     return stem, stem[:2]
 

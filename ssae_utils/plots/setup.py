@@ -9,6 +9,8 @@ import numpy as np
 from ssae_utils.io import read_json
 
 from ssae_utils.plots.common import fmt, plt, save_figure
+from ssae_utils.results import SETUP_FILE, notebook_stem
+
 
 def plot_data_card(results_path: Path) -> Path:
     """Left: size of each split (log scale). Right: its make-up by source (shares)."""
@@ -37,7 +39,7 @@ def plot_data_card(results_path: Path) -> Path:
     ax_mix.set_xlabel(f"share of the split's {measure} by source")
     ax_mix.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"Data card ({results['profile']} profile)")
-    return save_figure(fig, "00_data_card", results["profile"], "00_setup", results_path)
+    return save_figure(fig, "00_data_card", results["profile"], notebook_stem(SETUP_FILE), results_path)
 
 
 def plot_gsae_feature_density(results_path: Path) -> Path:
@@ -56,6 +58,6 @@ def plot_gsae_feature_density(results_path: Path) -> Path:
         f"FVU {held['fvu']:.3f}, CE rec. {fmt(held['ce_loss_recovered'])}, dead {int((density == 0).sum())}",
         fontsize=9,
     )
-    return save_figure(fig, "00_gsae_feature_density", results["profile"], "00_setup", results_path)
+    return save_figure(fig, "00_gsae_feature_density", results["profile"], notebook_stem(SETUP_FILE), results_path)
 
 

@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ssae_utils.results import AUTOINTERP_FILE as AUTOINTERP
+from ssae_utils.results import BIAS_IN_BIOS_FILE as BIOS
+from ssae_utils.results import PARETO_FILE as PARETO
+from ssae_utils.results import TAIL_TOKENS_FILE as TAIL
+from ssae_utils.results import notebook_of
 from ssae_utils.scorecard import pareto_claims as pc
 from ssae_utils.scorecard import result_claims as rc
 from ssae_utils.scorecard.verdict import Evidence, combine
@@ -28,7 +33,7 @@ class Claim:
 
 
 def _pareto_seeds(r: Results) -> str:
-    fig = r["04_pareto.json"]["figures"].get("fig1a", {})
+    fig = r[PARETO]["figures"].get("fig1a", {})
     counts = {name: min((p.get("seeds", 1) for p in pts), default=0) for name, pts in fig.get("curves", {}).items()}
     return ", ".join(f"{k}: {v}" for k, v in counts.items()) + " SSAE training seed(s) per curve"
 
@@ -41,28 +46,28 @@ def _term_features(autointerp: dict[str, Any]) -> Any:
 
 CLAIMS: dict[str, Claim] = {c.claim_id: c for c in [
     Claim("C1", "A Dense-retrieval SSAE beats the general-corpus baseline (lower patched perplexity at equal L0)",
-          ("04_pareto.json",), lambda r: pc.claim_c1(r["04_pareto.json"]), _pareto_seeds),
-    Claim("C2", "Dense retrieval beats BM25 in distribution", ("04_pareto.json",),
-          lambda r: pc.claim_c2(r["04_pareto.json"]), _pareto_seeds),
-    Claim("C3", "BM25 degrades out of distribution", ("04_pareto.json",),
-          lambda r: pc.claim_c3(r["04_pareto.json"]), _pareto_seeds),
-    Claim("C4", "TracIn reranking gives a marginal gain over its first-stage retriever", ("04_pareto.json",),
-          lambda r: pc.claim_c4(r["04_pareto.json"]), _pareto_seeds),
-    Claim("C5", "Seed-only multi-pass training helps in distribution but hurts out of distribution", ("04_pareto.json",),
-          lambda r: pc.claim_c5(r["04_pareto.json"]), _pareto_seeds),
-    Claim("C6", "SSAE features cover more tail tokens than the baseline's (logit lens)", ("05_tail_tokens.json",),
-          lambda r: [rc.tail_coverage_evidence(r["05_tail_tokens.json"])], lambda r: "1 SSAE seed; noise: which tail types occur in the test split"),
+          (PARETO,), lambda r: pc.claim_c1(r[PARETO]), _pareto_seeds),
+    Claim("C2", "Dense retrieval beats BM25 in distribution", (PARETO,),
+          lambda r: pc.claim_c2(r[PARETO]), _pareto_seeds),
+    Claim("C3", "BM25 degrades out of distribution", (PARETO,),
+          lambda r: pc.claim_c3(r[PARETO]), _pareto_seeds),
+    Claim("C4", "TracIn reranking gives a marginal gain over its first-stage retriever", (PARETO,),
+          lambda r: pc.claim_c4(r[PARETO]), _pareto_seeds),
+    Claim("C5", "Seed-only multi-pass training helps in distribution but hurts out of distribution", (PARETO,),
+          lambda r: pc.claim_c5(r[PARETO]), _pareto_seeds),
+    Claim("C6", "SSAE features cover more tail tokens than the baseline's (logit lens)", (TAIL,),
+          lambda r: [rc.tail_coverage_evidence(r[TAIL])], lambda r: "1 SSAE seed; noise: which tail types occur in the test split"),
     Claim("C7", "TERM yields more broadly activating features and more tail coverage, at comparable patched perplexity",
-          ("04_pareto.json", "05_tail_tokens.json"),
-          lambda r: [*pc.term_ppl_evidence(r["04_pareto.json"]), rc.term_tail_evidence(r["05_tail_tokens.json"]),
-                     rc.breadth_evidence(r["05_tail_tokens.json"])],
+          (PARETO, TAIL),
+          lambda r: [*pc.term_ppl_evidence(r[PARETO]), rc.term_tail_evidence(r[TAIL]),
+                     rc.breadth_evidence(r[TAIL])],
           lambda r: "perplexity: " + _pareto_seeds(r) + "; features: 1 SSAE seed"),
-    Claim("C8", "TERM features get higher autointerp F1", ("06_autointerp.json",),
-          lambda r: [rc.autointerp_evidence(r["06_autointerp.json"])],
-          lambda r: f"1 SSAE seed; {_term_features(r['06_autointerp.json'])} features per model"),
-    Claim("C9", "SSAE SHIFT beats GSAE SHIFT on worst-group accuracy (Bias in Bios)", ("07_bias_in_bios.json",),
-          lambda r: [rc.shift_evidence(r["07_bias_in_bios.json"])],
-          lambda r: "; ".join(f"{row['row']}: {row['n_runs']} runs" for row in r["07_bias_in_bios.json"]["table"]
+    Claim("C8", "TERM features get higher autointerp F1", (AUTOINTERP,),
+          lambda r: [rc.autointerp_evidence(r[AUTOINTERP])],
+          lambda r: f"1 SSAE seed; {_term_features(r[AUTOINTERP])} features per model"),
+    Claim("C9", "SSAE SHIFT beats GSAE SHIFT on worst-group accuracy (Bias in Bios)", (BIOS,),
+          lambda r: [rc.shift_evidence(r[BIOS])],
+          lambda r: "; ".join(f"{row['row']}: {row['n_runs']} runs" for row in r[BIOS]["table"]
                               if row["row"] in ("GSAE SHIFT", "SSAE SHIFT")) + " (probe seeds x selection seeds)"),
 ]}
 
@@ -73,7 +78,7 @@ def score_claims(results: Results) -> list[dict[str, Any]]:
     for claim in CLAIMS.values():
         missing = [f for f in claim.needs if f not in results]
         if missing:
-            notebooks = ", ".join(sorted({f[:2] for f in missing}))
+            notebooks = ", ".join(sorted({notebook_of(f) for f in missing}))
             rows.append({"claim": claim.claim_id, "text": claim.text, "verdict": "inconclusive", "metric": None, "values": None,
                          "seeds": None, "evidence": [], "note": f"not measured: run notebook(s) {notebooks} first"})
             continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ssae_utils.results import PARETO_FILE
 from ssae_utils.scorecard.verdict import Evidence, combine, judge, se_of_difference
 
 # "comparable" perplexity for C7: TERM within this factor of ERM's mean relative PPL
@@ -48,7 +49,7 @@ def gap_evidence(pareto: dict[str, Any], fig_name: str, a: str, b: str, metric: 
     name is prefixed with the figure's domain and split ("<domain> test: ...")."""
     fig = pareto["figures"].get(fig_name)
     if fig is None:
-        return Evidence(metric, None, None, "negative", "inconclusive", note=f"figure {fig_name} is not in 04_pareto.json")
+        return Evidence(metric, None, None, "negative", "inconclusive", note=f"figure {fig_name} is not in {PARETO_FILE}")
     metric = f"{fig.get('domain', '?')} {fig.get('split', '?').replace('ood_test', 'OOD test')}: {metric}" if metric else metric
     (ya, na), (yb, nb) = height(fig, a), height(fig, b)
     sd = pooled_seed_sd_any(pareto, fig_name, *noise_from)
@@ -105,7 +106,7 @@ def term_ppl_evidence(pareto: dict[str, Any]) -> list[Evidence]:
     ERM overlap, as a ratio to Dense's; "comparable" if within ``COMPARABLE_RATIO``."""
     fig = pareto["figures"].get("fig6")
     if fig is None:
-        return [Evidence("TERM vs ERM perplexity", None, None, "negative", "inconclusive", note="fig6 is not in 04_pareto.json")]
+        return [Evidence("TERM vs ERM perplexity", None, None, "negative", "inconclusive", note=f"fig6 is not in {PARETO_FILE}")]
     dense, _ = height(fig, "dense")
     out = []
     for name in fig["curves"]:

@@ -1,23 +1,32 @@
 import pytest
 
 from ssae_utils.analysis.matched import ModelSpec, compared_models, pick_matched_models
+from ssae_utils.results import ABSENT, FinetuneResults, FinetuneRow, GsaeBlock, GsaeSplit, SetupResults
 
 
 def _row(strategy, tilt, lam, l0, seed=0, domain="physics"):
-    return {"domain": domain, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed, "val_l0": l0,
-            "ssae_folder": f"saes/{strategy}_{tilt:g}_{lam:g}_{seed}"}
+    return FinetuneRow(domain=domain, strategy=strategy, tilt=tilt, lam=lam, seed=seed, ssae_folder=f"saes/{strategy}_{tilt:g}_{lam:g}_{seed}",
+                       checkpoint_step=10, steps=10, val_objective_by_step={}, train_s=None, train_tokens_unique=None,
+                       metrics={"val_l0": l0})
 
 
-STAGE00 = {"gsae": {"folder": "saes/gsae/abc"}}
+STAGE00 = SetupResults(profile="t", config_hash="h", config={}, data_card=[], model={}, activation_store={}, timings={},
+                       gsae=GsaeBlock(folder="saes/gsae/abc", training={}, heldout={}, feature_density=[]))
 
 
-def _stage03():
+def _finetune(rows=(), sweep=None, domains=ABSENT):
+    return FinetuneResults(profile="t", config_hash="h", sweep=sweep or {}, domains=domains, act_scale=1.0,
+                           gsae={"physics": {"val": GsaeSplit(gsae={"l0": 99.0})}}, eval_splits={}, eval_tokens={},
+                           rows=list(rows), timings={})
+
+
+def _stage03(**kw):
     rows = []
     for strategy, tilt in [("general", 0.0), ("dense", 0.0), ("dense", 500.0), ("dense", 1e9)]:
         for lam, l0 in [(0.5, 160.0), (1.0, 104.0), (2.0, 70.0)]:
             rows.append(_row(strategy, tilt, lam, l0 + (5 if tilt else 0)))
             rows.append(_row(strategy, tilt, lam, l0 - 20, seed=1))
-    return {"rows": rows, "gsae": {"physics": {"val": {"gsae": {"l0": 99.0}}}}}
+    return _finetune(rows, **kw)
 
 
 def test_picks_lambda_with_closest_validation_l0_and_records_it():
@@ -52,8 +61,8 @@ def test_compared_models_follow_the_sweeps_tilts():
 
     assert [tilt_label(t) for t in (500.0, 1e9, 1.0, 0.5, 2.5e6)] == ["500", "1e9", "1", "0.5", "2.5e6"]
     assert [s.label for s in compared_models()] == ["GSAE", "General SSAE", "Dense SSAE", "Dense+TERM t=500", "Dense+TERM t=1e9"]
-    stage03 = {**_stage03(), "sweep": {"term_tilts": [1.0, 3.0], "term_strategy": "dense"},
-               "domains": {"physics": {"term": True}, "toxicity": {"term": False}}}
+    stage03 = _stage03(sweep={"term_tilts": [1.0, 3.0], "term_strategy": "dense"},
+                       domains={"physics": {"term": True}, "toxicity": {"term": False}})
     specs = compared_models(stage03, "physics")
     assert [(s.label, s.tilt) for s in specs[3:]] == [("Dense+TERM t=1", 1.0), ("Dense+TERM t=3", 3.0)]
     assert len(compared_models(stage03, "toxicity")) == 3  # no TERM trained there
@@ -62,7 +71,7 @@ def test_compared_models_follow_the_sweeps_tilts():
 def test_model_labels_resolve_with_the_term_alias_or_fail_clearly():
     from ssae_utils.analysis.matched import compared_models, resolve_specs
 
-    specs = compared_models({"sweep": {"term_tilts": [1.0]}, "domains": {"physics": {"term": True}}})
+    specs = compared_models(_finetune(sweep={"term_tilts": [1.0]}, domains={"physics": {"term": True}}))
     assert [s.label for s in resolve_specs(["Dense SSAE", "TERM"], specs)] == ["Dense SSAE", "Dense+TERM t=1"]
     with pytest.raises(ValueError, match="Dense\\+TERM t=500.*not among"):
         resolve_specs(["Dense+TERM t=500"], specs)

@@ -42,7 +42,7 @@ def test_claude_run_is_cached_and_never_leaks_the_key(tmp_cache, monkeypatch, ca
     monkeypatch.setenv("ANTHROPIC_API_KEY", SENTINEL)
     cfg = _cfg()
     fake = FakeClaude()
-    results = stage06.interpret(cfg, _collected(), http_client=fake.http_client(), sleep=lambda s: None)
+    results = stage06.interpret(cfg, _collected(), http_client=fake.http_client(), sleep=lambda s: None).to_dict()
     assert results["mode"] == "claude" and results["title_label"] == "Claude claude-sonnet-5-5"
     assert results["calls"]["calls_made"] == 12 == len(fake.requests) and results["calls"]["cache_hits"] == 0
     assert results["calls"]["plan"]["calls"] == 12 and results["calls"]["plan"]["usd"] <= cfg.autointerp.budget_usd
@@ -55,7 +55,7 @@ def test_claude_run_is_cached_and_never_leaks_the_key(tmp_cache, monkeypatch, ca
 
     # a rerun with a warm cache makes zero calls
     again_fake = FakeClaude()
-    again = stage06.interpret(cfg, _collected(), http_client=again_fake.http_client())
+    again = stage06.interpret(cfg, _collected(), http_client=again_fake.http_client()).to_dict()
     assert again_fake.requests == [] and again["calls"]["calls_made"] == 0 and again["calls"]["cache_hits"] == 12
     assert again["calls"]["plan"]["calls"] == 0 and again["features"] == results["features"]
 
@@ -84,7 +84,7 @@ def test_offline_without_a_key_never_builds_the_client_and_says_so(tmp_cache, mo
         raise AssertionError("offline mode built the Claude client")
 
     monkeypatch.setattr(stage06, "ClaudeClient", forbidden)
-    results = stage06.interpret(_cfg(), _collected())
+    results = stage06.interpret(_cfg(), _collected()).to_dict()
     assert results["mode"] == "offline" and results["title_label"] == "offline explainer"
     assert "offline explainer" in results["explainer"] and results["calls"]["calls_made"] == 0
     assert results["features"]["GSAE"][0]["explanation"].startswith("offline explainer")
@@ -95,7 +95,7 @@ def test_offline_without_a_key_never_builds_the_client_and_says_so(tmp_cache, mo
     assert "offline explainer" in titles[0]
     # a key in the environment does not matter when offline is asked for
     monkeypatch.setenv("ANTHROPIC_API_KEY", SENTINEL)
-    assert stage06.interpret(_cfg(**{"autointerp.mode": "offline"}), _collected())["mode"] == "offline"
+    assert stage06.interpret(_cfg(**{"autointerp.mode": "offline"}), _collected()).mode == "offline"
 
 
 def test_mode_claude_without_key_fails_early(tmp_cache, monkeypatch):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -10,26 +9,31 @@ import torch
 
 from ssae_utils.activations import ShardedActivations
 from ssae_utils.config import load_profile
-from ssae_utils.paths import results_dir
 from ssae_utils.pipeline import retrieval as stage01
-from ssae_utils.pipeline import tracin as stage02
 from ssae_utils.pipeline.finetune import load_selections
+from ssae_utils.results import RetrievalResults, TracinResults
+from tests.results_files import embedded, selection, write_stage_file
 
 
 def test_missing_or_stale_stage02_results_are_refused(tmp_cache):
     cfg = load_profile("smoke")
     key = stage01.inputs_key(cfg)
-    sel = {"doc_ids": ["a"], "token_counts": [1], "total_tokens": 1, "budget": 1}
-    (results_dir("smoke") / stage01.RESULTS_FILE).write_text(json.dumps(
-        {"inputs_key": key, "domains": {"physics": {"selections": {"dense": sel}}}}))
+    first = embedded(RetrievalResults)["domains"]["physics"]
+    second = embedded(TracinResults)["domains"]["physics"]
+    write_stage_file("smoke", RetrievalResults, inputs_key=key,
+                     domains={"physics": {**first, "selections": {"dense": selection(["a"])}}})
     with pytest.raises(FileNotFoundError, match="--only 02"):
         load_selections(cfg)
-    path = results_dir("smoke") / stage02.RESULTS_FILE
-    path.write_text(json.dumps({"inputs_key": "old", "domains": {}}))
+    write_stage_file("smoke", TracinResults, inputs_key="old", domains={})
     with pytest.raises(ValueError, match="rerun notebook 02"):
         load_selections(cfg)
-    path.write_text(json.dumps({"inputs_key": key, "domains": {"physics": {"selections": {"dense_tracin": sel}}}}))
-    assert set(load_selections(cfg)["physics"]) == {"dense", "dense_tracin"}
+    write_stage_file("smoke", TracinResults, inputs_key=key, domains={})
+    with pytest.raises(ValueError, match="no 'physics' reranking.*--only 02"):
+        load_selections(cfg)
+    write_stage_file("smoke", TracinResults, inputs_key=key,
+                     domains={"physics": {**second, "selections": {"dense_tracin": selection(["a"], "dense_tracin")}}})
+    picked = load_selections(cfg)["physics"]
+    assert set(picked) == {"dense", "dense_tracin"} and picked["dense_tracin"].doc_ids == ["a"]
 
 
 def test_runs_add_term_only_where_configured():

@@ -13,6 +13,8 @@ from ssae_utils.config import load_profile
 from ssae_utils.data.documents import Document
 from ssae_utils.paths import results_dir
 from ssae_utils.pipeline import tail_tokens as stage05
+from ssae_utils.results import FinetuneResults, SetupResults, TailTokensResults
+from tests.results_files import embedded, finetune_row, write_stage_file
 
 # vocabulary: 0 = BOS, words w1..w7; d_model 3. Token t reads +e_(t-1) for t = 1..3, -e_(t-4)
 # for t = 4..6, and (0.5, 0.5, 0) for t = 7. The final norm scales dimension 1 by 10.
@@ -61,12 +63,12 @@ class HandSAE:
 
 
 def _upstream(cfg):
-    rows = [{"domain": "physics", "strategy": s, "tilt": t, "lambda": 1.0, "seed": 0, "val_l0": l0, "ssae_folder": f}
+    rows = [finetune_row(strategy=s, tilt=t, val_l0=l0, ssae_folder=f)
             for s, t, l0, f in [("general", 0.0, 1.1, "saes/general"), ("dense", 0.0, 1.2, "saes/dense"),
                                 ("dense", 500.0, 1.3, "saes/term500"), ("dense", 1e9, 1.4, "saes/term1e9")]]
-    (results_dir(cfg.name) / "00_setup.json").write_text(json.dumps({"gsae": {"folder": "saes/gsae", "training": {}}}))
-    (results_dir(cfg.name) / "03_finetune.json").write_text(json.dumps(
-        {"rows": rows, "gsae": {"physics": {"val": {"gsae": {"l0": 1.0}}}}}))
+    gsae = embedded(SetupResults)["gsae"]
+    write_stage_file(cfg.name, SetupResults, gsae={**gsae, "folder": "saes/gsae", "training": {}})
+    write_stage_file(cfg.name, FinetuneResults, rows=rows, gsae={"physics": {"val": {"gsae": {"l0": 1.0}}}})
 
 
 @pytest.fixture
@@ -83,7 +85,7 @@ def tiny_stage(tmp_cache, monkeypatch):
 def test_stage05_on_a_hand_built_model(tiny_stage):
     results = stage05.run_tail_tokens(tiny_stage)
     saved = json.loads((results_dir("smoke") / stage05.RESULTS_FILE).read_text())
-    assert saved["models"] == results["models"] and [m["label"] for m in saved["models"]] == [
+    assert saved["schema_version"] == TailTokensResults.SCHEMA_VERSION and saved["models"] == results.models and [m["label"] for m in saved["models"]] == [
         "GSAE", "General SSAE", "Dense SSAE", "Dense+TERM t=500", "Dense+TERM t=1e9"]
     assert saved["frequency"]["tokens"] == 31 and saved["frequency"]["types"] == 5
     assert [b["label"] for b in saved["frequency"]["buckets"]] == ["1", "2-3", "4-7", "8-15", "16-31"]
@@ -121,6 +123,9 @@ def test_missing_upstream_results_name_the_notebook(tmp_cache):
     with pytest.raises(FileNotFoundError, match="--only 00"):
         stage05.run_tail_tokens(cfg)
     (results_dir("smoke") / "00_setup.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"00_setup.json has no schema_version.*--only 00"):
+        stage05.run_tail_tokens(cfg)
+    write_stage_file("smoke", SetupResults)
     with pytest.raises(FileNotFoundError, match="--only 03"):
         stage05.run_tail_tokens(cfg)
 

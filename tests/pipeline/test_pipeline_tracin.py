@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from ssae_utils.config import load_profile
-from ssae_utils.paths import results_dir
 from ssae_utils.pipeline import retrieval as stage01
 from ssae_utils.pipeline.tracin import _drop_outliers, load_stage01, tracin_loss_settings
+from ssae_utils.results import RetrievalResults
 from ssae_utils.retrieval import RetrievalConfig
+from tests.results_files import write_stage_file
 
 
 def _trained(l1=1.0, scale=0.002, threshold=40_000.0):
-    return {"gsae": {"training": {"config": {"l1_coefficient": l1}, "norm_scaling_factor": scale,
-                                  "norm_threshold": threshold}}}
+    return {"config": {"l1_coefficient": l1}, "norm_scaling_factor": scale, "norm_threshold": threshold}
 
 
 def test_lambda_is_the_training_lambda_over_the_folded_scaling_factor():
@@ -38,7 +38,7 @@ def test_explicit_lambda_and_outlier_switches():
 
 
 def test_pretrained_gsae_without_a_known_lambda_asks_for_one():
-    pretrained = {"gsae": {"training": {"release": "gemma-2b-res-jb", "sae_id": "blocks.12.hook_resid_post"}}}
+    pretrained = {"release": "gemma-2b-res-jb", "sae_id": "blocks.12.hook_resid_post"}
     with pytest.raises(ValueError, match="retrieval.tracin_l1_coefficient"):
         tracin_loss_settings(RetrievalConfig(), pretrained)
     assert tracin_loss_settings(RetrievalConfig(tracin_l1_coefficient=5.0), pretrained)["l1_coefficient"] == 5.0
@@ -55,12 +55,17 @@ def test_missing_or_stale_stage01_results_are_refused(tmp_cache):
     cfg = load_profile("smoke")
     with pytest.raises(FileNotFoundError, match="--only 01"):
         load_stage01(cfg)
-    path = results_dir("smoke") / stage01.RESULTS_FILE
-    path.write_text(json.dumps({"inputs_key": "something-else", "domains": {}}))
+    write_stage_file("smoke", RetrievalResults, inputs_key="something-else", domains={})
     with pytest.raises(ValueError, match="rerun notebook 01"):
         load_stage01(cfg)
-    path.write_text(json.dumps({"inputs_key": stage01.inputs_key(cfg), "domains": {}}))
-    assert load_stage01(cfg)["domains"] == {}
+    path = write_stage_file("smoke", RetrievalResults, inputs_key=stage01.inputs_key(cfg), domains={})
+    assert load_stage01(cfg).domains == {}
+    # a file from older code (no schema_version) is refused with the command that rewrites it
+    old = json.loads(path.read_text())
+    del old["schema_version"]
+    path.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"older version of notebook 01.*--profile smoke --only 01"):
+        load_stage01(cfg)
     # changing a TracIn knob does not make stage 01 stale; changing a budget does
     tracin_only = load_profile("smoke", {"retrieval.tracin_l1_weighting": "none"})
     assert stage01.inputs_key(tracin_only) == stage01.inputs_key(cfg)

@@ -1,0 +1,130 @@
+"""The results files of the pipeline, defined once: name, the notebook that writes it, its schema.
+
+Every stage writes ``results/<profile>/NN_<name>.json`` through its schema and every later
+stage reads it back through it::
+
+    write_results(cfg.name, FinetuneResults(...))
+    stage03 = read_stage(cfg.name, FinetuneResults)      # typed: stage03.rows[0].lam
+
+A file that does not match its schema (a key unknown to this code, one missing, an older
+``schema_version``) is refused with a ``ResultsSchemaError`` (a ``ValueError``) naming the
+file, the key and the command that rewrites it (``python run_all.py --profile P --only NN``).
+Plain-dict readers (the plots, which take a results path) take the names from here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from ssae_utils.io import read_json, write_json_atomic
+from ssae_utils.paths import results_dir
+from ssae_utils.results.base import ABSENT, Record, ResultsSchemaError, Source, StageResults, key, optional
+from ssae_utils.results.stages import (
+    AutointerpResults,
+    BiasInBiosResults,
+    F1Summary,
+    FinetuneResults,
+    FinetuneRow,
+    GsaeBlock,
+    GsaeSplit,
+    ParetoFigure,
+    ParetoResults,
+    Prefilter,
+    RetrievalDomain,
+    RetrievalResults,
+    ScorecardResults,
+    SetupResults,
+    ShiftRow,
+    TailTokens,
+    TailTokensResults,
+    TracinDomain,
+    TracinResults,
+)
+
+S = TypeVar("S", bound=StageResults)
+
+STAGES: tuple[type[StageResults], ...] = (
+    SetupResults, RetrievalResults, TracinResults, FinetuneResults, ParetoResults,
+    TailTokensResults, AutointerpResults, BiasInBiosResults, ScorecardResults,
+)
+BY_FILE: dict[str, type[StageResults]] = {s.FILE: s for s in STAGES}
+
+SETUP_FILE = SetupResults.FILE
+RETRIEVAL_FILE = RetrievalResults.FILE
+TRACIN_FILE = TracinResults.FILE
+FINETUNE_FILE = FinetuneResults.FILE
+PARETO_FILE = ParetoResults.FILE
+TAIL_TOKENS_FILE = TailTokensResults.FILE
+AUTOINTERP_FILE = AutointerpResults.FILE
+BIAS_IN_BIOS_FILE = BiasInBiosResults.FILE
+SCORECARD_FILE = ScorecardResults.FILE
+
+
+@dataclass(frozen=True)
+class ResultsFile:
+    """A results file that has no JSON schema (the explanations table)."""
+
+    FILE: str
+    NOTEBOOK: str
+
+
+EXPLANATIONS = ResultsFile("06_explanations.csv", "06")
+EXPLANATIONS_FILE = EXPLANATIONS.FILE
+
+ALL_FILES: dict[str, str] = {**{s.FILE: s.NOTEBOOK for s in STAGES}, EXPLANATIONS.FILE: EXPLANATIONS.NOTEBOOK}
+
+
+def notebook_of(name: str) -> str:
+    """The notebook ("03") that writes results file ``name``."""
+    if name not in ALL_FILES:
+        raise KeyError(f"{name!r} is not a results file; known: {', '.join(ALL_FILES)}")
+    return ALL_FILES[name]
+
+
+def notebook_stem(name: str) -> str:
+    """"03_finetune" for "03_finetune.json": the notebook's file name without .ipynb."""
+    notebook_of(name)
+    return Path(name).stem
+
+
+def results_path(profile: str, stage: type[StageResults] | str) -> Path:
+    name = stage if isinstance(stage, str) else stage.FILE
+    return results_dir(profile) / name
+
+
+def missing_error(profile: str, name: str) -> FileNotFoundError:
+    notebook = ALL_FILES.get(name, name[:2])
+    return FileNotFoundError(f"{results_dir(profile) / name} does not exist: run notebook {notebook} first "
+                             f"(python run_all.py --profile {profile} --only {notebook})")
+
+
+def read_stage(profile: str, stage: type[S]) -> S:
+    """``results/<profile>/<stage.FILE>`` read through its schema (errors name the notebook to run)."""
+    path = results_path(profile, stage)
+    if not path.exists():
+        raise missing_error(profile, stage.FILE)
+    return stage.from_dict(read_json(path), source=stage.source(profile))
+
+
+def write_results(profile: str, results: StageResults) -> Path:
+    """Write ``results`` to ``results/<profile>/<its FILE>`` (atomically); returns the path."""
+    if not isinstance(results, StageResults):
+        raise TypeError(f"write_results takes a stage's results record, not {type(results).__name__}")
+    if results.profile != profile:
+        raise ValueError(f"results of profile {results.profile!r} written under profile {profile!r}")
+    path = results_path(profile, type(results))
+    write_json_atomic(path, results.to_dict())
+    return path
+
+
+__all__ = [
+    "ABSENT", "ALL_FILES", "AUTOINTERP_FILE", "AutointerpResults", "BIAS_IN_BIOS_FILE", "BY_FILE", "BiasInBiosResults",
+    "EXPLANATIONS", "EXPLANATIONS_FILE", "F1Summary", "FINETUNE_FILE", "FinetuneResults", "FinetuneRow", "GsaeBlock",
+    "GsaeSplit", "PARETO_FILE", "ParetoFigure", "ParetoResults", "Prefilter", "RETRIEVAL_FILE", "Record",
+    "ResultsFile", "ResultsSchemaError", "RetrievalDomain", "RetrievalResults", "SCORECARD_FILE", "SETUP_FILE",
+    "STAGES", "ScorecardResults", "SetupResults", "ShiftRow", "Source", "StageResults", "TAIL_TOKENS_FILE",
+    "TRACIN_FILE", "TailTokens", "TailTokensResults", "TracinDomain", "TracinResults", "key", "missing_error",
+    "notebook_of", "notebook_stem", "optional", "read_stage", "results_path", "write_results",
+]
