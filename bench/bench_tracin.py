@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ssae_utils.io import write_json_atomic  # noqa: E402
 from ssae_utils.sae.gsae import load_sae, read_training_info  # noqa: E402
-from ssae_utils.tracin import PARAM_NAMES, seed_gradient, tracin_scores  # noqa: E402
+from ssae_utils.tracin import PARAM_NAMES, TracInConfig, seed_gradient, tracin_scores  # noqa: E402
 
 FIRING_RATE = 0.025
 
@@ -125,7 +125,7 @@ def main() -> None:
           f"{args.docs} docs x {args.tokens_per_doc} tokens, {args.seed_tokens} seed tokens, torch threads {torch.get_num_threads()}")
 
     start = time.perf_counter()
-    g = seed_gradient(sae, seed_acts, lam, batch_tokens=args.batch_tokens)
+    g = seed_gradient(sae, seed_acts, TracInConfig(lam, batch_tokens=args.batch_tokens))
     seed_s = time.perf_counter() - start
 
     g_flat = torch.cat([g[name].flatten() for name in PARAM_NAMES])
@@ -136,7 +136,7 @@ def main() -> None:
     ours_s = base_s = float("inf")
     for _ in range(args.repeats):
         start = time.perf_counter()
-        ours = tracin_scores(sae, None, cand, doc_index, args.docs, lam, seed_grad=g, batch_tokens=args.batch_tokens)
+        ours = tracin_scores(sae, None, cand, doc_index, args.docs, TracInConfig(lam, batch_tokens=args.batch_tokens), seed_grad=g)
         ours_s = min(ours_s, time.perf_counter() - start)
         start = time.perf_counter()
         base = per_document_autograd(sae, docs, g_flat, lam)
@@ -148,7 +148,7 @@ def main() -> None:
     k64 = min(args.float64_docs, k)
     sae64 = deepcopy(sae).to(torch.float64)
     sae64.dtype = torch.float64  # SAELens casts inputs to this attribute
-    g64 = seed_gradient(sae64, seed_acts.double(), lam, batch_tokens=args.batch_tokens)
+    g64 = seed_gradient(sae64, seed_acts.double(), TracInConfig(lam, batch_tokens=args.batch_tokens))
     ref = per_document_autograd(sae64, [d.double() for d in docs[:k64]], torch.cat([g64[n].flatten() for n in PARAM_NAMES]), lam)
     result = {
         "data": name,

@@ -48,8 +48,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
-from typing import Literal, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -61,7 +61,8 @@ L1Weighting = Literal["none", "decoder_norm"]
 
 @dataclass
 class TracInConfig:
-    """Settings of the TracIn score; pass as ``**asdict(cfg)`` to the functions below."""
+    """Settings of the TracIn score, the one object both functions below take (the pipeline
+    builds it once from ``retrieval.tracin_*`` and the GSAE: ``pipeline.tracin.tracin_settings``)."""
 
     l1_coefficient: float
     # The GSAE here is trained with SAELens' decoder-norm-weighted L1, so that is the loss
@@ -128,17 +129,10 @@ def _token_loss(w: dict[str, torch.Tensor], x: torch.Tensor, lam: float, l1_weig
 
 
 # --------------------------------------------------------------------------- public API
-def seed_gradient(
-    sae,
-    seed_acts: torch.Tensor,
-    l1_coefficient: float,
-    l1_weighting: L1Weighting = "decoder_norm",
-    params: Sequence[str] = PARAM_NAMES,
-    batch_tokens: int = 4096,
-) -> dict[str, torch.Tensor]:
-    """Gradient of the mean SAE loss over all seed tokens w.r.t. ``params`` (one backward pass,
-    accumulated over token batches). Returns {param name: gradient shaped like the param}."""
-    cfg = TracInConfig(l1_coefficient, l1_weighting, tuple(params), batch_tokens)
+def seed_gradient(sae, seed_acts: torch.Tensor, cfg: TracInConfig) -> dict[str, torch.Tensor]:
+    """Gradient of the mean SAE loss over all seed tokens w.r.t. ``cfg.params`` (one backward
+    pass, accumulated over token batches). Returns {param name: gradient shaped like the param}."""
+    _require(isinstance(cfg, TracInConfig), f"seed_gradient takes a TracInConfig, not {type(cfg).__name__}")
     handle = _relu_handle(sae)
     weights = handle.weights()
     _check_acts(seed_acts, handle.d_in, "seed activations")
@@ -162,10 +156,7 @@ def tracin_scores(
     cand_acts: torch.Tensor,
     cand_doc_index: torch.Tensor,
     n_docs: int,
-    l1_coefficient: float,
-    l1_weighting: L1Weighting = "decoder_norm",
-    params: Sequence[str] = PARAM_NAMES,
-    batch_tokens: int = 4096,
+    cfg: TracInConfig,
     seed_grad: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """TracIn score [n_docs] of each candidate document against the seed set (higher = more
@@ -173,7 +164,7 @@ def tracin_scores(
     [n_tokens]`` its document (0..n_docs-1; every document needs at least one token). Pass
     ``seed_grad`` (from :func:`seed_gradient`, same settings) to reuse it across pools; then
     ``seed_acts`` may be None. Returns float64 scores on the SAE's device."""
-    cfg = TracInConfig(l1_coefficient, l1_weighting, tuple(params), batch_tokens)
+    _require(isinstance(cfg, TracInConfig), f"tracin_scores takes a TracInConfig, not {type(cfg).__name__}")
     handle = _relu_handle(sae)
     weights = handle.weights()
     d_in = handle.d_in
@@ -181,7 +172,7 @@ def tracin_scores(
     doc_index = _check_doc_index(cand_doc_index, cand_acts.shape[0], n_docs).to(weights["W_enc"].device)
     if seed_grad is None:
         _require(seed_acts is not None, "tracin_scores needs seed_acts or a precomputed seed_grad")
-        seed_grad = seed_gradient(sae, seed_acts, **asdict(cfg))
+        seed_grad = seed_gradient(sae, seed_acts, cfg)
     _require(set(seed_grad) == set(cfg.params), f"seed_grad holds {sorted(seed_grad)}, params are {sorted(cfg.params)}")
     for name, grad in seed_grad.items():
         _require(grad.shape == weights[name].shape, f"seed_grad[{name!r}] has shape {tuple(grad.shape)}, the SAE's {tuple(weights[name].shape)}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 
 import pytest
 import torch
@@ -75,7 +74,7 @@ def test_scores_match_per_document_autograd(weighting, apply_b_dec_to_input):
     ref = reference_scores(sae, seed_acts, docs, weighting, PARAM_NAMES)
     # batch_tokens=4 splits documents across batches; 4096 holds everything in one batch
     for batch_tokens in (4, 4096):
-        fast = tracin_scores(sae, seed_acts, acts, doc_index, len(docs), LAM, weighting, batch_tokens=batch_tokens)
+        fast = tracin_scores(sae, seed_acts, acts, doc_index, len(docs), TracInConfig(LAM, weighting, batch_tokens=batch_tokens))
         assert fast.shape == (len(docs),) and fast.dtype == torch.float64
         assert_rel_close(fast, ref, 1e-5)
     assert ref[ZERO_DOC] != 0  # b_dec still gets a gradient from the reconstruction error
@@ -86,7 +85,7 @@ def test_parameter_subsets(params):
     sae = toy_sae()
     seed_acts, docs, acts, doc_index = toy_data(sae)
     ref = reference_scores(sae, seed_acts, docs, "decoder_norm", params)
-    fast = tracin_scores(sae, seed_acts, acts, doc_index, len(docs), LAM, "decoder_norm", params=params, batch_tokens=5)
+    fast = tracin_scores(sae, seed_acts, acts, doc_index, len(docs), TracInConfig(LAM, "decoder_norm", params=params, batch_tokens=5))
     assert_rel_close(fast, ref, 1e-5)
 
 
@@ -95,7 +94,7 @@ def test_float32_sae_matches_float64_reference():
     sae32 = toy_sae(dtype="float32")
     seed_acts, docs, acts, doc_index = toy_data(sae64)
     ref = reference_scores(sae64, seed_acts, docs, "decoder_norm", PARAM_NAMES)
-    fast = tracin_scores(sae32, seed_acts.float(), acts.float(), doc_index, len(docs), LAM)
+    fast = tracin_scores(sae32, seed_acts.float(), acts.float(), doc_index, len(docs), TracInConfig(LAM))
     assert_rel_close(fast, ref, 1e-4)
 
 
@@ -103,20 +102,20 @@ def test_seed_gradient_matches_autograd_and_can_be_reused():
     sae = toy_sae()
     seed_acts, docs, acts, doc_index = toy_data(sae)
     cfg = TracInConfig(l1_coefficient=LAM, params=("W_enc", "b_dec"), batch_tokens=4)
-    g = seed_gradient(sae, seed_acts, **asdict(cfg))
+    g = seed_gradient(sae, seed_acts, cfg)
     assert set(g) == {"W_enc", "b_dec"} and g["W_enc"].shape == (D_IN, D_SAE)
     ref = reference_grad(sae, seed_acts, "decoder_norm", cfg.params)
     torch.testing.assert_close(torch.cat([g["W_enc"].flatten(), g["b_dec"]]), ref)
-    reused = tracin_scores(sae, None, acts, doc_index, len(docs), seed_grad=g, **asdict(cfg))
-    assert_rel_close(reused, tracin_scores(sae, seed_acts, acts, doc_index, len(docs), **asdict(cfg)), 1e-12)
+    reused = tracin_scores(sae, None, acts, doc_index, len(docs), cfg, seed_grad=g)
+    assert_rel_close(reused, tracin_scores(sae, seed_acts, acts, doc_index, len(docs), cfg), 1e-12)
 
 
 def test_doc_equal_to_seed_scores_squared_gradient_norm():
     """A document made of exactly the seed tokens has score ||g||^2 (mean, not sum, per doc)."""
     sae = toy_sae()
     seed_acts, docs, acts, doc_index = toy_data(sae)
-    g = seed_gradient(sae, seed_acts, LAM)
-    scores = tracin_scores(sae, seed_acts, seed_acts, torch.zeros(len(seed_acts), dtype=torch.long), 1, LAM)
+    g = seed_gradient(sae, seed_acts, TracInConfig(LAM))
+    scores = tracin_scores(sae, seed_acts, seed_acts, torch.zeros(len(seed_acts), dtype=torch.long), 1, TracInConfig(LAM))
     assert scores.item() == pytest.approx(sum(float((t * t).sum()) for t in g.values()), rel=1e-10)
 
 
@@ -126,31 +125,31 @@ def test_clear_errors_for_bad_inputs():
     seed_acts, docs, acts, doc_index = toy_data(sae)
     n = len(docs)
     with pytest.raises(ValueError, match="d_in=7 but the SAE expects d_in=6"):
-        tracin_scores(sae, seed_acts, torch.zeros(len(acts), 7, dtype=acts.dtype), doc_index, n, LAM)
+        tracin_scores(sae, seed_acts, torch.zeros(len(acts), 7, dtype=acts.dtype), doc_index, n, TracInConfig(LAM))
     with pytest.raises(ValueError, match="different model or hook layer"):
-        tracin_scores(sae, torch.zeros(3, 7, dtype=acts.dtype), acts, doc_index, n, LAM)
+        tracin_scores(sae, torch.zeros(3, 7, dtype=acts.dtype), acts, doc_index, n, TracInConfig(LAM))
     with pytest.raises(ValueError, match="seed activations are empty"):
-        tracin_scores(sae, seed_acts[:0], acts, doc_index, n, LAM)
+        tracin_scores(sae, seed_acts[:0], acts, doc_index, n, TracInConfig(LAM))
     with pytest.raises(ValueError, match="outside 0..n_docs-1"):
-        tracin_scores(sae, seed_acts, acts, doc_index, n - 1, LAM)
+        tracin_scores(sae, seed_acts, acts, doc_index, n - 1, TracInConfig(LAM))
     bad = doc_index.clone()
     bad[0] = -1
     with pytest.raises(ValueError, match="outside 0..n_docs-1"):
-        tracin_scores(sae, seed_acts, acts, bad, n, LAM)
+        tracin_scores(sae, seed_acts, acts, bad, n, TracInConfig(LAM))
     with pytest.raises(ValueError, match="have no tokens"):
-        tracin_scores(sae, seed_acts, acts, doc_index, n + 2, LAM)
+        tracin_scores(sae, seed_acts, acts, doc_index, n + 2, TracInConfig(LAM))
     with pytest.raises(ValueError, match="entries for"):
-        tracin_scores(sae, seed_acts, acts, doc_index[:-1], n, LAM)
+        tracin_scores(sae, seed_acts, acts, doc_index[:-1], n, TracInConfig(LAM))
     with pytest.raises(ValueError, match="integer"):
-        tracin_scores(sae, seed_acts, acts, doc_index.double(), n, LAM)
+        tracin_scores(sae, seed_acts, acts, doc_index.double(), n, TracInConfig(LAM))
     with pytest.raises(ValueError, match="seed_acts or a precomputed seed_grad"):
-        tracin_scores(sae, None, acts, doc_index, n, LAM)
+        tracin_scores(sae, None, acts, doc_index, n, TracInConfig(LAM))
     for where in ("cand", "seed"):
         x = (acts if where == "cand" else seed_acts).clone()
         x[2, 3] = float("nan") if where == "cand" else float("inf")
         args = (x, acts) if where == "seed" else (seed_acts, x)
         with pytest.raises(FloatingPointError, match="NaN/inf"):
-            tracin_scores(sae, *args, doc_index, n, LAM)
+            tracin_scores(sae, *args, doc_index, n, TracInConfig(LAM))
 
 
 def test_config_validation_and_unsupported_saes():
@@ -168,4 +167,4 @@ def test_config_validation_and_unsupported_saes():
     assert TracInConfig(1.0, params=["b_dec"]).params == ("b_dec",)
     sae = StandardSAE(StandardSAEConfig(d_in=D_IN, d_sae=D_SAE, normalize_activations="expected_average_only_in"))
     with pytest.raises(ValueError, match="fold the norm scaling"):
-        seed_gradient(sae, torch.randn(3, D_IN), LAM)
+        seed_gradient(sae, torch.randn(3, D_IN), TracInConfig(LAM))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -51,7 +52,7 @@ from ssae_utils.retrieval import (
 from ssae_utils.results import RetrievalDomain, TracinResults, write_results
 from ssae_utils.retrieval.config import RetrievalConfig
 from ssae_utils.token_counts import token_counts
-from ssae_utils.tracin import seed_gradient, tracin_scores
+from ssae_utils.tracin import TracInConfig, seed_gradient, tracin_scores
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,23 @@ HIST_BINS = 30
 
 
 # ------------------------------------------------------------------ inputs from stages 00/01
-def tracin_loss_settings(rcfg: RetrievalConfig, training: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TracInSettings:
+    """The loss TracIn differentiates, resolved once per run from ``retrieval.tracin_*`` and
+    the GSAE: the score's own settings and the data-side ones, with where lambda came from."""
+
+    score: TracInConfig
+    l1_coefficient_source: str
+    norm_threshold: float | None        # tokens above it are left out (None: keep all)
+    max_doc_tokens: int | None          # each candidate scored from its first this-many tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"l1_coefficient": self.score.l1_coefficient, "l1_coefficient_source": self.l1_coefficient_source,
+                "l1_weighting": self.score.l1_weighting, "params": list(self.score.params),
+                "norm_threshold": self.norm_threshold, "max_doc_tokens": self.max_doc_tokens}
+
+
+def tracin_settings(rcfg: RetrievalConfig, training: dict[str, Any]) -> TracInSettings:
     """lambda, L1 form and outlier threshold of the loss TracIn differentiates, with where
     each came from (all recorded in the results); ``training`` is the GSAE's training info
     (00_setup.json ``gsae.training``)."""
@@ -81,9 +98,8 @@ def tracin_loss_settings(rcfg: RetrievalConfig, training: dict[str, Any]) -> dic
             "retrieval.tracin_l1_coefficient to the lambda of the loss TracIn should use, in "
             "units of the raw activations (e.g. --set retrieval.tracin_l1_coefficient=5)"
         )
-    return {"l1_coefficient": lam, "l1_coefficient_source": source,
-            "l1_weighting": rcfg.tracin_l1_weighting, "params": list(rcfg.tracin_params),
-            "norm_threshold": threshold, "max_doc_tokens": rcfg.tracin_max_doc_tokens}
+    score = TracInConfig(lam, rcfg.tracin_l1_weighting, tuple(rcfg.tracin_params), rcfg.tracin_batch_tokens)
+    return TracInSettings(score, source, threshold, rcfg.tracin_max_doc_tokens)
 
 
 def _drop_outliers(acts: torch.Tensor, doc_index: torch.Tensor, threshold: float | None) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -99,21 +115,17 @@ def score_candidates(
     store: ActivationStore,
     docs: Sequence[Document],
     seed_grad: dict[str, torch.Tensor],
-    loss: dict[str, Any],
-    batch_tokens: int,
+    loss: TracInSettings,
     desc: str,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """TracIn score of each document (NaN where every scored token was an outlier)."""
-    acts_set = store.load([d.text for d in docs], desc=desc, max_doc_tokens=loss["max_doc_tokens"])
-    acts, doc_index, n_outliers = _drop_outliers(acts_set.acts, acts_set.doc_index, loss["norm_threshold"])
+    acts_set = store.load([d.text for d in docs], desc=desc, max_doc_tokens=loss.max_doc_tokens)
+    acts, doc_index, n_outliers = _drop_outliers(acts_set.acts, acts_set.doc_index, loss.norm_threshold)
     present = torch.unique(doc_index)
     remap = torch.full((len(docs),), -1, dtype=torch.long)
     remap[present] = torch.arange(len(present))
     t = time.perf_counter()
-    dense_scores = tracin_scores(
-        sae, None, acts, remap[doc_index], len(present), loss["l1_coefficient"],
-        loss["l1_weighting"], loss["params"], batch_tokens, seed_grad=seed_grad,
-    )
+    dense_scores = tracin_scores(sae, None, acts, remap[doc_index], len(present), loss.score, seed_grad=seed_grad)
     seconds = time.perf_counter() - t
     scores = np.full(len(docs), np.nan)
     scores[present.numpy()] = dense_scores.cpu().numpy()
@@ -137,7 +149,7 @@ def rerank_domain(
     counts: dict[str, int],
     sae: Any,
     store: ActivationStore,
-    loss: dict[str, Any],
+    loss: TracInSettings,
 ) -> dict[str, Any]:
     """BM25-TracIn and Dense-TracIn selections and their diagnostics for one subdomain."""
     rcfg = cfg.retrieval
@@ -151,11 +163,11 @@ def rerank_domain(
     if not seeds:
         raise ValueError(f"the {domain} seed split is empty: TracIn needs a seed set")
     seed_set = store.load([d.text for d in seeds], desc=f"caching {domain} seed activations")
-    seed_acts, _, seed_outliers = _drop_outliers(seed_set.acts, seed_set.doc_index, loss["norm_threshold"])
+    seed_acts, _, seed_outliers = _drop_outliers(seed_set.acts, seed_set.doc_index, loss.norm_threshold)
     if seed_acts.shape[0] == 0:
         raise ValueError(f"every {domain} seed token is above the outlier threshold; nothing to take a gradient of")
     t = time.perf_counter()
-    grad = seed_gradient(sae, seed_acts, loss["l1_coefficient"], loss["l1_weighting"], loss["params"], rcfg.tracin_batch_tokens)
+    grad = seed_gradient(sae, seed_acts, loss.score)
     seed_info = {"docs": len(seeds), "tokens": int(seed_acts.shape[0]), "outlier_tokens_dropped": seed_outliers,
                  "gradient_s": round(time.perf_counter() - t, 2),
                  "gradient_norms": {k: float(v.norm()) for k, v in grad.items()}}
@@ -167,7 +179,7 @@ def rerank_domain(
     if missing:
         raise ValueError(f"{len(missing)} candidate ids from 01_retrieval.json are not in the pool (e.g. {missing[:3]}); rerun notebook 01")
     union_docs = [by_id[i] for i in union]
-    union_scores, scoring = score_candidates(sae, store, union_docs, grad, loss, rcfg.tracin_batch_tokens,
+    union_scores, scoring = score_candidates(sae, store, union_docs, grad, loss,
                                              desc=f"caching {domain} TracIn candidates")
     score_of = dict(zip(union, union_scores))
 
@@ -224,7 +236,7 @@ def run_tracin(cfg: ProfileConfig) -> TracinResults:
     corpora = build_corpora(cfg.data, cfg.domains)
     model = load_model(cfg.model)
     sae, setup = load_saved_gsae(cfg)
-    loss = tracin_loss_settings(cfg.retrieval, setup.gsae.training)
+    loss = tracin_settings(cfg.retrieval, setup.gsae.training)
     store = ActivationStore(model, cfg.activations)
     pool = corpora["general_pool"]
     counts = dict(zip((d.doc_id for d in pool), token_counts([d.text for d in pool], model.tokenizer, model.fingerprint)))
@@ -242,7 +254,7 @@ def run_tracin(cfg: ProfileConfig) -> TracinResults:
         "inputs_key": first.inputs_key,
         "retrieval_config": cfg.retrieval.to_dict(),
         "gsae_folder": setup.gsae.folder,
-        "tracin_loss": loss,
+        "tracin_loss": loss.to_dict(),
         "domains": domains,
         "timings": {k: round(v, 2) for k, v in timings.items()},
     })

@@ -11,7 +11,7 @@ import torch
 
 from ssae_utils.config import load_profile
 from ssae_utils.pipeline import retrieval as stage01
-from ssae_utils.pipeline.tracin import _drop_outliers, load_stage01, tracin_loss_settings
+from ssae_utils.pipeline.tracin import _drop_outliers, load_stage01, tracin_settings
 from ssae_utils.results import RetrievalResults
 from ssae_utils.retrieval import RetrievalConfig
 from tests.results_files import write_stage_file
@@ -22,26 +22,28 @@ def _trained(l1=1.0, scale=0.002, threshold=40_000.0):
 
 
 def test_lambda_is_the_training_lambda_over_the_folded_scaling_factor():
-    loss = tracin_loss_settings(RetrievalConfig(), _trained(l1=1.0, scale=0.002))
-    assert loss["l1_coefficient"] == pytest.approx(500.0)
-    assert "norm scaling factor" in loss["l1_coefficient_source"]
-    assert loss["norm_threshold"] == 40_000.0 and loss["l1_weighting"] == "decoder_norm"
+    loss = tracin_settings(RetrievalConfig(), _trained(l1=1.0, scale=0.002))
+    assert loss.score.l1_coefficient == pytest.approx(500.0)
+    assert "norm scaling factor" in loss.l1_coefficient_source
+    assert loss.norm_threshold == 40_000.0 and loss.score.l1_weighting == "decoder_norm"
+    assert loss.score.batch_tokens == RetrievalConfig().tracin_batch_tokens   # one place: retrieval.tracin_*
+    assert loss.to_dict()["params"] == list(RetrievalConfig().tracin_params)
     # no scaling factor recorded (SAE trained on raw activations): lambda as trained
     info = _trained(l1=3.0, scale=None)
-    assert tracin_loss_settings(RetrievalConfig(), info)["l1_coefficient"] == 3.0
+    assert tracin_settings(RetrievalConfig(), info).score.l1_coefficient == 3.0
 
 
 def test_explicit_lambda_and_outlier_switches():
-    loss = tracin_loss_settings(RetrievalConfig(tracin_l1_coefficient=7.0, tracin_drop_outliers=False), _trained())
-    assert loss["l1_coefficient"] == 7.0 and loss["norm_threshold"] is None
-    assert tracin_loss_settings(RetrievalConfig(), _trained(threshold=math.inf))["norm_threshold"] is None
+    loss = tracin_settings(RetrievalConfig(tracin_l1_coefficient=7.0, tracin_drop_outliers=False), _trained())
+    assert loss.score.l1_coefficient == 7.0 and loss.norm_threshold is None
+    assert tracin_settings(RetrievalConfig(), _trained(threshold=math.inf)).norm_threshold is None
 
 
 def test_pretrained_gsae_without_a_known_lambda_asks_for_one():
     pretrained = {"release": "gemma-2b-res-jb", "sae_id": "blocks.12.hook_resid_post"}
     with pytest.raises(ValueError, match="retrieval.tracin_l1_coefficient"):
-        tracin_loss_settings(RetrievalConfig(), pretrained)
-    assert tracin_loss_settings(RetrievalConfig(tracin_l1_coefficient=5.0), pretrained)["l1_coefficient"] == 5.0
+        tracin_settings(RetrievalConfig(), pretrained)
+    assert tracin_settings(RetrievalConfig(tracin_l1_coefficient=5.0), pretrained).score.l1_coefficient == 5.0
 
 
 def test_outlier_tokens_are_dropped_with_their_document_index():

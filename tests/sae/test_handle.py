@@ -13,7 +13,7 @@ from ssae_utils.sae.evaluation import feature_firing_rates, reconstruction_stats
 from ssae_utils.sae.finetune import SAEStack
 from ssae_utils.sae.gsae import load_sae, save_sae
 from ssae_utils.sae.handle import ARCHITECTURES, Architecture, SAEHandle, as_handle, register_architecture
-from ssae_utils.tracin import tracin_scores
+from ssae_utils.tracin import TracInConfig, tracin_scores
 
 D_IN, D_SAE = 8, 20
 
@@ -178,7 +178,7 @@ def test_registering_an_architecture_is_one_call(monkeypatch):
         handle.to_saelens()
     # stages whose algebra is ReLU-only refuse it instead of computing the wrong thing
     with pytest.raises(ValueError, match="'standard'"):
-        tracin_scores(handle, x, x, torch.zeros(len(x), dtype=torch.long), 1, 1.0)
+        tracin_scores(handle, x, x, torch.zeros(len(x), dtype=torch.long), 1, TracInConfig(1.0))
     with pytest.raises(ValueError, match="'standard'"):
         SAEStack.from_sae(handle, 1, 1.0)
 
@@ -230,7 +230,7 @@ def test_stages_accept_the_handle_and_agree_with_the_saelens_sae():
     for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
     doc_index = torch.arange(len(x)) // 20
-    assert torch.equal(tracin_scores(handle, x[:30], x, doc_index, 10, 0.5), tracin_scores(sae, x[:30], x, doc_index, 10, 0.5))
+    assert torch.equal(tracin_scores(handle, x[:30], x, doc_index, 10, TracInConfig(0.5)), tracin_scores(sae, x[:30], x, doc_index, 10, TracInConfig(0.5)))
 
 
 def test_stack_from_a_folded_sae_reconstructs_like_the_sae():
