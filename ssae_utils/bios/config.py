@@ -51,10 +51,10 @@ class BiosStudyConfig:
     ssae_seed_docs: int = 16               # bios drawn from bios_train as the seed set
     ssae_token_budget: int = 25_000        # LM tokens retrieved from the general pool
     ssae_include_seed_docs: bool = True    # train on the seed bios too (see ssae.py)
+    # Its training recipe (batch size, lr, shuffle buffer, decoder) is the sweep's
+    # (finetune.*); only what belongs to this experiment is set here.
     ssae_lambda: float = 1.0               # in the GSAE's units (1 = the GSAE's own)
     ssae_steps: int = 40
-    ssae_batch_size: int = 1024
-    ssae_lr: float = 1e-3
     ssae_lr_decay_steps: int = 10
     # --- statistics
     bootstrap_samples: int = 1000          # test-set bootstrap (stratified by group) for CIs
@@ -77,8 +77,8 @@ class BiosStudyConfig:
         _require(0 < self.compress_fraction <= 1, "bios.compress_fraction must be in (0, 1]")
         _require(len(self.scr_top_n) >= 1 and all(n >= 1 for n in self.scr_top_n), "bios.scr_top_n: positive ints")
         _require(self.ssae_seed_docs >= 1 and self.ssae_token_budget >= 1, "bios.ssae_seed_docs and ssae_token_budget must be >= 1")
-        _require(self.ssae_lambda >= 0 and self.ssae_lr > 0, "bios.ssae_lambda >= 0 and bios.ssae_lr > 0")
-        _require(self.ssae_steps >= 1 and self.ssae_batch_size >= 1, "bios.ssae_steps and ssae_batch_size must be >= 1")
+        _require(self.ssae_lambda >= 0, "bios.ssae_lambda must be >= 0")
+        _require(self.ssae_steps >= 1 and self.ssae_lr_decay_steps >= 0, "bios.ssae_steps must be >= 1 and bios.ssae_lr_decay_steps >= 0")
         _require(self.bootstrap_samples >= 0, "bios.bootstrap_samples must be >= 0")
         _require(0 < self.ci_level < 1, "bios.ci_level must be in (0, 1)")
 
@@ -98,7 +98,7 @@ class BiosStudyConfig:
     def smoke(cls, **overrides: Any) -> "BiosStudyConfig":
         """Synthetic biographies (8 per group and split), a tiny SSAE: seconds."""
         base = dict(ssae_selection_seeds=(0, 1), ssae_seed_docs=4, ssae_token_budget=1_000,
-                    ssae_steps=8, ssae_batch_size=128, ssae_lr_decay_steps=4, shift_candidates=20,
+                    ssae_steps=8, ssae_lr_decay_steps=4, shift_candidates=20,
                     scr_top_n=(2, 5, 10), bootstrap_samples=50, compress_fraction=0.25)
         return cls(**{**base, **overrides})
 
@@ -128,5 +128,5 @@ class BiosStudyConfig:
         documents only (the dataset has enough of every group), paper-scale SSAE."""
         base = dict(professions=("professor", "nurse"), use_pronoun_swaps=False, ambiguous_per_class=3000,
                     balanced_per_group=750, ssae_token_budget=2_000_000, ssae_seed_docs=64, ssae_steps=500,
-                    ssae_batch_size=4096, ssae_lr=5e-5, ssae_lr_decay_steps=500, ssae_lambda=1.0)
+                    ssae_lr_decay_steps=500, ssae_lambda=1.0)
         return cls(**{**base, **overrides})

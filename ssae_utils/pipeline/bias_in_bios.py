@@ -128,6 +128,14 @@ class SAEView:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+def bios_finetune_config(cfg: ProfileConfig, seed: int) -> FinetuneConfig:
+    """How each biographies SSAE trains: the sweep's recipe (finetune.batch_size, lr, decoder;
+    no shuffle buffer: the selection is small) with this study's lambda, steps and decay."""
+    b, s = cfg.bios, cfg.finetune
+    return FinetuneConfig(l1_coefficients=(b.ssae_lambda,), steps=b.ssae_steps, batch_size=s.batch_size, lr=s.lr,
+                          lr_decay_steps=b.ssae_lr_decay_steps, shuffle_buffer_batches=None, decoder=s.decoder, seed=seed)
+
+
 def bios_ssaes(world: World, gsae: Any, gsae_folder: str, act_scale: float, threshold: NormThreshold | None,
                ) -> dict[int, tuple[Any, dict[str, Any]]]:
     """One biographies SSAE per selection seed (cached by training data and config)."""
@@ -143,9 +151,7 @@ def bios_ssaes(world: World, gsae: Any, gsae_folder: str, act_scale: float, thre
         selection = dense_selection(pool, pool_embeddings, seed_embeddings, counts, bcfg.ssae_token_budget,
                                     cfg.retrieval.dense_query, cfg.retrieval.allow_short_budget)
         docs = training_documents(selection, pool, seeds, bcfg.ssae_include_seed_docs)
-        fcfg = FinetuneConfig(l1_coefficients=(bcfg.ssae_lambda,), steps=bcfg.ssae_steps, batch_size=bcfg.ssae_batch_size,
-                              lr=bcfg.ssae_lr, lr_decay_steps=bcfg.ssae_lr_decay_steps, shuffle_buffer_batches=None,
-                              decoder=cfg.finetune.decoder, seed=seed)
+        fcfg = bios_finetune_config(cfg, seed)
         grid = train_grid(gsae, gsae_folder, world.store, docs, fcfg, act_scale, threshold,
                           world.model.hook_name, world.model.name, f"bios SSAE seed {seed}")
         info = grid.info

@@ -87,3 +87,13 @@ def test_sae_and_scr_tables_read_the_saved_results():
         {"sae": "GSAE", "d_sae": 64, "L0": 10.0, "FVU": 0.2, "training docs": None, "retrieved tokens": None},
         {"sae": "SSAE seed 0", "d_sae": 64, "L0": 9.0, "FVU": 0.18, "training docs": 12, "retrieved tokens": 900}]
     assert scr_rows(results) == [{"sae": "GSAE", "N": 2, "SCR mean": 0.1, "SCR std": 0.05, "accuracy after ablation": 0.9}]
+
+
+def test_the_biographies_ssae_trains_with_the_sweeps_recipe():
+    from ssae_utils.pipeline.bias_in_bios import bios_finetune_config
+
+    cfg = load_profile("embedded", {"finetune.lr": 3e-4})
+    fcfg = bios_finetune_config(cfg, seed=2)
+    assert (fcfg.lr, fcfg.batch_size, fcfg.decoder) == (3e-4, cfg.finetune.batch_size, cfg.finetune.decoder)
+    assert (fcfg.l1_coefficients, fcfg.steps, fcfg.lr_decay_steps, fcfg.seed) == ((cfg.bios.ssae_lambda,), cfg.bios.ssae_steps,
+                                                                                  cfg.bios.ssae_lr_decay_steps, 2)
