@@ -117,7 +117,8 @@ def get_gsae(world: World) -> tuple[Any, Path, dict[str, Any]]:
     folder = gsae_dir(gsae_cache_key(cfg, data_key, world.model.hook_name, world.model.d_model))
     if (folder / "cfg.json").exists():
         log.info("GSAE found in cache: %s", folder)
-        return load_sae(folder), folder, read_training_info(folder)
+        # the same training info as a cold run writes (its document count is not in the folder)
+        return load_sae(folder), folder, {**read_training_info(folder), "training_documents": len(docs)}
     acts = world.store.load(texts, exclude_bos=True, desc="caching general-pool activations").acts
     sae, info = train_gsae(acts, cfg, world.model.hook_name, folder, model_name=world.model.name)
     info["training_documents"] = len(docs)
