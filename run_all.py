@@ -41,18 +41,21 @@ def discover() -> list[Path]:
     return sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
+def _number(text: str, option: str, names: dict[str, Path]) -> str:
+    """'3' or '03' -> '03'; anything else (e.g. '003', 'x') is an error listing the notebooks."""
+    key = text.zfill(2) if text.isdigit() and len(text) <= 2 else None
+    if key not in names:
+        raise SystemExit(f"{option}: no notebook numbered {text!r}. Available: {', '.join(names)}")
+    return key
+
+
 def select(notebooks: list[Path], only: list[str] | None, start: str | None) -> list[Path]:
     names = {nb.name[:2]: nb for nb in notebooks}
     if only:
-        unknown = [n for n in only if n.zfill(2)[:2] not in names]
-        if unknown:
-            raise SystemExit(f"--only: no notebook numbered {', '.join(unknown)}. Available: {', '.join(names)}")
-        wanted = {n.zfill(2)[:2] for n in only}
+        wanted = {_number(n, "--only", names) for n in only}
         return [nb for nb in notebooks if nb.name[:2] in wanted]
     if start:
-        key = start.zfill(2)[:2]
-        if key not in names:
-            raise SystemExit(f"--from: no notebook numbered {start}. Available: {', '.join(names)}")
+        key = _number(start, "--from", names)
         return [nb for nb in notebooks if nb.name[:2] >= key]
     return notebooks
 
@@ -127,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     from ssae_utils.paths import results_dir
 
     profile = args.profile or DEFAULT_PROFILE
-    overrides = dict(parse_override(o) for o in args.overrides)
     try:
+        overrides = dict(parse_override(o) for o in args.overrides)
         cfg = load_profile(profile, overrides)  # fail fast on unknown profiles or knobs
     except (ValueError, KeyError) as err:
         print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)

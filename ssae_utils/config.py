@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import types
 from pathlib import Path
 import typing
@@ -132,28 +133,29 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def apply_override(cfg: Any, dotted: str, value: Any) -> Any:
+def apply_override(cfg: Any, dotted: str, value: Any, _outer: str = "") -> Any:
     """Return a copy of ``cfg`` with the (nested) field ``dotted`` set to ``value``.
 
     The new dataclass is rebuilt so its ``__post_init__`` validation runs again.
     """
     head, _, rest = dotted.partition(".")
+    full = f"{_outer}{dotted}"  # the knob as the user wrote it, for messages
     if isinstance(cfg, ProfileConfig) and head == "domains":
         return dataclasses.replace(cfg, domains=_override_domains(cfg.domains, rest, value))
     valid = {f.name: f for f in dataclasses.fields(cfg)}
     if head not in valid:
         raise KeyError(
-            f"Unknown knob {dotted!r} in {type(cfg).__name__}. Valid knobs: {', '.join(sorted(valid))}."
+            f"Unknown knob {full!r} in {type(cfg).__name__}. Valid knobs: {', '.join(sorted(valid))}."
         )
     current = getattr(cfg, head)
     if rest:
         if not dataclasses.is_dataclass(current):
             raise KeyError(f"{head!r} is a value, not a section; drop '.{rest}'.")
-        new_value = apply_override(current, rest, value)
+        new_value = apply_override(current, rest, value, f"{_outer}{head}.")
     else:
         if dataclasses.is_dataclass(current):
             raise KeyError(f"{head!r} is a section; set one of its fields, e.g. {head}.<field>=...")
-        new_value = _coerce(value, _field_type(type(cfg), head), dotted)
+        new_value = _coerce(value, _field_type(type(cfg), head), full)
     return dataclasses.replace(cfg, **{head: new_value})
 
 
@@ -168,7 +170,7 @@ def _override_domains(domains: dict[str, Domain], dotted: str, value: Any) -> di
         if name not in out:
             raise KeyError(f"unknown domain {name!r} in 'domains.{dotted}'; domains: {list(out)} "
                            f"(add one with domains.{name}={{...}})")
-        out[name] = apply_override(out[name], rest, value)
+        out[name] = apply_override(out[name], rest, value, f"domains.{name}.")
     elif value is None:
         if name not in out:
             raise KeyError(f"cannot drop domain {name!r}: domains are {list(out)}")
@@ -212,9 +214,18 @@ def _coerce(value: Any, annotation: Any, dotted: str) -> Any:
     if annotation is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError(f"{dotted} expects an integer, not {value!r}")
-        return int(value)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{dotted} expects an integer, not {value!r}") from None
     if annotation is float:
-        return float(value)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{dotted} expects a number, not {value!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{dotted} must be a finite number, not {value!r}")
+        return number
     if annotation is str:
         return str(value)
     if origin in (list, tuple):

@@ -21,8 +21,26 @@ def test_selection_by_only_and_from():
     nbs = [Path(f"{i:02d}_x.ipynb") for i in range(4)]
     assert [p.name for p in run_all.select(nbs, ["1", "03"], None)] == ["01_x.ipynb", "03_x.ipynb"]
     assert [p.name for p in run_all.select(nbs, None, "02")] == ["02_x.ipynb", "03_x.ipynb"]
-    with pytest.raises(SystemExit, match="no notebook numbered 7"):
+    with pytest.raises(SystemExit, match="no notebook numbered '7'"):
         run_all.select(nbs, ["7"], None)
+    for bad in ("003", "x", "1a"):                 # '003' used to run notebook 00
+        with pytest.raises(SystemExit, match=f"no notebook numbered '{bad}'"):
+            run_all.select(nbs, [bad], None)
+        with pytest.raises(SystemExit, match="--from"):
+            run_all.select(nbs, None, bad)
+
+
+@pytest.mark.parametrize("override,message", [("foo", "must look like section.field=value"),
+                                              ("gsae.d_sae=abc", "gsae.d_sae expects an integer, not 'abc'"),
+                                              ("gsae.lr=NaN", "gsae.lr must be a finite number"),
+                                              ("finetune.tilt_normalize=bogus", "finetune.tilt_normalize must be one of"),
+                                              ("finetune.lambdas=[1,1]", "repeats a value"),
+                                              ("finetune.term_tilts=[0]", "t = 0 is ERM"),
+                                              ("domains.physics.steps=x", "domains.physics.steps expects an integer")])
+def test_bad_overrides_get_one_line_errors_naming_the_knob(override, message, capsys):
+    assert run_all.main(["--profile", "smoke", "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
 
 
 def _fingerprints(config, results):

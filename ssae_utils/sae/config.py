@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from ssae_utils.domains import STRATEGIES, Domain
+from ssae_utils.sae.term import TILT_NORMALIZE, TILT_OVER
 from ssae_utils.validation import require as _require
 
 
@@ -135,6 +137,15 @@ class SSAESweepConfig:
         _require(len(self.lambdas) >= 1 and all(x >= 0 for x in self.lambdas), "finetune.lambdas must be a non-empty list of values >= 0")
         _require(len(self.seeds) >= 1, "finetune.seeds must not be empty")
         _require(self.term_strategy in STRATEGIES, f"finetune.term_strategy must be one of {STRATEGIES}")
+        _require(self.tilt_over in TILT_OVER, f"finetune.tilt_over must be one of {TILT_OVER}, not {self.tilt_over!r}")
+        _require(self.tilt_normalize in TILT_NORMALIZE,
+                 f"finetune.tilt_normalize must be one of {TILT_NORMALIZE}, not {self.tilt_normalize!r}")
+        for knob in ("lambdas", "term_lambdas", "term_tilts", "seeds", "extra_seeds"):
+            values = getattr(self, knob) or ()
+            _require(len(set(values)) == len(values),
+                     f"finetune.{knob} repeats a value ({list(values)}): each would train the same SSAE twice")
+        _require(all(t != 0 and math.isfinite(t) for t in self.term_tilts),
+                 f"finetune.term_tilts must be finite and non-zero ({list(self.term_tilts)}): t = 0 is ERM, which every strategy already trains")
         _require(self.batch_size >= 1, "finetune.batch_size must be >= 1")
         _require(self.eval_contexts >= 1, "finetune.eval_contexts must be >= 1")
         _require(self.lr > 0 and (self.term_lr is None or self.term_lr > 0), "finetune.lr and finetune.term_lr must be > 0")

@@ -37,6 +37,8 @@ from ssae_utils.validation import from_dict_strict
 from ssae_utils.validation import require as _require
 
 TILT_OVER = ("tokens", "sequences")
+# |t| * max |L| below this: the tilted mean takes the cancellation-free small-tilt form
+SMALL_TILT = 1e-2
 TILT_NORMALIZE = ("raw", "loss_scale")
 
 
@@ -82,6 +84,14 @@ def tilted_mean(losses: torch.Tensor, t: float, normalize: str = "raw") -> torch
         return scale.squeeze(-1) * tilted_mean(losses / scale, t, "raw")
     _require(normalize == "raw", f"normalize must be 'raw' or 'loss_scale', not {normalize!r}")
     n = losses.shape[-1]
+    top = losses.detach().abs().amax()
+    if abs(t) * float(top) < SMALL_TILT:
+        # Near t = 0, logsumexp(t L) - log N cancels to rounding noise (float32 at t = 1e-7
+        # gave 0 for losses ~5). Around the detached max m, exp is near-linear:
+        # (1/t) log mean exp(t L) = m + (1/t) log1p(mean(expm1(t (L - m)))), exact in value
+        # and gradient (softmax weights), without the cancellation.
+        m = losses.detach().amax(-1, keepdim=True)
+        return m.squeeze(-1) + torch.log1p(torch.expm1(t * (losses - m)).mean(-1)) / t
     return (torch.logsumexp(t * losses, dim=-1) - math.log(n)) / t
 
 

@@ -93,3 +93,15 @@ def test_config_validation():
     for bad in ({"t": math.inf}, {"t": float("nan")}, {"over": "docs"}, {"normalize": "z"}):
         with pytest.raises(ValueError):
             TiltConfig(**bad)
+
+
+def test_tiny_tilts_do_not_cancel_to_zero_in_float32():
+    # logsumexp(t L) - log N loses every digit at t = 1e-7 in float32; the small-tilt form must not
+    losses = torch.tensor([[4.9, 5.0, 5.2]], dtype=torch.float32, requires_grad=True)
+    value = tilted_mean(losses, 1e-7)
+    value.sum().backward()
+    assert value.item() == pytest.approx(losses.mean().item(), rel=1e-6)
+    assert torch.allclose(losses.grad, torch.full_like(losses, 1 / 3), atol=1e-6)
+    exact = lambda t: float((torch.logsumexp(t * losses.detach().double(), -1) - math.log(3)) / t)  # noqa: E731
+    for t in (1e-3, -1e-4, 0.5, 50.0):          # both forms agree with float64 on either side of the switch
+        assert tilted_mean(losses.detach(), t).item() == pytest.approx(exact(t), rel=1e-6)
