@@ -187,6 +187,16 @@ def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
     again = _run(["--profile", "smoke"], env)
     assert again.returncode == 0 and "up to date, skipped" in again.stdout
 
+    # A key but no way to reach Claude (a closed port on loopback): notebook 06 fails in
+    # seconds, names the cause, keeps its earlier results, and is not marked up to date.
+    before = (tmp_path / "results" / "smoke" / "06_autointerp.json").read_bytes()
+    offline_net = {**env, "ANTHROPIC_API_KEY": "not-a-real-key", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
+    failed = _run(["--profile", "smoke", "--only", "06", "--force"], offline_net)
+    assert failed.returncode != 0 and "network unreachable" in failed.stdout + failed.stderr
+    assert (tmp_path / "results" / "smoke" / "06_autointerp.json").read_bytes() == before
+    rerun = _run(["--profile", "smoke", "--only", "06"], env)
+    assert rerun.returncode == 0 and "up to date, skipped" not in rerun.stdout
+
 
 @pytest.mark.slow
 def test_failing_notebook_is_named_with_its_cell(tmp_path):

@@ -32,6 +32,31 @@ class ClaudeCallFailed(RuntimeError):
     """A call that failed for good (retries used up, or an error that retrying cannot fix)."""
 
 
+class ClaudeUnavailable(RuntimeError):
+    """Claude cannot be used at all (no network, key refused, unknown model): the stage stops
+    before any feature is sent, and earlier results stay as they were."""
+
+
+# SDK error class name -> what it means for the user (first match along the class's MRO)
+CAUSES = {
+    "APITimeoutError": "network: the API did not answer in time",
+    "APIConnectionError": "network unreachable: no connection to the Claude API",
+    "AuthenticationError": "authentication: the API key was refused",
+    "PermissionDeniedError": "permission denied for this API key",
+    "NotFoundError": "unknown model (check autointerp.claude_model)",
+    "RateLimitError": "rate limit: too many requests for this key",
+    "InternalServerError": "Claude's servers are failing or overloaded",
+    "BadRequestError": "the request was refused as malformed",
+}
+
+
+def cause_of(err: BaseException) -> str:
+    for cls in type(err).__mro__:
+        if cls.__name__ in CAUSES:
+            return CAUSES[cls.__name__]
+    return type(err).__name__
+
+
 @dataclass(frozen=True)
 class LLMRequest:
     model: str
@@ -97,6 +122,24 @@ class ClaudeClient:
                 pass
         return max(0.0, min(wait, self.backoff_max_s))
 
+    def probe(self, model: str, attempts: int = 2, timeout_s: float = 15.0) -> None:
+        """One tiny request (1 output token) before a run: no network, a refused key or an
+        unknown model stop the stage in seconds with the cause named, instead of every
+        feature burning its retries (minutes) and the run ending with nothing."""
+        for attempt in range(attempts):
+            try:
+                self._sdk.with_options(timeout=timeout_s).messages.create(
+                    model=model, max_tokens=1, messages=[{"role": "user", "content": "Reply with one word: ok"}])
+                return
+            except self._anthropic.AnthropicError as err:
+                if self._retryable(err) and attempt + 1 < attempts:
+                    self._sleep(min(self.backoff_s, 2.0))
+                    continue
+                raise ClaudeUnavailable(
+                    f"Claude is unavailable ({cause_of(err)}; {type(err).__name__}): no feature was sent and the previous "
+                    f"results were kept. Fix the network or ANTHROPIC_API_KEY, or run without Claude: "
+                    f"--set autointerp.mode=offline") from err
+
     def complete(self, request: LLMRequest) -> LLMResponse:
         kwargs: dict[str, Any] = {"model": request.model, "max_tokens": request.max_tokens, "system": request.system,
                                   "messages": [{"role": "user", "content": request.user}]}
@@ -107,9 +150,10 @@ class ClaudeClient:
                 message = self._sdk.messages.create(**kwargs)
             except self._anthropic.AnthropicError as err:
                 if not self._retryable(err):
-                    raise ClaudeCallFailed(f"Claude refused the request: {type(err).__name__}: {err}") from err
+                    raise ClaudeCallFailed(f"Claude refused the request ({cause_of(err)}): {type(err).__name__}: {err}") from err
                 if attempt == self.max_retries:
-                    raise ClaudeCallFailed(f"Claude still failing after {self.max_retries} retries: {type(err).__name__}") from err
+                    raise ClaudeCallFailed(f"Claude still failing after {self.max_retries} retries ({cause_of(err)}): "
+                                           f"{type(err).__name__}") from err
                 wait = self._wait(err, attempt)
                 self.retries += 1
                 log.warning("Claude %s (attempt %d of %d); retrying in %.1f s", type(err).__name__, attempt + 1,

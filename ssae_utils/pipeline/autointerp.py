@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -148,6 +149,8 @@ def interpret(cfg: ProfileConfig, collected: Collected, http_client: Any = None,
             a.max_retries, a.backoff_s, a.backoff_max_s, a.timeout_s, http_client=http_client, sleep=sleep))
         interpreter, predictor = ClaudeInterpreter(llm, a.interpreter_max_tokens, a.mark_fraction), ClaudePredictor(llm, a.predictor_max_tokens)
         log.info("Claude plan: %d uncached calls, at most $%.2f", plan.calls, plan.usd)
+        if plan.calls:
+            llm.client.probe(a.claude_model)  # seconds, not minutes of retries, when Claude cannot be reached
     else:
         interpreter, predictor = OfflineInterpreter(a.offline_keywords, a.mark_fraction), OfflinePredictor()
     # one pool and one progress bar (rate and ETA) over the features of every model
@@ -164,6 +167,7 @@ def interpret(cfg: ProfileConfig, collected: Collected, http_client: Any = None,
     every_result = [r for rs in results.values() for r in rs]
     calls["malformed_retries"] = sum(1 for r in every_result for n in r.attempts.values() if n > 1)
     calls["failures"] = sum(1 for r in every_result if r.failure is not None)
+    check_failures(every_result)  # before anything is written: good earlier results are never replaced
 
     summary = {}
     for label, rs in results.items():
@@ -190,6 +194,19 @@ def interpret(cfg: ProfileConfig, collected: Collected, http_client: Any = None,
     write_results(cfg.name, out)
     write_explanations_csv(out)
     return out
+
+
+class AutointerpFailed(RuntimeError):
+    """Most features got no F1: the stage fails rather than report an empty result."""
+
+
+def check_failures(done: list[FeatureResult], max_share: float = 0.5) -> None:
+    """Raise when more than ``max_share`` of the features failed, naming the commonest cause."""
+    failed = [r.failure for r in done if r.failure is not None]
+    if done and len(failed) > max_share * len(done):
+        cause, count = Counter(failed).most_common(1)[0]
+        raise AutointerpFailed(f"{len(failed)} of {len(done)} features failed (most often, {count}x: {cause}); "
+                               f"nothing was written and the previous results were kept")
 
 
 def write_explanations_csv(results: AutointerpResults) -> None:

@@ -52,8 +52,15 @@ def error(status: int, kind: str, headers: dict | None = None) -> httpx2.Respons
     return httpx2.Response(status, json={"type": "error", "error": {"type": kind, "message": kind}}, headers=headers or {})
 
 
+def is_probe(body: dict) -> bool:
+    """The one-token request the client sends before a run (ClaudeClient.probe)."""
+    return "system" not in body and body.get("max_tokens") == 1
+
+
 def smart_answer(body: dict) -> str:
     """What a competent Claude would answer: explains the keyword, predicts by the keyword."""
+    if is_probe(body):
+        return "ok"
     user = body["messages"][0]["content"]
     if body["system"] == INTERPRETER_SYSTEM:
         return "The marked tokens are all the same word.\nEXPLANATION: the word 'quark'"

@@ -44,7 +44,8 @@ def test_claude_run_is_cached_and_never_leaks_the_key(tmp_cache, monkeypatch, ca
     fake = FakeClaude()
     results = stage06.interpret(cfg, _collected(), http_client=fake.http_client(), sleep=lambda s: None).to_dict()
     assert results["mode"] == "claude" and results["title_label"] == "Claude claude-sonnet-5-5"
-    assert results["calls"]["calls_made"] == 12 == len(fake.requests) and results["calls"]["cache_hits"] == 0
+    assert results["calls"]["calls_made"] == 12 and results["calls"]["cache_hits"] == 0
+    assert len(fake.requests) == 13 and fake.bodies[0]["max_tokens"] == 1   # the probe, then the 12 calls
     assert results["calls"]["plan"]["calls"] == 12 and results["calls"]["plan"]["usd"] <= cfg.autointerp.budget_usd
     assert results["summary"]["GSAE"]["mean"] == 1.0 and results["summary"]["Dense SSAE"]["n"] == 3
     assert [row["feature"] for row in results["table"]["GSAE"]] == [0, 1]
@@ -129,3 +130,49 @@ def test_smoke_notebook_with_a_key_in_the_environment_leaks_it_nowhere(tmp_path)
     assert results["mode"] == "offline" and results["summary"]
     assert (dirs["FIGURES"] / "smoke" / "fig3b.png").exists() and (dirs["RUNS"] / "smoke" / "06_autointerp.ipynb").exists()
     assert not _grep(tmp_path, SENTINEL)
+
+
+def _results_bytes():
+    return (results_dir("smoke") / stage06.RESULTS_FILE).read_bytes(), (results_dir("smoke") / stage06.EXPLANATIONS_FILE).read_bytes()
+
+
+@pytest.mark.parametrize("failure,cause", [("connect", "network unreachable"), (401, "authentication: the API key was refused"),
+                                           (404, "unknown model")])
+def test_claude_unreachable_or_refused_stops_in_one_probe_and_keeps_earlier_results(tmp_cache, monkeypatch, failure, cause):
+    import httpx2
+
+    from ssae_utils.autointerp.client import ClaudeUnavailable
+    from tests.autointerp.fakes import error
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    stage06.interpret(_cfg(), _collected())                      # good (offline) results on disk
+    before = _results_bytes()
+
+    def script(n, body):
+        if failure == "connect":
+            raise httpx2.ConnectError("no route to host")
+        return error(failure, {401: "authentication_error", 404: "not_found_error"}[failure])
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SENTINEL)
+    fake = FakeClaude(script)
+    with pytest.raises(ClaudeUnavailable, match=cause) as info:
+        stage06.interpret(_cfg(), _collected(), http_client=fake.http_client(), sleep=lambda s: None)
+    assert "autointerp.mode=offline" in str(info.value) and SENTINEL not in str(info.value)
+    assert len(fake.requests) <= 2 and all(b.get("max_tokens") == 1 for b in fake.bodies)   # only the probe went out
+    assert _results_bytes() == before
+
+
+def test_a_run_whose_features_mostly_fail_fails_and_writes_nothing(tmp_cache, monkeypatch):
+    import httpx2
+
+    from tests.autointerp.fakes import is_probe, message
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    stage06.interpret(_cfg(), _collected())
+    before = _results_bytes()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SENTINEL)
+    fake = FakeClaude(lambda n, body: None if is_probe(body) else httpx2.Response(200, json=message("no idea")))
+    with pytest.raises(stage06.AutointerpFailed, match=r"6 of 6 features failed .*previous results were kept"):
+        stage06.interpret(_cfg(), _collected(), http_client=fake.http_client(), sleep=lambda s: None)
+    assert _results_bytes() == before
+    stage06.check_failures([])                                    # nothing to judge: no error
