@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
             detail = f"cell {err.exec_count}: {err.ename}: {err.evalue}"
             outcomes.append(Outcome(nb.stem, "FAILED", seconds, detail))
             print(f"    FAILED in {nb.name}, {detail}\n    executed copy: {run_dir / nb.name}", file=sys.stderr)
+            # a failed notebook is never up to date, even if its earlier results are still on disk
+            state[nb.stem] = {"failed": time.strftime("%Y-%m-%dT%H:%M:%S"), "detail": detail[:500]}
+            write_json_atomic(state_path, state)
             failed = True
             break
         seconds = time.perf_counter() - start
