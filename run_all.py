@@ -60,26 +60,13 @@ def select(notebooks: list[Path], only: list[str] | None, start: str | None) -> 
     return notebooks
 
 
-# The stage that first reads each config section. A notebook depends on the sections of its
-# own and earlier stages, and on the results of every earlier notebook (which change whenever
-# that notebook reruns): a finetuning knob then reruns 03 and what follows it, not 00-02.
-# A section missing here counts as read by 00, so every notebook depends on it.
-SECTION_STAGE = {"name": "00", "seed": "00", "data": "00", "domains": "00", "model": "00", "activations": "00", "gsae": "00",
-                 "retrieval": "01", "finetune": "03", "tail": "05", "autointerp": "06", "bios": "07"}
+# Which config sections and upstream results a notebook depends on: one mechanism with the
+# stages' own lineage checks (ssae_utils/lineage.py).
+from ssae_utils.lineage import SECTION_STAGE, config_for, upstream_files  # noqa: E402
 
 
 def notebook_number(nb: Path) -> str:
     return nb.name[:2]
-
-
-def config_for(number: str, config: dict) -> dict:
-    """The config sections notebook ``number`` can depend on."""
-    return {key: value for key, value in config.items() if SECTION_STAGE.get(key, "00") <= number}
-
-
-def upstream_results(number: str, results_folder: Path) -> list[Path]:
-    """Result files written by notebooks numbered before ``number``."""
-    return sorted(p for p in results_folder.glob("*") if p.is_file() and p.name[:2].isdigit() and p.name[:2] < number)
 
 
 def own_results(nb: Path, results_folder: Path) -> list[Path]:
@@ -107,7 +94,7 @@ def fingerprint(nb: Path, config: dict, results_folder: Path) -> str:
     number = notebook_number(nb)
     digest = hashlib.sha256(nb.read_bytes())
     digest.update(stable_hash(config_for(number, config)).encode())
-    for path in upstream_results(number, results_folder):
+    for path in upstream_files(number, results_folder):
         digest.update(path.name.encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16]

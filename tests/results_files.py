@@ -18,10 +18,18 @@ def embedded(stage: Any, **overrides: Any) -> dict[str, Any]:
     return {"schema_version": stage.SCHEMA_VERSION, **data, **overrides}
 
 
-def write_stage_file(profile: str, stage: Any, **overrides: Any) -> Path:
+def write_stage_file(profile: str, stage: Any, cfg: Any = None, **overrides: Any) -> Path:
+    """The file as stage ``stage`` would write it for ``cfg`` (default: the profile's own
+    config), lineage included, so stages reading it accept it."""
+    from ssae_utils.config import load_profile
+    from ssae_utils.lineage import lineage_of
+
     path = results_dir(profile) / stage.FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(embedded(stage, profile=profile, **overrides)), encoding="utf-8")
+    cfg = cfg or load_profile(profile)
+    data = embedded(stage, profile=profile, **overrides)
+    data["lineage"] = lineage_of(stage.NOTEBOOK, cfg.to_dict(), results_dir(profile))
+    path.write_text(json.dumps(data), encoding="utf-8")
     return path
 
 

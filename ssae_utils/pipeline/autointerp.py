@@ -88,7 +88,7 @@ def collect_examples(cfg: ProfileConfig) -> Collected:
     from ssae_utils.sae.outliers import NormThreshold
 
     a = cfg.autointerp
-    stage00, stage03 = read_stage(cfg.name, SetupResults), read_stage(cfg.name, FinetuneResults)
+    stage00, stage03 = read_stage(cfg, SetupResults), read_stage(cfg, FinetuneResults)
     target, target_source = resolve_target_l0(cfg)
     # the tail analysis's seed too, so that notebooks 05 and 06 look at the same SSAEs
     seed = getattr(getattr(cfg, "tail", None), "ssae_seed", None)
@@ -191,7 +191,7 @@ def interpret(cfg: ProfileConfig, collected: Collected, http_client: Any = None,
         "features": {label: [r.to_dict() for r in rs] for label, rs in results.items()},
         "timings": {"interpret_s": round(time.perf_counter() - t0, 1)},
     })
-    write_results(cfg.name, out)
+    write_results(cfg, out)
     write_explanations_csv(out)
     return out
 
@@ -234,7 +234,7 @@ def run_autointerp(cfg: ProfileConfig, http_client: Any = None) -> AutointerpRes
     collect_s = round(time.perf_counter() - t0, 1)
     results = interpret(cfg, collected, http_client=http_client)
     results.timings["collect_s"] = collect_s
-    write_results(cfg.name, results)
+    write_results(cfg, results)
     return results
 
 

@@ -376,7 +376,7 @@ def run_bias_in_bios(cfg: ProfileConfig) -> BiasInBiosResults:
         "paper_reference": PAPER_REFERENCE,
         "timings": {k: round(v, 2) for k, v in timings.items()},
     })
-    write_results(cfg.name, results)
+    write_results(cfg, results)
     return results
 
 

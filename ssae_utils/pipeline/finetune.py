@@ -74,7 +74,7 @@ def sweep_table(cfg: ProfileConfig) -> list[dict[str, Any]]:
 def load_selections(cfg: ProfileConfig) -> dict[str, dict[str, Selection]]:
     """{domain: {strategy: selection}} from stages 01 and 02 (both must exist and match)."""
     first = load_stage01(cfg)
-    second = read_stage(cfg.name, TracinResults)
+    second = read_stage(cfg, TracinResults)
     if second.inputs_key != first.inputs_key:
         raise ValueError(f"{results_dir(cfg.name) / TracinResults.FILE} was made from other stage-01 results; rerun notebook 02 (python run_all.py --profile {cfg.name} --only 02)")
     out: dict[str, dict[str, Selection]] = {}
@@ -283,5 +283,5 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
         "rows": rows,
         "timings": timings,
     })
-    write_results(cfg.name, results)
+    write_results(cfg, results)
     return results

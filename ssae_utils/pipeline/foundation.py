@@ -7,7 +7,6 @@ Everything expensive is cached by content, so a rerun only reads files.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -51,8 +50,6 @@ from ssae_utils.token_counts import token_counts
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = SetupResults.FILE
-# the config sections the GSAE and its evaluation depend on
-GSAE_SECTIONS = ("data", "model", "activations", "gsae")
 
 
 @dataclass
@@ -205,7 +202,7 @@ def run_foundation(cfg: ProfileConfig) -> SetupResults:
         ),
         timings={k: round(v, 2) for k, v in timings.items()},
     )
-    write_results(cfg.name, results)
+    write_results(cfg, results)
     return results
 
 
@@ -213,12 +210,7 @@ def load_saved_gsae(cfg: ProfileConfig) -> tuple[Any, SetupResults]:
     """The GSAE that stage 00 saved (read from its results file, never from memory)."""
     from ssae_utils.paths import cache_root
 
-    results = read_stage(cfg.name, SetupResults)
-    current = cfg.to_dict()
-    stale = [k for k in GSAE_SECTIONS if results.config.get(k) != json.loads(json.dumps(current[k]))]
-    if stale:
-        log.warning("00_setup.json was written with other %s settings; rerun notebook 00 "
-                    "(python run_all.py --profile %s --only 00)", "/".join(stale), cfg.name)
+    results = read_stage(cfg, SetupResults)  # refuses a 00_setup.json made with other settings (lineage)
     folder = cache_root() / results.gsae.folder
     if not (folder / "cfg.json").exists():
         raise FileNotFoundError(

@@ -93,7 +93,7 @@ def flat_rows(rows: list[FinetuneRow]) -> list[dict[str, Any]]:
 
 
 def run_pareto(cfg: ProfileConfig) -> ParetoResults:
-    finetune = read_stage(cfg.name, FinetuneResults)
+    finetune = read_stage(cfg, FinetuneResults)
     rows, sweep = flat_rows(finetune.rows), finetune.sweep
     figures: dict[str, Any] = {}
     for fig, (domain, split, relative, kind, window) in figure_plan(finetune).items():
@@ -116,7 +116,7 @@ def run_pareto(cfg: ProfileConfig) -> ParetoResults:
         "l0_windows": {name: list(d["l0_window"]) for name, d in finetune.domains.items()},
         "source": FinetuneResults.FILE, "figures": figures,
         "warnings": sorted({w for f in figures.values() for w in f["auc"]["warnings"]})})
-    write_results(cfg.name, results)
+    write_results(cfg, results)
     return results
 
 

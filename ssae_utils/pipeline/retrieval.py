@@ -157,7 +157,7 @@ def load_stage01(cfg: ProfileConfig) -> RetrievalResults:
     """Stage 01's results for later stages, refusing ones written for other data, model or
     retrieval settings (the ``tracin_*`` knobs aside)."""
     path = results_dir(cfg.name) / RESULTS_FILE
-    results = read_stage(cfg.name, RetrievalResults)
+    results = read_stage(cfg, RetrievalResults)
     if results.inputs_key != inputs_key(cfg):
         raise ValueError(
             f"{path} was written with other data/model/retrieval settings than this run's "
@@ -213,5 +213,5 @@ def run_retrieval(cfg: ProfileConfig) -> RetrievalResults:
         "domains": domains,
         "timings": {k: round(v, 2) for k, v in timings.items()},
     })
-    write_results(cfg.name, results)
+    write_results(cfg, results)
     return results

@@ -22,7 +22,7 @@ def load_results(cfg: ProfileConfig) -> dict[str, dict[str, Any]]:
     """Every results file a claim needs that exists for this profile, read (and checked)
     through its schema; the claims get them as the JSON dicts they are."""
     names = sorted({f for c in CLAIMS.values() for f in c.needs})
-    return {name: read_stage(cfg.name, BY_FILE[name]).to_dict() for name in names
+    return {name: read_stage(cfg, BY_FILE[name]).to_dict() for name in names
             if results_path(cfg.name, name).exists()}
 
 
@@ -37,7 +37,7 @@ def run_scorecard(cfg: ProfileConfig) -> ScorecardResults:
                          "too small to reach it): not reproduced; otherwise, or without a noise estimate: inconclusive"),
         "claims": score_claims(results),
     })
-    write_results(cfg.name, out)
+    write_results(cfg, out)
     return out
 
 

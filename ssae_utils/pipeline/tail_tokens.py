@@ -53,7 +53,7 @@ BASELINE = GENERAL.label  # the paper's "OWT baseline": the SSAE finetuned on ge
 
 def load_upstream(cfg: ProfileConfig) -> tuple[SetupResults, FinetuneResults]:
     """00_setup.json and 03_finetune.json, with an error naming the notebook to run."""
-    return read_stage(cfg.name, SetupResults), read_stage(cfg.name, FinetuneResults)
+    return read_stage(cfg, SetupResults), read_stage(cfg, FinetuneResults)
 
 
 def specialized_labels(models: list[MatchedModel]) -> list[str]:
@@ -156,7 +156,7 @@ def run_tail_tokens(cfg: ProfileConfig) -> TailTokensResults:
         "tail_tokens": tail,
         "timings": timings,
     })
-    write_results(cfg.name, results)
+    write_results(cfg, results)
     return results
 
 

@@ -258,5 +258,5 @@ def run_tracin(cfg: ProfileConfig) -> TracinResults:
         "domains": domains,
         "timings": {k: round(v, 2) for k, v in timings.items()},
     })
-    write_results(cfg.name, results)
+    write_results(cfg, results)
     return results

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ssae_utils.io import read_json, write_json_atomic
+from ssae_utils.lineage import check_lineage, lineage_of
 from ssae_utils.paths import results_dir
 from ssae_utils.results.base import ABSENT, Record, ResultsSchemaError, Source, StageResults, key, optional
 from ssae_utils.results.stages import (
@@ -100,20 +101,38 @@ def missing_error(profile: str, name: str) -> FileNotFoundError:
                              f"(python run_all.py --profile {profile} --only {notebook})")
 
 
-def read_stage(profile: str, stage: type[S]) -> S:
-    """``results/<profile>/<stage.FILE>`` read through its schema (errors name the notebook to run)."""
+def _target(target: Any) -> tuple[str, Any]:
+    """(profile name, config or None) from a profile name or a ProfileConfig."""
+    if isinstance(target, str):
+        return target, None
+    return target.name, target
+
+
+def read_stage(target: Any, stage: type[S]) -> S:
+    """``results/<profile>/<stage.FILE>`` read through its schema (errors name the notebook to
+    run). Given the run's config instead of a profile name (as every stage does), the file's
+    lineage is checked too: made with other knobs, or from upstream results rewritten since,
+    it is refused (``ssae_utils.lineage.LineageError``)."""
+    profile, cfg = _target(target)
     path = results_path(profile, stage)
     if not path.exists():
         raise missing_error(profile, stage.FILE)
-    return stage.from_dict(read_json(path), source=stage.source(profile))
+    record = stage.from_dict(read_json(path), source=stage.source(profile))
+    if cfg is not None:
+        check_lineage(stage.FILE, stage.NOTEBOOK, record.lineage or None, cfg.to_dict(), results_dir(profile), profile)
+    return record
 
 
-def write_results(profile: str, results: StageResults) -> Path:
-    """Write ``results`` to ``results/<profile>/<its FILE>`` (atomically); returns the path."""
+def write_results(target: Any, results: StageResults) -> Path:
+    """Write ``results`` to ``results/<profile>/<its FILE>`` (atomically); returns the path.
+    Given the run's config (as every stage does), the file records its lineage."""
+    profile, cfg = _target(target)
     if not isinstance(results, StageResults):
         raise TypeError(f"write_results takes a stage's results record, not {type(results).__name__}")
     if results.profile != profile:
         raise ValueError(f"results of profile {results.profile!r} written under profile {profile!r}")
+    if cfg is not None:
+        results.lineage = lineage_of(results.NOTEBOOK, cfg.to_dict(), results_dir(profile))
     path = results_path(profile, type(results))
     write_json_atomic(path, results.to_dict())
     return path

@@ -140,6 +140,9 @@ class StageResults(Record):
     schema_version: int = -1  # set to SCHEMA_VERSION in __post_init__ when not given
     profile: str
     config_hash: str
+    # the config sections and upstream results this file was made from (ssae_utils.lineage);
+    # stamped by write_results, checked by read_stage
+    lineage: dict[str, Any] = optional()
 
     def __post_init__(self) -> None:
         if self.schema_version == -1:
