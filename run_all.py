@@ -136,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     # Machine-local (in the cache, not in results/): a fresh clone has none and runs everything.
     results_folder = results_dir(profile)
     state_path = state_file(profile, results_folder)
-    state = read_json(state_path) if state_path.exists() else {}
+    try:
+        state = read_json(state_path) if state_path.exists() else {}
+    except ValueError as err:  # only a memo of what ran: drop it, and every notebook reruns
+        print(f"warning: {err} -- ignoring it, so every selected notebook reruns", file=sys.stderr)
+        state = {}
     config = cfg.to_dict()
     outcomes: list[Outcome] = []
     failed = False

@@ -34,7 +34,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ssae_utils.validation import require as _require
-from ssae_utils.io import atomic_path, sha256_file, stable_hash, write_json_atomic
+from ssae_utils.integrity import CorruptCacheError, file_digest, verify_file
+from ssae_utils.io import atomic_path, stable_hash, write_json_atomic
 from ssae_utils.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -259,8 +260,15 @@ class ActivationStore:
             raise CorruptShardError(f"{shard.acts_path.name} has shape {acts.shape}/{acts.dtype}, manifest says {expected}/{m['dtype']}")
         if tokens.shape != (m["n_contexts"], m["context_length"]):
             raise CorruptShardError(f"{shard.tokens_path.name} has shape {tokens.shape}")
-        if verify_checksum and sha256_file(shard.acts_path) != m["acts_sha256"]:
-            raise CorruptShardError(f"{shard.acts_path.name} does not match its checksum")
+        if verify_checksum:
+            # new shards record xxh3-128 of both files; older ones the sha256 of the activations
+            digests = [(shard.acts_path, m["acts_xxh3_128"], "xxh3_128"), (shard.tokens_path, m["tokens_xxh3_128"], "xxh3_128")] \
+                if "acts_xxh3_128" in m else [(shard.acts_path, m["acts_sha256"], "sha256")]
+            for path, digest, algo in digests:
+                try:
+                    verify_file(path, digest, algo)
+                except CorruptCacheError as err:
+                    raise CorruptShardError(str(err)) from err
 
     def _drop(self, shard: _Shard) -> None:
         for path in (shard.manifest_path, shard.acts_path, shard.tokens_path):
@@ -271,7 +279,7 @@ class ActivationStore:
         self,
         texts: Sequence[str],
         desc: str = "caching activations",
-        verify_checksum: bool = False,
+        verify_checksum: bool = True,
         on_shard_written: Callable[[str], None] | None = None,
         max_doc_tokens: int | None = None,
     ) -> None:
@@ -282,7 +290,10 @@ class ActivationStore:
         if len(texts) == 0:
             raise ValueError("no documents to cache: the document list is empty")
         index = self._index()
-        for shard in {id(s): s for s in index.values()}.values():
+        # Check the shards this call reads (each file is hashed once per process): a damaged
+        # one is dropped and its documents recomputed below.
+        wanted = {document_key(text, max_doc_tokens) for text in texts}
+        for shard in {id(s): s for h, s in index.items() if h in wanted}.values():
             try:
                 self._check_shard(shard, verify_checksum)
             except CorruptShardError as err:
@@ -369,7 +380,8 @@ class ActivationStore:
             "n_tokens": n_tokens,
             "d_model": self.model.d_model,
             "dtype": self._np_dtype.name,
-            "acts_sha256": sha256_file(shard.acts_path),
+            "acts_xxh3_128": file_digest(shard.acts_path),
+            "tokens_xxh3_128": file_digest(shard.tokens_path),
         }
         # The manifest goes last: its presence is what marks the shard as complete.
         write_json_atomic(shard.manifest_path, manifest)

@@ -62,8 +62,9 @@ def read_json(path: str | os.PathLike) -> Any:
         )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); delete it and rerun its notebook.") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:  # garbage bytes are not UTF-8 either
+        raise ValueError(f"{path} is not valid JSON ({type(err).__name__}: {err}); delete it and rerun "
+                         f"the notebook that writes it.") from err
 
 
 def _json_default(obj: Any) -> Any:

@@ -41,6 +41,7 @@ from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
 from ssae_utils.data.splitting import sample_whole_documents
 from ssae_utils.domains import Domain
+from ssae_utils.integrity import CorruptCacheError
 from ssae_utils.io import stable_hash
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import cache_dir, cache_relative, results_dir
@@ -178,8 +179,11 @@ def train_grid(gsae: Any, gsae_folder: str, store: ActivationStore, docs: Sequen
     paths = {step: [_sae_folder(root, lam, step, fcfg.steps) for lam in fcfg.l1_coefficients] for step in fcfg.kept_steps}
     relative = {step: [cache_relative(p) for p in ps] for step, ps in paths.items()}
     if all((p / "cfg.json").exists() for ps in paths.values() for p in ps):
-        return TrainedGrid({step: [load_sae(p) for p in ps] for step, ps in paths.items()}, relative,
-                           read_training_info(paths[fcfg.steps][0]))
+        try:
+            return TrainedGrid({step: [load_sae(p) for p in ps] for step, ps in paths.items()}, relative,
+                               read_training_info(paths[fcfg.steps][0]))
+        except CorruptCacheError as err:  # the cache entry is recomputable: train the grid again
+            log.warning("%s: %s; training the grid again", desc, err)
     # The activations stay in the memory-mapped shards: at the paper's scale (13.9M tokens x
     # 2048) they do not fit in memory; training reads only its batches.
     on_disk = store.rows([d.text for d in docs], desc=f"caching {desc} activations")

@@ -21,6 +21,7 @@ from ssae_utils.data.card import data_card
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
 from ssae_utils.data.splitting import sample_whole_documents
+from ssae_utils.integrity import CorruptCacheError
 from ssae_utils.io import stable_hash
 from ssae_utils.model.hooked import HookedLM
 from ssae_utils.model.reference import compare_with_hf
@@ -114,8 +115,11 @@ def get_gsae(world: World) -> tuple[Any, Path, dict[str, Any]]:
     folder = gsae_dir(gsae_cache_key(cfg, data_key, world.model.hook_name, world.model.d_model))
     if (folder / "cfg.json").exists():
         log.info("GSAE found in cache: %s", folder)
-        # the same training info as a cold run writes (its document count is not in the folder)
-        return load_sae(folder), folder, {**read_training_info(folder), "training_documents": len(docs)}
+        try:
+            # the same training info as a cold run writes (its document count is not in the folder)
+            return load_sae(folder), folder, {**read_training_info(folder), "training_documents": len(docs)}
+        except CorruptCacheError as err:
+            log.warning("%s; training the GSAE again", err)
     acts = world.store.load(texts, exclude_bos=True, desc="caching general-pool activations").acts
     sae, info = train_gsae(acts, cfg, world.model.hook_name, folder, model_name=world.model.name)
     info["training_documents"] = len(docs)
@@ -212,9 +216,12 @@ def load_saved_gsae(cfg: ProfileConfig) -> tuple[Any, SetupResults]:
 
     results = read_stage(cfg, SetupResults)  # refuses a 00_setup.json made with other settings (lineage)
     folder = cache_root() / results.gsae.folder
+    rebuild = f"python run_all.py --profile {cfg.name} --only 00 --force"
     if not (folder / "cfg.json").exists():
         raise FileNotFoundError(
-            f"the GSAE recorded in 00_setup.json is not in this machine's cache ({folder}); "
-            "rerun notebook 00 with `python run_all.py --only 00 --force`"
+            f"the GSAE recorded in 00_setup.json is not in this machine's cache ({folder}); rerun notebook 00 with `{rebuild}`"
         )
-    return load_sae(folder), results
+    try:
+        return load_sae(folder), results
+    except CorruptCacheError as err:
+        raise CorruptCacheError(f"{err} -- notebook 00 retrains it: `{rebuild}`") from err

@@ -26,6 +26,7 @@ from sae_lens.training.sae_trainer import SAETrainer
 
 from ssae_utils.sae.config import GSAEConfig
 from ssae_utils.sae.handle import SAEHandle
+from ssae_utils.integrity import CorruptCacheError, verify_folder, write_checksums
 from ssae_utils.io import stable_hash, write_json_atomic
 from ssae_utils.paths import cache_dir
 from ssae_utils.sae.outliers import NormThreshold
@@ -142,16 +143,32 @@ def save_sae(sae: SAE | SAEHandle, out_dir: Path, info: dict[str, Any]) -> None:
     else:
         sae.save_model(tmp)
     write_json_atomic(tmp / TRAINING_INFO, info)
+    # written last: a digest of every file, checked whenever the SAE is loaded
+    write_checksums(tmp, [p.name for p in tmp.iterdir() if p.is_file()])
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
 
 
 def load_sae(path: Path, device: str = "cpu") -> SAEHandle:
-    """The SAE saved in ``path`` (SAELens format) as the handle every stage uses."""
+    """The SAE saved in ``path`` (SAELens format) as the handle every stage uses.
+
+    Its files are checked against the digests written with it, and its weights must be
+    finite; a damaged SAE raises ``CorruptCacheError`` naming the folder (callers that can
+    retrain it do; see ``pipeline.finetune.train_grid``)."""
     path = Path(path)
     if not (path / "cfg.json").exists():
         raise FileNotFoundError(f"no SAE at {path} (cfg.json missing); run notebook 00 to train the GSAE")
-    return SAEHandle.load(path, device=device)
+    verify_folder(path)
+    try:
+        handle = SAEHandle.load(path, device=device)
+    except Exception as err:  # a truncated safetensors file, a garbled cfg.json
+        raise CorruptCacheError(f"the SAE in {path} cannot be loaded ({type(err).__name__}: {err}); delete the "
+                                f"folder and rerun the notebook that made it") from err
+    bad = [name for name, t in handle.weights().items() if not torch.isfinite(t).all()]
+    if bad:
+        raise CorruptCacheError(f"the SAE in {path} has non-finite {', '.join(bad)}; delete the folder and rerun "
+                                f"the notebook that made it")
+    return handle
 
 
 def read_training_info(path: Path) -> dict[str, Any]:
