@@ -86,6 +86,19 @@ def state_file(profile: str, results_folder: Path) -> Path:
     return cache_dir("run_state") / f"{profile}{suffix}.json"
 
 
+def read_state(path: Path) -> dict:
+    """What ran before (notebook -> fingerprint); a garbled file is dropped with a warning:
+    it is only a memo, so every notebook then reruns."""
+    from ssae_utils.io import read_json
+
+    try:
+        state = read_json(path) if path.exists() else {}
+    except ValueError as err:
+        print(f"warning: {err} -- ignoring it, so every selected notebook reruns", file=sys.stderr)
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
 def fingerprint(nb: Path, config: dict, results_folder: Path) -> str:
     """What a notebook's outputs depend on: its source, its config sections and the upstream
     results on disk."""
@@ -113,11 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     import papermill as pm
 
     from ssae_utils.config import DEFAULT_PROFILE, load_profile, parse_override
-    from ssae_utils.io import read_json, write_json_atomic
-    from ssae_utils.paths import results_dir
+    from ssae_utils.io import write_json_atomic
+    from ssae_utils.paths import check_folder_variables, results_dir
 
     profile = args.profile or DEFAULT_PROFILE
     try:
+        # absolute, writable folders: kernels run in notebooks/, where a relative path means something else
+        os.environ.update(check_folder_variables())
         overrides = dict(parse_override(o) for o in args.overrides)
         cfg = load_profile(profile, overrides)  # fail fast on unknown profiles or knobs
     except (ValueError, KeyError) as err:
@@ -136,11 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     # Machine-local (in the cache, not in results/): a fresh clone has none and runs everything.
     results_folder = results_dir(profile)
     state_path = state_file(profile, results_folder)
-    try:
-        state = read_json(state_path) if state_path.exists() else {}
-    except ValueError as err:  # only a memo of what ran: drop it, and every notebook reruns
-        print(f"warning: {err} -- ignoring it, so every selected notebook reruns", file=sys.stderr)
-        state = {}
+    state = read_state(state_path)
     config = cfg.to_dict()
     outcomes: list[Outcome] = []
     failed = False

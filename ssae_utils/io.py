@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -19,19 +20,34 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     one, never a partial write (a killed run leaves at most a stray ``.tmp`` file).
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        raise _write_error(target, err) from err
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would
-        if tmp_path.exists():
-            os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, target)
+        try:
+            yield tmp_path
+            # mkstemp creates 0600 files; give the result the permissions a plain open() would
+            if tmp_path.exists():
+                os.chmod(tmp_path, 0o666 & ~_umask())
+            os.replace(tmp_path, target)
+        except OSError as err:
+            raise _write_error(target, err) from err
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _write_error(target: Path, err: OSError) -> OSError:
+    """The same OSError, saying which file could not be written and what to do."""
+    what = {errno.ENOSPC: "the disk is full: free space, or point SSAE_CACHE / SSAE_RESULTS at a larger disk",
+            errno.EROFS: "the file system is read-only: point SSAE_CACHE / SSAE_RESULTS at a writable folder",
+            errno.EACCES: "permission denied: point SSAE_CACHE / SSAE_RESULTS at a folder you can write"}.get(
+        err.errno, err.strerror or type(err).__name__)
+    return type(err)(err.errno, f"cannot write {target}: {what}")
 
 
 def _umask() -> int:

@@ -8,6 +8,33 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+FOLDER_VARIABLES = ("SSAE_CACHE", "SSAE_RESULTS", "SSAE_FIGURES", "SSAE_RUNS")
+
+
+def check_folder_variables(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Each folder variable set in ``environ`` made absolute (relative to the current folder,
+    not to wherever a kernel runs) and checked to be a writable folder; a clear error otherwise.
+    Returns the variables to pass on."""
+    env = os.environ if environ is None else environ
+    out = {}
+    for name in FOLDER_VARIABLES:
+        raw = env.get(name)
+        if not raw:
+            continue
+        path = Path(raw).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{name}={raw} is a file, not a folder: point it at a folder")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as err:
+            raise ValueError(f"{name}={raw}: cannot write there ({err.strerror or err}); point it at a writable folder") from None
+        out[name] = str(path)
+    return out
+
+
 def cache_root() -> Path:
     """Root of every content-addressed cache (downloads, models, activations, SAEs).
 

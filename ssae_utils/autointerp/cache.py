@@ -53,7 +53,7 @@ class ResponseCache:
                 raise ValueError("key or checksum mismatch")
             return LLMResponse(str(response["text"]), int(response["input_tokens"]), int(response["output_tokens"]),
                                response.get("stop_reason"), cached=True)
-        except (ValueError, KeyError, TypeError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError) as err:  # AttributeError: JSON of the wrong shape
             self.corrupt += 1
             log.warning("damaged autointerp cache entry %s (%s): ignoring it", path.name, err)
             return None

@@ -99,7 +99,12 @@ def sae_splice(sae: SAELike, threshold: NormThreshold | None = None, keep_bos: b
     trained on them (see ``ssae_utils.sae.outliers``).
     """
 
+    d_in = getattr(getattr(sae, "cfg", None), "d_in", None)
+
     def splice(resid: torch.Tensor) -> torch.Tensor:
+        if d_in is not None and resid.shape[-1] != int(d_in):
+            raise ValueError(f"the residual at the hook has d_model={resid.shape[-1]} but the SAE expects d_in={d_in}: "
+                             f"an SAE trained on another model or layer (check model.name / model.hook_layer)")
         recon = sae.decode(sae.encode(resid))
         keep = torch.zeros(resid.shape[:-1], dtype=torch.bool, device=resid.device)
         if keep_bos:
