@@ -70,8 +70,8 @@ def resolve_specs(labels: Sequence[str], available: Sequence[ModelSpec]) -> list
     terms = [spec for spec in available if spec.tilt != 0]
     out = []
     for label in labels:
-        if label == TERM_ALIAS and terms:
-            out.append(terms[0])
+        if label == TERM_ALIAS:
+            out += terms[:1]  # no TERM model on this domain: nothing to compare
         elif label in by_label:
             out.append(by_label[label])
         else:

@@ -26,7 +26,9 @@ class AutointerpConfig:
     # (GSAE, General SSAE, Dense SSAE, Dense+TERM t=<each tilt of the sweep>; "TERM" = the first)
     domain: str | None = None  # None: the profile's first domain
     split: str = "test"
-    models: tuple[str, ...] = ("GSAE", "General SSAE", "Dense SSAE", "Dense+TERM t=500")
+    # "TERM": the first TERM model the sweep trained on the domain (none if it trained none),
+    # so any term_tilts work without editing this list (the paper's t = 500 by default)
+    models: tuple[str, ...] = ("GSAE", "General SSAE", "Dense SSAE", "TERM")
     target_l0: float | None = None  # None: the tail section's target if the profile has one, else 100
 
     # features and examples
