@@ -73,7 +73,7 @@ def test_model_labels_resolve_with_the_term_alias_or_fail_clearly():
 
     specs = compared_models(_finetune(sweep={"term_tilts": [1.0]}, domains={"physics": {"term": True}}))
     assert [s.label for s in resolve_specs(["Dense SSAE", "TERM"], specs)] == ["Dense SSAE", "Dense+TERM t=1"]
-    no_term = compared_models({"sweep": {"term_tilts": [1.0]}, "domains": {"law": {"term": False}}}, "law")
+    no_term = compared_models(_finetune(sweep={"term_tilts": [1.0]}, domains={"law": {"term": False}}), "law")
     assert [s.label for s in resolve_specs(["GSAE", "TERM"], no_term)] == ["GSAE"]   # a domain without TERM
     with pytest.raises(ValueError, match="Dense\\+TERM t=500.*not among"):
         resolve_specs(["Dense+TERM t=500"], specs)
