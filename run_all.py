@@ -7,18 +7,29 @@
     python run_all.py --from 03                # this notebook and the ones after it
     python run_all.py --force                  # rerun even notebooks that are up to date
     python run_all.py --set gsae.d_sae=2048    # override any config knob (repeatable)
+    python run_all.py --set domains.biology=@biology.json --show-config   # the resolved config, then stop
 
 Executed copies go to runs/<profile>/<NN>_<name>.ipynb; the source notebooks are never
 overwritten. Notebooks talk to each other only through files in results/<profile>/. A
 notebook whose inputs (its source, the config sections of its stage and earlier ones, with
 overrides, and the results of earlier notebooks) are unchanged since its last successful run
 on this machine, and whose own results are still there, is skipped unless --force is given.
+
+Environment variables:
+    SSAE_CACHE     content-addressed caches: models, corpora, activations, SAEs (default .cache/)
+    SSAE_RESULTS   results/<profile>/ JSON and CSV files (default results/)
+    SSAE_FIGURES   figures/<profile>/ (default figures/)
+    SSAE_RUNS      executed notebooks, runs/<profile>/ (default runs/)
+    ANTHROPIC_API_KEY   Claude for notebook 06 (read from the environment only, never written)
+    SSAE_DEFAULT_MALLOC=1   keep glibc's default allocator settings in the kernels
+Relative folders are taken relative to the current folder; each must be a writable folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 import time
@@ -120,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="start", metavar="NN", help="run from this notebook number on")
     parser.add_argument("--force", action="store_true", help="rerun notebooks even if they are up to date")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config knob, e.g. gsae.d_sae=2048")
+    parser.add_argument("--show-config", action="store_true", help="print the resolved config (profile and --set applied) as JSON and stop")
     args = parser.parse_args(argv)
 
     # Imported here so that --help works before the package is installed.
@@ -138,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError) as err:
         print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
         return 2
+    if args.show_config:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
     selected = select(discover(), args.only, args.start)
     if not selected:
         print("error: no notebooks selected", file=sys.stderr)

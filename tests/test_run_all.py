@@ -205,3 +205,17 @@ def test_failing_notebook_is_named_with_its_cell(tmp_path):
     proc = _run(["--profile", "smoke", "--only", "00", "--set", "gsae.pool_tokens=10", "--set", "gsae.batch_size=100000"], env)
     assert proc.returncode == 1
     assert "FAILED in 00_setup.ipynb, cell" in proc.stderr and "ValueError" in proc.stderr
+
+
+def test_show_config_prints_the_resolved_config_and_runs_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SSAE_RUNS", str(tmp_path / "runs"))
+    assert run_all.main(["--profile", "smoke", "--set", "domains.physics.steps=3", "--set", "domains.toxicity=null",
+                         "--show-config"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["name"] == "smoke" and list(shown["domains"]) == ["physics"] and shown["domains"]["physics"]["steps"] == 3
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.ipynb"))
+
+
+def test_help_lists_the_environment_variables():
+    for name in ("SSAE_CACHE", "SSAE_RESULTS", "SSAE_FIGURES", "SSAE_RUNS", "ANTHROPIC_API_KEY"):
+        assert name in run_all.__doc__
