@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here so that --help works before the package is installed.
     import papermill as pm
 
-    from ssae_utils.config import DEFAULT_PROFILE, load_profile, parse_override
+    from ssae_utils.config import DEFAULT_PROFILE, absolute_source_paths, load_profile, parse_override
     from ssae_utils.io import write_json_atomic
     from ssae_utils.paths import check_folder_variables, results_dir
 
@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # absolute, writable folders: kernels run in notebooks/, where a relative path means something else
         os.environ.update(check_folder_variables())
-        overrides = dict(parse_override(o) for o in args.overrides)
+        # a domain's relative files are the caller's, not relative to notebooks/ where kernels run
+        overrides = absolute_source_paths(dict(parse_override(o) for o in args.overrides))
         cfg = load_profile(profile, overrides)  # fail fast on unknown profiles or knobs
     except (ValueError, KeyError) as err:
         print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)

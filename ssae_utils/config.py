@@ -133,6 +133,37 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+SOURCE_FIELDS = ("source", "seed_source", "val_source", "test_source", "ood_source")
+
+
+def absolute_source_paths(overrides: dict[str, Any], base: Path | None = None) -> dict[str, Any]:
+    """``overrides`` with every relative file or folder a domain names (and the matching
+    ``data.source_options`` keys) made absolute against ``base`` (default: the current
+    folder). run_all calls it before handing overrides to the kernels, which run in
+    notebooks/, where a relative path would point elsewhere."""
+    from ssae_utils.data.sources.files import HUB_PREFIX
+
+    base = Path.cwd() if base is None else Path(base)
+
+    def fix(value: Any) -> Any:
+        if not isinstance(value, str) or value.startswith(HUB_PREFIX) or Path(value).is_absolute():
+            return value
+        candidate = (base / value).expanduser()
+        return str(candidate.resolve()) if candidate.exists() else value
+
+    out = {}
+    for key, value in overrides.items():
+        parts = key.split(".")
+        if parts[0] == "domains" and len(parts) == 2 and isinstance(value, dict):
+            value = {k: fix(v) if k in SOURCE_FIELDS else v for k, v in value.items()}
+        elif parts[0] == "domains" and len(parts) == 3 and parts[2] in SOURCE_FIELDS:
+            value = fix(value)
+        elif key == "data.source_options" and isinstance(value, dict):
+            value = {fix(k): v for k, v in value.items()}
+        out[key] = value
+    return out
+
+
 def apply_override(cfg: Any, dotted: str, value: Any, _outer: str = "") -> Any:
     """Return a copy of ``cfg`` with the (nested) field ``dotted`` set to ``value``.
 

@@ -127,3 +127,21 @@ def test_a_third_domain_runs_through_notebooks_00_to_06_by_configuration_alone(t
     assert (figures / "biology_test.png").exists() and (figures / "biology_term.png").exists()
     assert read("05_tail_tokens.json")["domain"] == "biology" and (figures / "fig2a.png").exists()
     assert read("06_autointerp.json")["data"]["split"] == "biology_test" and (figures / "fig3b.png").exists()
+
+
+def test_relative_source_paths_are_made_absolute_for_the_kernels(tmp_path, monkeypatch):
+    from ssae_utils.config import absolute_source_paths
+
+    (tmp_path / "data" / "seed").mkdir(parents=True)
+    (tmp_path / "data" / "test.jsonl").write_text("{}\n")
+    monkeypatch.chdir(tmp_path)
+    fixed = absolute_source_paths({
+        "domains.biology": {"seed_source": "data/seed", "test_source": "data/test.jsonl", "steps": 3},
+        "domains.law.ood_source": "data/test.jsonl",
+        "data.source_options": {"data/test.jsonl": {"text_column": "abstract"}},
+        "domains.x": {"source": "hf:owner/name"}, "gsae.d_sae": 8})
+    assert fixed["domains.biology"] == {"seed_source": str(tmp_path / "data" / "seed"),
+                                        "test_source": str(tmp_path / "data" / "test.jsonl"), "steps": 3}
+    assert fixed["domains.law.ood_source"] == str(tmp_path / "data" / "test.jsonl")
+    assert list(fixed["data.source_options"]) == [str(tmp_path / "data" / "test.jsonl")]
+    assert fixed["domains.x"] == {"source": "hf:owner/name"} and fixed["gsae.d_sae"] == 8
