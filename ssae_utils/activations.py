@@ -292,8 +292,8 @@ class ActivationStore:
         index = self._index()
         # Check the shards this call reads (each file is hashed once per process): a damaged
         # one is dropped and its documents recomputed below.
-        wanted = {document_key(text, max_doc_tokens) for text in texts}
-        for shard in {id(s): s for h, s in index.items() if h in wanted}.values():
+        keys = [document_key(text, max_doc_tokens) for text in texts]  # hashed once, used twice
+        for shard in {id(index[h]): index[h] for h in set(keys) if h in index}.values():
             try:
                 self._check_shard(shard, verify_checksum)
             except CorruptShardError as err:
@@ -303,8 +303,7 @@ class ActivationStore:
 
         missing: list[tuple[str, str]] = []
         seen: set[str] = set()
-        for text in texts:
-            h = document_key(text, max_doc_tokens)
+        for text, h in zip(texts, keys):
             if h not in index and h not in seen:
                 missing.append((h, text))
                 seen.add(h)

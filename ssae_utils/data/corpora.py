@@ -46,9 +46,6 @@ log = logging.getLogger(__name__)
 # Bump when the building code changes what a given config produces (invalidates caches).
 DATA_VERSION = 1
 
-DomainsArg = "Mapping[str, Domain] | Sequence[Domain] | None"
-
-
 def _domains(cfg: DataConfig, domains: Any) -> list[Domain]:
     """The domains as a list; None: the presets of ``cfg.profile``."""
     if domains is None:
