@@ -27,7 +27,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -335,9 +335,10 @@ class ActivationStore:
             yield docs, contexts
 
     @torch.no_grad()
-    def _write_shard(self, docs: list[dict], contexts: list[list[int]], bar: tqdm) -> str:
+    def _forward(self, contexts: list[list[int]], bar: tqdm | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(acts [n_real_tokens, d_model] in the storage dtype, tokens int32 [n, L] padded with
+        BOS, lengths int64 [n]) of BOS-prefixed contexts: what a shard holds."""
         L = self.context_length
-        key = stable_hash({"store": self.key, "docs": [d["hash"] for d in docs]})
         lengths = np.array([len(c) for c in contexts], dtype=np.int64)
         tokens = np.full((len(contexts), L), self.model.bos_token_id, dtype=np.int32)
         for i, ctx in enumerate(contexts):
@@ -361,7 +362,15 @@ class ActivationStore:
             resid = resid.detach().to("cpu", torch.float32).numpy()
             for j, (c, n) in enumerate(zip(idx, batch_len)):
                 out[offsets[c] : offsets[c] + n] = resid[j, :n]
-            bar.update(len(batch_len))
+            if bar is not None:
+                bar.update(len(batch_len))
+        return out, tokens, lengths
+
+    def _write_shard(self, docs: list[dict], contexts: list[list[int]], bar: tqdm) -> str:
+        L = self.context_length
+        key = stable_hash({"store": self.key, "docs": [d["hash"] for d in docs]})
+        out, tokens, lengths = self._forward(contexts, bar)
+        n_tokens = int(lengths.sum())
         shard = _Shard(key, {}, self.root)
         with atomic_path(shard.acts_path) as tmp:
             with open(tmp, "wb") as handle:
@@ -458,6 +467,49 @@ class ActivationStore:
             raise ValueError("the documents produced no tokens to cache")
         return ShardedActivations(arrays, torch.from_numpy(np.concatenate(shard_ids)),
                                   torch.from_numpy(np.concatenate(rows)), torch.from_numpy(np.concatenate(doc_index)))
+
+    def stream(self, texts: Sequence[str], exclude_bos: bool = True, max_doc_tokens: int | None = None,
+               chunk_contexts: int | None = None, desc: str = "streaming activations") -> Iterator[ActivationSet]:
+        """The activations ``load`` would give, computed by the model and handed out in chunks of
+        whole documents (about ``chunk_contexts`` contexts each; default the shard size), never
+        written to disk: for one-pass consumers (TracIn scoring of the paper's ~90M candidate
+        tokens) whose inputs would not fit in the cache. ``doc_index`` indexes ``texts``; a
+        document that yields no context is simply absent."""
+        if len(texts) == 0:
+            raise ValueError("no documents to stream: the document list is empty")
+        limit = chunk_contexts or self.cfg.shard_contexts
+        tok = self.model.tokenizer
+        first = 1 if exclude_bos else 0
+
+        def chunks() -> Iterator[tuple[list[int], list[list[int]]]]:
+            owners: list[int] = []
+            contexts: list[list[int]] = []
+            for i, text in enumerate(texts):
+                ids = encode(tok, text)
+                if max_doc_tokens is not None:
+                    ids = ids[:max_doc_tokens]
+                pieces = chunk_token_ids(ids, self.model.bos_token_id, self.context_length, self.min_tokens)
+                owners.extend([i] * len(pieces))
+                contexts.extend(pieces)
+                if len(contexts) >= limit:
+                    yield owners, contexts
+                    owners, contexts = [], []
+            if contexts:
+                yield owners, contexts
+
+        with tqdm(total=len(texts), desc=desc, unit="doc") as bar:
+            done = 0
+            for owners, contexts in chunks():
+                out, tokens, lengths = self._forward(contexts)
+                offsets = np.concatenate([[0], np.cumsum(lengths)])
+                rows = np.concatenate([np.arange(offsets[c] + first, offsets[c + 1]) for c in range(len(contexts))])
+                doc_index = np.concatenate([np.full(int(n) - first, owners[c]) for c, n in enumerate(lengths)])
+                token_ids = np.concatenate([tokens[c, first:int(n)] for c, n in enumerate(lengths)]).astype(np.int64)
+                positions = np.concatenate([np.arange(first, int(n)) for n in lengths])
+                yield ActivationSet(torch.from_numpy(np.asarray(out[rows], dtype=np.float32)), torch.from_numpy(token_ids),
+                                    torch.from_numpy(positions), torch.from_numpy(doc_index))
+                bar.update(owners[-1] + 1 - done)
+                done = owners[-1] + 1
 
     def contexts(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token contexts [n, L] and their lengths for ``texts`` (no model run)."""

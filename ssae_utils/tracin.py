@@ -164,12 +164,29 @@ def tracin_scores(
     [n_tokens]`` its document (0..n_docs-1; every document needs at least one token). Pass
     ``seed_grad`` (from :func:`seed_gradient`, same settings) to reuse it across pools; then
     ``seed_acts`` may be None. Returns float64 scores on the SAE's device."""
+    sums, counts = tracin_token_sums(sae, seed_acts, cand_acts, cand_doc_index, n_docs, cfg, seed_grad)
+    return sums / counts
+
+
+def tracin_token_sums(
+    sae,
+    seed_acts: torch.Tensor | None,
+    cand_acts: torch.Tensor,
+    cand_doc_index: torch.Tensor,
+    n_docs: int,
+    cfg: TracInConfig,
+    seed_grad: dict[str, torch.Tensor] | None = None,
+    allow_empty_docs: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum over each document's tokens of the per-token score, its token count), both float64
+    [n_docs]: what a caller streaming the candidates chunk by chunk adds up (the score is
+    sum / count). ``allow_empty_docs``: documents without tokens in this chunk get 0 / 0."""
     _require(isinstance(cfg, TracInConfig), f"tracin_scores takes a TracInConfig, not {type(cfg).__name__}")
     handle = _relu_handle(sae)
     weights = handle.weights()
     d_in = handle.d_in
     _check_acts(cand_acts, d_in, "candidate activations")
-    doc_index = _check_doc_index(cand_doc_index, cand_acts.shape[0], n_docs).to(weights["W_enc"].device)
+    doc_index = _check_doc_index(cand_doc_index, cand_acts.shape[0], n_docs, allow_empty_docs).to(weights["W_enc"].device)
     if seed_grad is None:
         _require(seed_acts is not None, "tracin_scores needs seed_acts or a precomputed seed_grad")
         seed_grad = seed_gradient(sae, seed_acts, cfg)
@@ -213,7 +230,7 @@ def tracin_scores(
             token = token.index_add(0, rows, per_active)
             doc_sum.index_add_(0, doc_index[start : start + cfg.batch_tokens], token.double())
     counts = torch.bincount(doc_index, minlength=n_docs).to(doc_sum)
-    return doc_sum / counts
+    return doc_sum, counts
 
 
 def _active_features(pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -227,7 +244,7 @@ def _active_features(pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
     return f, rows, cols
 
 
-def _check_doc_index(doc_index: torch.Tensor, n_tokens: int, n_docs: int) -> torch.Tensor:
+def _check_doc_index(doc_index: torch.Tensor, n_tokens: int, n_docs: int, allow_empty_docs: bool = False) -> torch.Tensor:
     _require(isinstance(n_docs, int) and n_docs >= 1, f"n_docs must be a positive int, not {n_docs!r}")
     _require(
         isinstance(doc_index, torch.Tensor) and doc_index.ndim == 1 and not doc_index.is_floating_point()
@@ -238,6 +255,6 @@ def _check_doc_index(doc_index: torch.Tensor, n_tokens: int, n_docs: int) -> tor
     lo, hi = int(doc_index.min()), int(doc_index.max())
     _require(lo >= 0 and hi < n_docs, f"cand_doc_index values span [{lo}, {hi}], outside 0..n_docs-1 = 0..{n_docs - 1}")
     counts = torch.bincount(doc_index.long(), minlength=n_docs)
-    empty = (counts == 0).nonzero().flatten().tolist()
+    empty = [] if allow_empty_docs else (counts == 0).nonzero().flatten().tolist()
     _require(not empty, f"{len(empty)} of n_docs={n_docs} documents have no tokens (first: {empty[:5]}); n_docs mismatch?")
     return doc_index.long()

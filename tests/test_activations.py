@@ -213,3 +213,25 @@ def test_sharded_rows_match_load_row_for_row_without_loading_everything(tmp_path
     torch.testing.assert_close(sub[torch.arange(len(sub))], loaded.acts[keep])
     with_bos = store.rows(texts, exclude_bos=False)
     torch.testing.assert_close(with_bos[torch.arange(len(with_bos))], store.load(texts, exclude_bos=False).acts)
+
+
+@pytest.mark.parametrize("chunk_contexts", [1, 4, 1000])
+def test_streamed_chunks_hold_whole_documents_and_equal_load(tmp_path, chunk_contexts):
+    store = make_store(tmp_path)
+    want = store.load(DOCS, max_doc_tokens=20)
+    chunks = list(store.stream(DOCS, max_doc_tokens=20, chunk_contexts=chunk_contexts))
+    got_docs = [set(c.doc_index.tolist()) for c in chunks]
+    for a, b in zip(got_docs, got_docs[1:]):     # a document never straddles two chunks
+        assert max(a) < min(b)
+    for field in ("acts", "token_ids", "positions", "doc_index"):
+        torch.testing.assert_close(torch.cat([getattr(c, field) for c in chunks]), getattr(want, field), atol=1e-5, rtol=1e-5)
+    expected_chunks = {1: len(DOCS), 1000: 1}.get(chunk_contexts)
+    assert expected_chunks is None or len(chunks) == expected_chunks
+
+
+def test_streaming_writes_nothing_to_the_cache(tmp_path):
+    store = make_store(tmp_path)
+    list(store.stream(DOCS[:4]))
+    assert not list((tmp_path / "acts").rglob("*.npy"))
+    with pytest.raises(ValueError, match="empty"):
+        next(store.stream([]))

@@ -52,7 +52,7 @@ from ssae_utils.retrieval import (
 from ssae_utils.results import RetrievalDomain, TracinResults, write_results
 from ssae_utils.retrieval.config import RetrievalConfig
 from ssae_utils.token_counts import token_counts
-from ssae_utils.tracin import TracInConfig, seed_gradient, tracin_scores
+from ssae_utils.tracin import TracInConfig, seed_gradient, tracin_scores, tracin_token_sums
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,13 @@ class TracInSettings:
     l1_coefficient_source: str
     norm_threshold: float | None        # tokens above it are left out (None: keep all)
     max_doc_tokens: int | None          # each candidate scored from its first this-many tokens
+    stream: bool = False                # candidates computed chunk by chunk, never cached
 
     def to_dict(self) -> dict[str, Any]:
         return {"l1_coefficient": self.score.l1_coefficient, "l1_coefficient_source": self.l1_coefficient_source,
                 "l1_weighting": self.score.l1_weighting, "params": list(self.score.params),
-                "norm_threshold": self.norm_threshold, "max_doc_tokens": self.max_doc_tokens}
+                "norm_threshold": self.norm_threshold, "max_doc_tokens": self.max_doc_tokens,
+                **({"stream": True} if self.stream else {})}
 
 
 def tracin_settings(rcfg: RetrievalConfig, training: dict[str, Any]) -> TracInSettings:
@@ -99,7 +101,7 @@ def tracin_settings(rcfg: RetrievalConfig, training: dict[str, Any]) -> TracInSe
             "units of the raw activations (e.g. --set retrieval.tracin_l1_coefficient=5)"
         )
     score = TracInConfig(lam, rcfg.tracin_l1_weighting, tuple(rcfg.tracin_params), rcfg.tracin_batch_tokens)
-    return TracInSettings(score, source, threshold, rcfg.tracin_max_doc_tokens)
+    return TracInSettings(score, source, threshold, rcfg.tracin_max_doc_tokens, rcfg.tracin_stream)
 
 
 def _drop_outliers(acts: torch.Tensor, doc_index: torch.Tensor, threshold: float | None) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -119,6 +121,8 @@ def score_candidates(
     desc: str,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """TracIn score of each document (NaN where every scored token was an outlier)."""
+    if loss.stream:
+        return _score_streamed(sae, store, docs, seed_grad, loss, desc)
     acts_set = store.load([d.text for d in docs], desc=desc, max_doc_tokens=loss.max_doc_tokens)
     acts, doc_index, n_outliers = _drop_outliers(acts_set.acts, acts_set.doc_index, loss.norm_threshold)
     present = torch.unique(doc_index)
@@ -132,6 +136,36 @@ def score_candidates(
     info = {"n_docs": len(docs), "scored_tokens": int(acts.shape[0]), "outlier_tokens_dropped": n_outliers,
             "unscorable_docs": int(len(docs) - len(present)), "scoring_s": round(seconds, 2),
             "tokens_per_s": round(acts.shape[0] / max(seconds, 1e-9))}
+    return scores, info
+
+
+def _score_streamed(sae: Any, store: ActivationStore, docs: Sequence[Document], seed_grad: dict[str, torch.Tensor],
+                    loss: TracInSettings, desc: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """``score_candidates`` with the activations computed chunk by chunk and dropped after
+    scoring: memory O(chunk) + O(documents). Chunks hold whole documents, so each document's
+    score (its token sum over its token count) is the same as scoring all at once, up to the
+    float rounding of a different batching."""
+    sums = torch.zeros(len(docs), dtype=torch.float64)
+    counts = torch.zeros(len(docs), dtype=torch.float64)
+    n_tokens = n_outliers = 0
+    seconds = 0.0
+    for chunk in store.stream([d.text for d in docs], max_doc_tokens=loss.max_doc_tokens, desc=desc):
+        acts, doc_index, dropped = _drop_outliers(chunk.acts, chunk.doc_index, loss.norm_threshold)
+        n_outliers += dropped
+        if acts.shape[0] == 0:
+            continue
+        t = time.perf_counter()
+        s, c = tracin_token_sums(sae, None, acts, doc_index, len(docs), loss.score, seed_grad=seed_grad, allow_empty_docs=True)
+        seconds += time.perf_counter() - t
+        sums += s.cpu()
+        counts += c.cpu()
+        n_tokens += int(acts.shape[0])
+    present = counts > 0
+    scores = np.full(len(docs), np.nan)
+    scores[present.numpy()] = (sums[present] / counts[present]).numpy()
+    info = {"n_docs": len(docs), "scored_tokens": n_tokens, "outlier_tokens_dropped": n_outliers,
+            "unscorable_docs": int((~present).sum()), "scoring_s": round(seconds, 2),
+            "tokens_per_s": round(n_tokens / max(seconds, 1e-9)), "streamed": True}
     return scores, info
 
 

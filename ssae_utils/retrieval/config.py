@@ -86,6 +86,11 @@ class RetrievalConfig:
     # a document's every other token by orders of magnitude.
     tracin_drop_outliers: bool = True
     tracin_batch_tokens: int = 4096
+    # False: candidate activations are cached on disk like every other activation (reused by
+    # reruns). True: computed by the LM chunk by chunk, scored and dropped, never cached; only
+    # the per-document scores are kept. The paper's candidate pools (~90M tokens x 2048 x 2
+    # bytes ~ 370 GB) fit neither in memory nor on the 500 GB disk next to everything else.
+    tracin_stream: bool = False
     # --- selection (each domain's token budget is ``Domain.token_budget``)
     seed_passes: int = 10             # seed-only "Validation" baseline: passes over the seeds
     # A budget larger than what the ranking holds raises ValueError unless this is True, in
@@ -159,5 +164,5 @@ class RetrievalConfig:
     def paper(cls, **overrides: Any) -> "RetrievalConfig":
         """Contriever (GPU box); whole documents for TracIn and a candidate pool of ~1% of
         OpenWebText for physics (6.5x its budget; budgets: ``ssae_utils.domains``)."""
-        base = dict(embedder="contriever", max_embed_tokens=512, embed_batch_size=256)
+        base = dict(embedder="contriever", max_embed_tokens=512, embed_batch_size=256, tracin_stream=True)
         return cls(**{**base, **overrides})

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -83,3 +85,32 @@ def test_quality_rows_flatten_every_domain_and_strategy():
     rows = quality_rows(results, ["n_docs", "recall"])
     assert rows[0] == {"domain": "physics", "strategy": "bm25", "n_docs": 3, "recall": 0.5}
     assert [(r["domain"], r["strategy"]) for r in rows] == [("physics", "bm25"), ("physics", "dense"), ("toxicity", "bm25")]
+
+
+def test_streamed_scoring_equals_cached_scoring(tmp_path):
+    """retrieval.tracin_stream: chunk-by-chunk scores (never cached) equal the cached path's,
+    outliers and unscorable documents included."""
+    from ssae_utils.activations import ActivationConfig, ActivationStore
+    from ssae_utils.data.documents import Document
+    from ssae_utils.pipeline.tracin import TracInSettings, score_candidates
+    from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
+    from ssae_utils.tracin import TracInConfig, seed_gradient
+    from tests.fakes import CausalToyModel
+
+    model = CausalToyModel()
+    model.context_length = 8
+    store = ActivationStore(model, ActivationConfig(batch_size=3, shard_contexts=4), root=tmp_path / "acts")
+    docs = [Document(f"d{i}", " ".join(f"w{(i * 5 + j) % 40}" for j in range(3 + 4 * i)), "pool") for i in range(9)]
+    torch.manual_seed(0)
+    sae = StandardSAE(StandardSAEConfig(d_in=model.d_model, d_sae=24))
+    with torch.no_grad():
+        for p in sae.parameters():
+            p.normal_(0, 0.3)
+    score = TracInConfig(0.5, "decoder_norm", batch_tokens=7)
+    norms = store.load([d.text for d in docs]).acts.norm(dim=-1)
+    threshold = float(norms.quantile(0.8))
+    seed_grad = seed_gradient(sae, store.load([docs[0].text]).acts, score)
+    cached, _ = score_candidates(sae, store, docs, seed_grad, TracInSettings(score, "test", threshold, None), "cached")
+    streamed, info = score_candidates(sae, store, docs, seed_grad, TracInSettings(score, "test", threshold, None, stream=True), "streamed")
+    np.testing.assert_allclose(streamed, cached, rtol=1e-6, equal_nan=True)
+    assert info["streamed"] and info["outlier_tokens_dropped"] > 0
