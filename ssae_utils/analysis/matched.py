@@ -140,8 +140,8 @@ def pick_matched_models(
     return picked
 
 
-def load_matched_sae(model: MatchedModel) -> Any:
-    """The SAELens SAE of a picked model, from this machine's cache."""
+def load_matched_sae(model: MatchedModel, device: str = "cpu") -> Any:
+    """The SAE of a picked model, from this machine's cache, on ``device``."""
     from ssae_utils.sae.gsae import load_sae
 
     folder = cache_root() / model.folder
@@ -150,4 +150,4 @@ def load_matched_sae(model: MatchedModel) -> Any:
             f"{model.label}: SAE folder {folder} is not in this machine's cache; rerun notebook "
             f"{'00' if model.is_gsae else '03'} (python run_all.py --only {'00' if model.is_gsae else '03'} --force)"
         )
-    return load_sae(folder)
+    return load_sae(folder, device=device)

@@ -98,14 +98,11 @@ class ModelConfig:
 
     @property
     def resolved_device(self) -> str:
-        """The device to run on: 'auto' means CUDA when this machine has it, else the CPU."""
-        import torch
+        """The device every heavy step runs on: 'auto' means CUDA when this machine has it,
+        else the CPU (``ssae_utils.device``; on CUDA it also turns TF32 matmuls on)."""
+        from ssae_utils.device import resolve_device
 
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("model.device='cuda' but torch sees no CUDA device; use 'cpu' or 'auto'")
-        return self.device
+        return resolve_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -142,7 +142,7 @@ def bios_ssaes(world: World, gsae: Any, gsae_folder: str, act_scale: float, thre
     cfg, bcfg = world.cfg, world.cfg.bios
     pool = world.corpora["general_pool"]
     counts = world.count_tokens(pool)
-    embedder = embedder_from_config(cfg.retrieval)
+    embedder = embedder_from_config(cfg.retrieval, device=cfg.model.resolved_device)
     pool_embeddings = embed_cached(embedder, [d.text for d in pool])
     out = {}
     for seed in bcfg.ssae_selection_seeds:

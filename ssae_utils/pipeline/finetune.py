@@ -27,8 +27,10 @@ lambda x seed x tilt).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -42,7 +44,7 @@ from ssae_utils.data.documents import Document
 from ssae_utils.data.splitting import sample_whole_documents
 from ssae_utils.domains import Domain
 from ssae_utils.integrity import CorruptCacheError
-from ssae_utils.io import stable_hash
+from ssae_utils.io import stable_hash, write_json_atomic
 from ssae_utils.model.registry import load_model
 from ssae_utils.paths import cache_dir, cache_relative, results_dir
 from ssae_utils.pipeline.foundation import load_saved_gsae
@@ -53,6 +55,7 @@ from ssae_utils.retrieval.selection import Selection
 from ssae_utils.sae.evaluation import reconstruction_stats, sae_splice, spliced_ce
 from ssae_utils.sae.finetune import FinetuneConfig, finetune, validation_objective
 from ssae_utils.sae.gsae import load_sae, read_training_info, save_sae
+from ssae_utils.sae.handle import as_handle
 from ssae_utils.sae.outliers import NormThreshold
 from ssae_utils.sae.term import TiltConfig
 
@@ -115,6 +118,7 @@ class EvalSet:
     lengths: torch.Tensor       # [n_contexts]
     acts: torch.Tensor          # [n_tokens, d_in] for the SAE-only metrics; BOS and outlier-norm tokens left out
     clean_ce: float | None = None
+    key: str = ""               # identity of ``acts`` (store, documents, outlier limit): what a checkpoint pick depends on
 
     @property
     def ce_tokens(self) -> int:
@@ -125,7 +129,9 @@ def eval_set(store: ActivationStore, ce_docs: Sequence[Document], stats_docs: Se
              threshold: NormThreshold | None, desc: str) -> EvalSet:
     acts = store.load([d.text for d in stats_docs], desc=desc).acts
     tokens, lengths = store.contexts([d.text for d in ce_docs])
-    return EvalSet(tokens, lengths, acts if threshold is None else acts[~threshold.is_outlier(acts)])
+    key = stable_hash({"store": store.key, "docs": [d.doc_id for d in stats_docs],
+                       "outlier_limit": None if threshold is None else float(threshold.limit)})
+    return EvalSet(tokens, lengths, acts if threshold is None else acts[~threshold.is_outlier(acts)], key=key)
 
 
 @torch.no_grad()
@@ -180,7 +186,8 @@ def train_grid(gsae: Any, gsae_folder: str, store: ActivationStore, docs: Sequen
     relative = {step: [cache_relative(p) for p in ps] for step, ps in paths.items()}
     if all((p / "cfg.json").exists() for ps in paths.values() for p in ps):
         try:
-            return TrainedGrid({step: [load_sae(p) for p in ps] for step, ps in paths.items()}, relative,
+            device = str(as_handle(gsae).device)
+            return TrainedGrid({step: [load_sae(p, device=device) for p in ps] for step, ps in paths.items()}, relative,
                                read_training_info(paths[fcfg.steps][0]))
         except CorruptCacheError as err:  # the cache entry is recomputable: train the grid again
             log.warning("%s: %s; training the grid again", desc, err)
@@ -203,6 +210,20 @@ def train_grid(gsae: Any, gsae_folder: str, store: ActivationStore, docs: Sequen
     return TrainedGrid(saes, relative, info)
 
 
+def training_documents(docs: Sequence[Document], selection: Selection, fcfg: FinetuneConfig, sample: bool,
+                       seed: int) -> tuple[list[Document], dict[str, Any]]:
+    """The documents a run is trained on: the whole selection, or (``finetune.sample_read_tokens``
+    and a selection larger than the steps x batch_size tokens a run reads) a seeded sample of
+    whole documents holding about that many tokens. ``docs`` are the selection's, in order."""
+    reads = fcfg.steps * fcfg.batch_size
+    if not sample or selection.total_tokens <= reads:
+        return list(docs), {}
+    counts = selection.token_counts
+    picked, total = sample_whole_documents(docs, lambda i: counts[i] + 1, reads, seed)   # +1: each context's BOS
+    return picked, {"sampled_docs": len(picked), "sampled_tokens": int(total), "selection_docs": len(docs),
+                    "selection_tokens": int(selection.total_tokens)}
+
+
 def pick_checkpoints(grid: TrainedGrid, fcfg: FinetuneConfig, val: EvalSet, act_scale: float) -> list[tuple[int, dict[int, float]]]:
     """Per lambda: the kept step with the lowest validation objective, and every step's value."""
     picked = []
@@ -210,6 +231,65 @@ def pick_checkpoints(grid: TrainedGrid, fcfg: FinetuneConfig, val: EvalSet, act_
         scores = {step: validation_objective(grid.saes[step][i], val.acts, lam, act_scale, fcfg.tilt) for step in fcfg.kept_steps}
         picked.append((min(scores, key=lambda s: (scores[s], -s)), scores))
     return picked
+
+
+@dataclass
+class PickedGrid:
+    """Per lambda of a grid: the checkpoint validation picked, its SSAE and folder, and every
+    kept step's validation objective."""
+
+    steps: list[int]
+    scores: list[dict[int, float]]
+    saes: list[Any]
+    folders: list[str]
+    info: dict[str, Any]
+
+
+def _picks_file(root: Any, val: EvalSet) -> Any:
+    return root / f"picked-{val.key}.json"
+
+
+def _load_picks(root: Any, val: EvalSet, desc: str, device: str) -> PickedGrid | None:
+    """The picks recorded for this validation set, if every picked SSAE is still there."""
+    path = _picks_file(root, val)
+    if not val.key or not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        folders = [root / name for name in data["folders"]]
+        saes = [load_sae(f, device=device) for f in folders]
+        return PickedGrid([int(x) for x in data["steps"]], [{int(k): float(v) for k, v in sc.items()} for sc in data["scores"]],
+                          saes, [cache_relative(f) for f in folders], read_training_info(folders[-1]))
+    except (CorruptCacheError, FileNotFoundError, KeyError, TypeError, ValueError) as err:
+        log.warning("%s: the recorded checkpoint picks in %s cannot be used (%s); training the grid again", desc, path, err)
+        return None
+
+
+def train_and_pick(gsae: Any, gsae_folder: str, store: ActivationStore, docs: Sequence[Document], fcfg: FinetuneConfig,
+                   act_scale: float, threshold: NormThreshold | None, hook_name: str, model_name: str, val: EvalSet,
+                   keep_unpicked: bool, desc: str) -> PickedGrid:
+    """``train_grid`` + ``pick_checkpoints``; with ``keep_unpicked=False`` only the picked
+    checkpoint of each lambda stays on disk, the picks recorded beside it (written before
+    anything is deleted, so an interruption never loses a pick)."""
+    root = cache_dir("saes", "ssae", _run_key(gsae_folder, docs, fcfg))
+    if not keep_unpicked:
+        cached = _load_picks(root, val, desc, str(as_handle(gsae).device))
+        if cached is not None:
+            return cached
+    grid = train_grid(gsae, gsae_folder, store, docs, fcfg, act_scale, threshold, hook_name, model_name, desc)
+    picked = pick_checkpoints(grid, fcfg, val, act_scale)
+    steps = [step for step, _ in picked]
+    out = PickedGrid(steps, [scores for _, scores in picked], [grid.saes[step][i] for i, step in enumerate(steps)],
+                     [grid.folders[step][i] for i, step in enumerate(steps)], grid.info)
+    if not keep_unpicked:
+        names = [_sae_folder(root, lam, step, fcfg.steps).name for lam, step in zip(fcfg.l1_coefficients, steps)]
+        write_json_atomic(_picks_file(root, val), {"steps": steps, "folders": names,
+                                                    "scores": [{str(k): v for k, v in sc.items()} for sc in out.scores]})
+        for i, lam in enumerate(fcfg.l1_coefficients):
+            for step in fcfg.kept_steps:
+                if step != steps[i]:
+                    shutil.rmtree(_sae_folder(root, lam, step, fcfg.steps), ignore_errors=True)
+    return out
 
 
 def finetune_config(cfg: ProfileConfig, domain: Domain, seed: int, tilt: float) -> FinetuneConfig:
@@ -251,22 +331,24 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
         gsae_metrics[name] = {split: evaluate(model, {"gsae": gsae}, data, threshold, batch, f"{name} {split}: GSAE")
                               for split, data in evals.items()}
         for strategy, tilt in cfg.finetune.runs(domain):
-            docs = selection_docs(corpora, domain, selections[name][strategy])
+            selection = selections[name][strategy]
+            docs = selection_docs(corpora, domain, selection)
             for seed in cfg.finetune.seeds_for(domain, strategy, tilt):
                 fcfg = finetune_config(cfg, domain, seed, tilt)
+                train_docs, sampling = training_documents(docs, selection, fcfg, cfg.finetune.sample_read_tokens, cfg.seed)
                 label = f"{name}/{strategy}/{fcfg.tilt.label()}/seed {seed}"
-                grid = train_grid(gsae, setup.gsae.folder, store, docs, fcfg, act_scale, threshold,
-                                  model.hook_name, model.name, label)
-                picked = pick_checkpoints(grid, fcfg, evals["val"], act_scale)
-                named = {f"lambda_{lam:g}": grid.saes[step][i] for i, (lam, (step, _)) in enumerate(zip(fcfg.l1_coefficients, picked))}
+                grid = train_and_pick(gsae, setup.gsae.folder, store, train_docs, fcfg, act_scale, threshold,
+                                      model.hook_name, model.name, evals["val"], cfg.finetune.keep_unpicked_checkpoints, label)
+                named = {f"lambda_{lam:g}": sae for lam, sae in zip(fcfg.l1_coefficients, grid.saes)}
                 metrics = {split: evaluate(model, named, evals[split], threshold, batch, f"{label} {split}",
                                            patched_ce=split != "val" or cfg.finetune.val_patched_ce)
                            for split in domain.eval_splits}
-                for i, (lam, (step, scores)) in enumerate(zip(fcfg.l1_coefficients, picked)):
+                for i, lam in enumerate(fcfg.l1_coefficients):
                     row = {"domain": name, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed,
-                           "ssae_folder": grid.folders[step][i], "checkpoint_step": step, "steps": fcfg.steps,
-                           "val_objective_by_step": {str(k): v for k, v in scores.items()},
-                           "train_s": grid.info.get("train_s"), "train_tokens_unique": grid.info.get("train_tokens_unique")}
+                           "ssae_folder": grid.folders[i], "checkpoint_step": grid.steps[i], "steps": fcfg.steps,
+                           "val_objective_by_step": {str(k): v for k, v in grid.scores[i].items()},
+                           "train_s": grid.info.get("train_s"), "train_tokens_unique": grid.info.get("train_tokens_unique"),
+                           **sampling}
                     for split in domain.eval_splits:
                         m, g = metrics[split][f"lambda_{lam:g}"], gsae_metrics[name][split]["gsae"]
                         row.update({f"{split}_{k}": v for k, v in m.items() if k != "tokens"})

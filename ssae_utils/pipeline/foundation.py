@@ -117,11 +117,12 @@ def get_gsae(world: World) -> tuple[Any, Path, dict[str, Any]]:
         log.info("GSAE found in cache: %s", folder)
         try:
             # the same training info as a cold run writes (its document count is not in the folder)
-            return load_sae(folder), folder, {**read_training_info(folder), "training_documents": len(docs)}
+            return load_sae(folder, device=world.cfg.model.resolved_device), folder, {**read_training_info(folder), "training_documents": len(docs)}
         except CorruptCacheError as err:
             log.warning("%s; training the GSAE again", err)
     acts = world.store.load(texts, exclude_bos=True, desc="caching general-pool activations").acts
-    sae, info = train_gsae(acts, cfg, world.model.hook_name, folder, model_name=world.model.name)
+    sae, info = train_gsae(acts, cfg, world.model.hook_name, folder, model_name=world.model.name,
+                           device=world.cfg.model.resolved_device)
     info["training_documents"] = len(docs)
     return sae, folder, info
 
@@ -222,6 +223,6 @@ def load_saved_gsae(cfg: ProfileConfig) -> tuple[Any, SetupResults]:
             f"the GSAE recorded in 00_setup.json is not in this machine's cache ({folder}); rerun notebook 00 with `{rebuild}`"
         )
     try:
-        return load_sae(folder), results
+        return load_sae(folder, device=cfg.model.resolved_device), results
     except CorruptCacheError as err:
         raise CorruptCacheError(f"{err} -- notebook 00 retrains it: `{rebuild}`") from err

@@ -193,7 +193,7 @@ def run_retrieval(cfg: ProfileConfig) -> RetrievalResults:
     timings["bm25_index_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    embedder = embedder_from_config(cfg.retrieval)
+    embedder = embedder_from_config(cfg.retrieval, device=cfg.model.resolved_device)
     pool_emb = embed_cached(embedder, pool_texts)
     timings["embed_pool_s"] = time.perf_counter() - t
 

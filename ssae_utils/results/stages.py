@@ -140,6 +140,11 @@ class FinetuneRow(Record):
     train_s: float | None
     train_tokens_unique: int | None
     metrics: dict[str, Any]
+    # present when the run trained on a sample of its selection (finetune.sample_read_tokens)
+    sampled_docs: int = optional()
+    sampled_tokens: int = optional()
+    selection_docs: int = optional()
+    selection_tokens: int = optional()
 
     def metric(self, split: str, name: str) -> Any:
         """``metrics["<split>_<name>"]`` (None when that split had no such metric)."""

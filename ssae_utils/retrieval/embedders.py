@@ -72,12 +72,13 @@ def get_embedder(name: str, **options: Any) -> Embedder:
     return _EMBEDDERS.get(name)(**options)
 
 
-def embedder_from_config(cfg) -> Embedder:
-    """The embedder a ``RetrievalConfig`` names, with its batch size and truncation."""
+def embedder_from_config(cfg, device: str | None = None) -> Embedder:
+    """The embedder a ``RetrievalConfig`` names, with its batch size and truncation, on
+    ``device`` (the run's ``model.device``; None: CUDA when present)."""
     if cfg.embedder == "hashing":
         return get_embedder("hashing", dim=cfg.hashing_dim)
     return get_embedder(cfg.embedder, batch_size=cfg.embed_batch_size,
-                        max_tokens=cfg.max_embed_tokens, dtype=cfg.embed_dtype)
+                        max_tokens=cfg.max_embed_tokens, dtype=cfg.embed_dtype, device=device)
 
 
 def resolve_embed_dtype(dtype: str, device: str) -> str:

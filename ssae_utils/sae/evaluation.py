@@ -12,6 +12,8 @@ from dataclasses import dataclass, asdict
 from typing import Any, Callable, Protocol
 
 import torch
+
+from ssae_utils.device import device_of
 from tqdm.auto import tqdm
 
 from ssae_utils.sae.outliers import NormThreshold
@@ -53,11 +55,12 @@ def reconstruction_stats(sae: SAELike, acts: torch.Tensor, batch_size: int = 409
     d_in = getattr(sae, "d_in", None) or getattr(getattr(sae, "cfg", None), "d_in", acts.shape[1])
     if acts.shape[1] != d_in:
         raise ValueError(f"activations have d_model={acts.shape[1]} but the SAE expects d_in={d_in}: wrong layer or model?")
-    mean = acts.mean(0)
+    device = device_of(sae, default=acts.device)
+    mean = acts.mean(0).to(device)
     sq_err = total_var = l0_sum = 0.0
     fired = None
     for start in range(0, acts.shape[0], batch_size):
-        x = acts[start : start + batch_size]
+        x = acts[start : start + batch_size].to(device)
         f = sae.encode(x)
         x_hat = sae.decode(f)
         sq_err += float(((x - x_hat) ** 2).sum())
@@ -84,8 +87,9 @@ def reconstruction_stats(sae: SAELike, acts: torch.Tensor, batch_size: int = 409
 def feature_firing_rates(sae: SAELike, acts: torch.Tensor, batch_size: int = 4096) -> list[float]:
     """Share of the tokens in ``acts`` on which each feature fires (0 = dead on this data)."""
     counts = None
+    device = device_of(sae, default=acts.device)
     for start in range(0, acts.shape[0], batch_size):
-        fired = (sae.encode(acts[start : start + batch_size]) > 0).float().sum(0)
+        fired = (sae.encode(acts[start : start + batch_size].to(device)) > 0).float().sum(0)
         counts = fired if counts is None else counts + fired
     if counts is None:
         raise ValueError("no activations to measure feature firing rates on")

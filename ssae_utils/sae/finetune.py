@@ -180,7 +180,7 @@ class SAEStack(torch.nn.Module):
     def to_saelens(self, i: int, act_scale: float, hook_name: str = "", model_name: str = "") -> StandardSAE:
         """SSAE ``i`` as a SAELens StandardSAE that reads raw activations."""
         d_in, d_sae = self.W_enc.shape[1], self.W_enc.shape[2]
-        cfg = StandardSAEConfig(d_in=d_in, d_sae=d_sae, apply_b_dec_to_input=True, dtype="float32", device="cpu")
+        cfg = StandardSAEConfig(d_in=d_in, d_sae=d_sae, apply_b_dec_to_input=True, dtype="float32", device=str(self.W_enc.device))
         cfg.metadata.hook_name = hook_name
         cfg.metadata.model_name = model_name
         sae = StandardSAE(cfg)
@@ -247,9 +247,12 @@ def finetune(
         _require(sequence_ids is not None and sequence_ids.shape == (shape[0],),
                  "a tilt over sequences needs sequence_ids [n_tokens]")
 
+    # Batch order is drawn on the host, so it is the same on every device; the stack lives on
+    # the GSAE's device (load it onto model.device) and each batch is copied there.
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    lambdas = torch.tensor(cfg.l1_coefficients, dtype=torch.float32)
+    device = gsae.device
+    lambdas = torch.tensor(cfg.l1_coefficients, dtype=torch.float32, device=device)
     stack = SAEStack.from_sae(gsae, len(cfg.l1_coefficients), act_scale)
     optimizer = torch.optim.Adam(stack.parameters(), lr=cfg.lr, betas=cfg.adam_betas)
     history: list[dict[str, Any]] = []
@@ -259,11 +262,11 @@ def finetune(
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr_at(step)
         idx = next(stream)
-        x = acts[idx].float() * act_scale
+        x = acts[idx].to(device).float() * act_scale
         if not in_memory and not torch.isfinite(x).all():
             raise FloatingPointError(f"training activations read at step {step} contain NaN/inf; recompute the activation cache")
         mse, penalty, f = stack_losses(stack, x, lambdas, cfg.decoder)
-        seq = sequence_ids[idx] if sequence_ids is not None else None
+        seq = sequence_ids[idx].to(device) if sequence_ids is not None else None
         per_sae = sae_objective(mse, penalty, cfg.tilt, seq)          # [K]
         if not torch.isfinite(per_sae).all():
             bad = [cfg.l1_coefficients[i] for i in torch.nonzero(~torch.isfinite(per_sae)).flatten().tolist()]
@@ -303,9 +306,10 @@ def validation_objective(sae: Any, acts: torch.Tensor, l1_coefficient: float, ac
     """
     tilt = tilt or TiltConfig()
     stack = SAEStack.from_sae(sae, 1, act_scale)
-    x = acts.float() * act_scale
-    mse, penalty, _ = stack_losses(stack, x, torch.tensor([float(l1_coefficient)]), "unit_norm")
-    value = sae_objective(mse, penalty, tilt, sequence_ids)[0]
+    device = stack.W_enc.device
+    x = acts.to(device).float() * act_scale
+    mse, penalty, _ = stack_losses(stack, x, torch.tensor([float(l1_coefficient)], device=device), "unit_norm")
+    value = sae_objective(mse, penalty, tilt, None if sequence_ids is None else sequence_ids.to(device))[0]
     if not torch.isfinite(value):
         raise FloatingPointError(f"non-finite validation objective for lambda {l1_coefficient} (t={tilt.t:g})")
     return float(value)

@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 TRAINING_INFO = "ssae_training.json"
 
 
-def shuffled_batches(acts: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
-    """Endless iterator of shuffled batches: a new permutation every pass over ``acts``."""
+def shuffled_batches(acts: torch.Tensor, batch_size: int, seed: int, device: str = "cpu") -> Iterator[torch.Tensor]:
+    """Endless iterator of shuffled batches (copied to ``device``): a new permutation every
+    pass over ``acts``, drawn on the host so the order is the same on every device."""
     if acts.shape[0] < batch_size:
         raise ValueError(
             f"only {acts.shape[0]} training tokens for a batch of {batch_size}: cache more tokens "
@@ -47,7 +48,7 @@ def shuffled_batches(acts: torch.Tensor, batch_size: int, seed: int) -> Iterator
     while True:
         order = torch.randperm(acts.shape[0], generator=gen)
         for start in range(0, acts.shape[0] - batch_size + 1, batch_size):
-            yield acts[order[start : start + batch_size]]
+            yield acts[order[start : start + batch_size]].to(device)
 
 
 def gsae_cache_key(cfg: GSAEConfig, data_key: str, hook_name: str, d_in: int) -> str:
@@ -60,9 +61,11 @@ def train_gsae(
     hook_name: str,
     out_dir: Path,
     model_name: str = "",
+    device: str = "cpu",
 ) -> tuple[SAEHandle, dict[str, Any]]:
-    """Train a standard L1 SAE on ``acts`` [n_tokens, d_in], save it to ``out_dir`` and
-    return it as loaded from there (the folded, raw-activation SAE)."""
+    """Train a standard L1 SAE on ``acts`` [n_tokens, d_in] (host memory; batches are copied
+    to ``device``, where the SAE trains), save it to ``out_dir`` and return it as loaded
+    from there (the folded, raw-activation SAE, on ``device``)."""
     if acts.ndim != 2:
         raise ValueError(f"GSAE training expects activations [n_tokens, d_in], got {tuple(acts.shape)}")
     if not torch.isfinite(acts).all():
@@ -84,7 +87,7 @@ def train_gsae(
         normalize_activations="expected_average_only_in",
         apply_b_dec_to_input=True,
         dtype="float32",
-        device="cpu",
+        device=device,
     )
     sae_cfg.metadata.hook_name = hook_name
     sae_cfg.metadata.model_name = model_name
@@ -97,12 +100,12 @@ def train_gsae(
         lr_end=0.0 if decay_steps else cfg.lr,
         lr_warm_up_steps=min(cfg.lr_warm_up_steps, steps // 2),
         lr_decay_steps=decay_steps,
-        device="cpu",
+        device=device,
         n_batches_for_norm_estimate=min(50, max(1, train_acts.shape[0] // cfg.batch_size)),
         dead_feature_window=max(10, steps // 4),
         feature_sampling_window=max(10, steps // 4),
     )
-    trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=shuffled_batches(train_acts, cfg.batch_size, cfg.seed))
+    trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=shuffled_batches(train_acts, cfg.batch_size, cfg.seed, device))
     # SAELens' normalisation: scale inputs so their mean norm is sqrt(d_in). We set the
     # factor ourselves (over all training tokens) so we can record it; fit() folds it in.
     scaling_factor = (d_in**0.5) / float(train_acts.norm(dim=-1).mean())
@@ -111,7 +114,7 @@ def train_gsae(
     # Residual streams carry a large shared direction (most of each token's norm); from
     # b_dec = 0 Adam needs thousands of steps to learn it, far more than a small budget has.
     with torch.no_grad():
-        sae.b_dec.copy_(train_acts.mean(0) * scaling_factor)
+        sae.b_dec.copy_(train_acts.mean(0).to(device) * scaling_factor)
     trained = trainer.fit()
     info = {
         "steps": steps,
@@ -128,7 +131,7 @@ def train_gsae(
         "config": asdict(cfg),
     }
     save_sae(trained, out_dir, info)
-    return load_sae(out_dir), info
+    return load_sae(out_dir, device=device), info
 
 
 def save_sae(sae: SAE | SAEHandle, out_dir: Path, info: dict[str, Any]) -> None:

@@ -158,8 +158,9 @@ class SAEHandle:
 
     # ------------------------------------------------------------------ forward pass
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
-        """(x - b_dec) @ W_enc + b_enc, with x cast to the SAE's dtype as SAELens does."""
-        return (x.to(self.dtype) - self.b_dec) @ self.W_enc + self.b_enc
+        """(x - b_dec) @ W_enc + b_enc, with x cast to the SAE's dtype as SAELens does (and
+        moved to its device: a no-op when it is there already)."""
+        return (x.to(self.device, self.dtype) - self.b_dec) @ self.W_enc + self.b_enc
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return ARCHITECTURES[self.architecture].activation(self.pre_activations(x), self)

@@ -106,3 +106,83 @@ def test_embedded_skips_validation_perplexity_and_term_extra_seeds_but_the_paper
     assert embedded.seeds_for(emb.domains["physics"], "dense", 500.0) == (0,)
     assert embedded.seeds_for(emb.domains["physics"], "dense", 0.0) == (0, 1, 2)
     assert paper.seeds_for(pap.domains["physics"], "dense", 500.0) == (0, 1, 2)
+
+
+def _toy_store(tmp_cache, acts):
+    class Store:
+        """Stands in for ActivationStore: fixed activations in one on-disk shard, reads counted."""
+
+        key = "toy-store"
+
+        def __init__(self):
+            np.save(tmp_cache / "shard.npy", acts.numpy())
+            self.reads = 0
+
+        def rows(self, texts, desc=""):
+            self.reads += 1
+            n = len(acts)
+            return ShardedActivations([np.load(tmp_cache / "shard.npy", mmap_mode="r")], torch.zeros(n, dtype=torch.int32),
+                                      torch.arange(n), torch.arange(n) // 32)
+
+    return Store()
+
+
+def test_only_the_picked_checkpoint_stays_on_disk_and_a_rerun_loads_the_picks(tmp_cache):
+    from ssae_utils.data.documents import Document
+    from ssae_utils.pipeline.finetune import EvalSet, train_and_pick, train_grid, pick_checkpoints
+    from ssae_utils.sae.finetune import FinetuneConfig
+    from tests.sae.test_finetune import SCALE, toy_acts, toy_gsae
+
+    store = _toy_store(tmp_cache, toy_acts())
+    docs = [Document(doc_id=f"d{i}", text=f"text {i}", source="toy") for i in range(3)]
+    fcfg = FinetuneConfig(l1_coefficients=(0.5, 2.0), steps=20, batch_size=128, lr=3e-3, lr_decay_steps=5,
+                          shuffle_buffer_batches=None, checkpoint_steps=(10,))
+    val = EvalSet(torch.zeros(1, 2, dtype=torch.long), torch.tensor([2]), toy_acts(400, seed=5), key="val-a")
+    args = (toy_gsae(), "gsae/x", store, docs, fcfg, SCALE, None, "blocks.0.hook_resid_post", "toy")
+    kept_all = train_and_pick(*args, val, True, "toy")
+    expected = pick_checkpoints(train_grid(*args, "toy"), fcfg, val, SCALE)
+    assert kept_all.steps == [step for step, _ in expected] and store.reads == 1
+    picked = train_and_pick(*args, val, False, "toy")
+    assert picked.steps == kept_all.steps and store.reads == 1      # loaded, not retrained
+    root = tmp_cache / "cache" / "saes" / "ssae"
+    left = sorted(p.name for p in next(root.iterdir()).iterdir() if p.is_dir())
+    assert left == sorted(f.rsplit("/", 1)[-1] for f in picked.folders) and len(left) == 2   # one per lambda
+    again = train_and_pick(*args, val, False, "toy")
+    assert store.reads == 1 and again.steps == picked.steps and again.scores == picked.scores
+    torch.testing.assert_close(again.saes[1].W_enc, picked.saes[1].W_enc)
+    # another validation set needs every checkpoint again: the grid is retrained
+    other = EvalSet(val.tokens, val.lengths, toy_acts(400, seed=9), key="val-b")
+    train_and_pick(*args, other, False, "toy")
+    assert store.reads == 2
+
+
+def test_a_run_trains_on_a_sample_of_the_tokens_it_reads_only_when_its_selection_is_larger():
+    from ssae_utils.data.documents import Document
+    from ssae_utils.pipeline.finetune import training_documents
+    from ssae_utils.retrieval.selection import Selection
+    from ssae_utils.sae.finetune import FinetuneConfig
+
+    docs = [Document(doc_id=f"d{i}", text=f"t{i}", source="toy") for i in range(100)]
+    counts = [50 + i for i in range(100)]   # 9,950 tokens
+    sel = Selection("dense", "physics", [d.doc_id for d in docs], counts, sum(counts), 9_000)
+    small = FinetuneConfig(steps=10, batch_size=256)           # reads 2,560 tokens
+    picked, info = training_documents(docs, sel, small, True, seed=0)
+    assert 2_560 <= info["sampled_tokens"] < 2_560 + 200 and info["selection_tokens"] == 9_950
+    assert len({d.doc_id for d in picked}) == len(picked) == info["sampled_docs"] < 100
+    assert training_documents(docs, sel, small, True, seed=0)[0] == picked       # seeded
+    assert training_documents(docs, sel, small, True, seed=1)[0] != picked
+    assert training_documents(docs, sel, small, False, seed=0) == (docs, {})     # switched off
+    whole = FinetuneConfig(steps=40, batch_size=256)           # reads 10,240 >= the selection
+    assert training_documents(docs, sel, whole, True, seed=0) == (docs, {})
+
+
+def test_embedded_selections_are_never_sampled_smoke_and_paper_sample_and_drop_unpicked():
+    emb = load_profile("embedded")
+    for d in emb.domains.values():   # a selection is its budget plus at most one document
+        assert d.token_budget * 1.2 < d.steps * emb.finetune.batch_size, d.name
+    smoke = load_profile("smoke")
+    physics = smoke.domains["physics"]   # so the test profile runs the sampling path
+    assert physics.token_budget > physics.steps * smoke.finetune.batch_size
+    assert emb.finetune.keep_unpicked_checkpoints and not smoke.finetune.keep_unpicked_checkpoints   # smoke: the paper's path
+    paper = load_profile("paper")
+    assert not paper.finetune.keep_unpicked_checkpoints and paper.finetune.sample_read_tokens

@@ -1,0 +1,65 @@
+"""The one compute device of a run, and moving data onto it.
+
+Every heavy step (the LM forward, GSAE and SSAE training, TracIn, patched CE, logit lens,
+embedding, the Bias-in-Bios probes) runs on ``model.device`` resolved once per stage:
+``"auto"`` is CUDA when torch sees a GPU, else the CPU. SAEs are loaded onto it
+(``load_sae(path, device)``), and each heavy function moves its *batches* to the device of
+the weights it uses (``to_device_of``), so activations cached on disk (numpy memmaps, on the
+host) are copied to the GPU one batch at a time and nothing needs the whole set in GPU
+memory. On CUDA, float32 matmuls use TF32 tensor cores (``enable_fast_matmul``): the SAE
+steps are matmuls of 2048 x 16384 weights, where TF32 is several times faster than exact
+fp32 at a relative error of ~1e-3 per product; bench/gpu_check.py measures both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = ["resolve_device", "enable_fast_matmul", "device_of", "to_device_of"]
+
+
+def resolve_device(requested: str) -> str:
+    """'cpu', 'cuda' or 'auto' (CUDA when available) -> the device to use; a CUDA request on a
+    machine without one fails with what to do."""
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"  # noqa: the one place 'auto' is resolved
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"model.device={requested!r} but torch sees no CUDA device on this machine; "
+                           "run on the CPU with --set model.device=cpu (or 'auto')")
+    if requested.startswith("cuda"):
+        enable_fast_matmul()
+    return requested
+
+
+def enable_fast_matmul() -> None:
+    """TF32 for float32 matmuls on CUDA ("high" precision; no effect on CPU matmuls)."""
+    torch.set_float32_matmul_precision("high")
+
+
+_RAISE = object()
+
+
+def device_of(module_or_sae: Any, default: Any = _RAISE) -> torch.device:
+    """The device an SAE, SAE handle, model or tensor lives on (``default`` for an object
+    that does not say, e.g. a hand-made SAE in a test; without one, a TypeError)."""
+    if isinstance(module_or_sae, torch.Tensor):
+        return module_or_sae.device
+    dev = getattr(module_or_sae, "device", None)
+    if isinstance(dev, (torch.device, str)):
+        return torch.device(dev)
+    for name in ("W_enc", "W_E"):
+        t = getattr(module_or_sae, name, None)
+        if isinstance(t, torch.Tensor):
+            return t.device
+    if isinstance(module_or_sae, torch.nn.Module) and next(module_or_sae.parameters(), None) is not None:
+        return next(module_or_sae.parameters()).device
+    if default is not _RAISE:
+        return torch.device(default)
+    raise TypeError(f"cannot tell which device a {type(module_or_sae).__name__} lives on")
+
+
+def to_device_of(x: torch.Tensor, owner: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``x`` on ``owner``'s device (and in ``dtype``); a no-op when it is already there."""
+    return x.to(device_of(owner), dtype) if dtype is not None else x.to(device_of(owner))
