@@ -8,12 +8,23 @@
     python run_all.py --force                  # rerun even notebooks that are up to date
     python run_all.py --set gsae.d_sae=2048    # override any config knob (repeatable)
     python run_all.py --set domains.biology=@biology.json --show-config   # the resolved config, then stop
+    python run_all.py --profile paper --plan --machine gpu-h100   # will it fit? estimates, then stop
+    python run_all.py --plan --json                               # the same as JSON (this machine)
 
 Executed copies go to runs/<profile>/<NN>_<name>.ipynb; the source notebooks are never
 overwritten. Notebooks talk to each other only through files in results/<profile>/. A
 notebook whose inputs (its source, the config sections of its stage and earlier ones, with
 overrides, and the results of earlier notebooks) are unchanged since its last successful run
 on this machine, and whose own results are still there, is skipped unless --force is given.
+
+Will it fit? --plan prints, per notebook, the estimated disk (cumulative), RAM, GPU memory
+and wall time of a cold run of the profile (with its --set overrides) on a machine
+(--machine cpu-2core | gpu-h100 | detect, default detect; NAME,field=value,... changes a
+field, e.g. gpu-h100,disk_free_gb=100), with every assumption, and exits 0 if it fits, 1 if
+not. These are estimates (ssae_utils/plan.py), not measurements. A normal run checks the
+notebooks it will run first and refuses, before any work, one that does not fit in RAM or
+GPU memory (and, with --machine given, disk): one line naming the stage, the resource, the
+estimate vs what is available, and the knob to turn. --no-plan-check skips that check.
 
 Environment variables:
     SSAE_CACHE     content-addressed caches: models, corpora, activations, SAEs (default .cache/)
@@ -124,6 +135,49 @@ def fingerprint(nb: Path, config: dict, results_folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def show_plan(cfg, machine: str | None, as_json: bool) -> int:
+    """--plan: the estimates for ``cfg`` on ``machine``; 0 if everything fits, 1 if not."""
+    from ssae_utils.paths import results_dir
+    from ssae_utils.plan import machine_from_spec, make_plan
+
+    try:
+        plan = make_plan(cfg, machine_from_spec(machine), results_dir(cfg.name))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(plan.to_dict(), indent=2) if as_json else plan.report())
+    return 0 if plan.fits else 1
+
+
+def plan_check(cfg, selected: list[Path], machine: str | None, force: bool) -> str | None:
+    """Why the run must not start (one line), or None. Only the notebooks that will run count
+    (a notebook is skipped when it and every selected one before it are up to date). Disk is
+    checked only on a stated --machine: the estimates are for a cold cache, and a warm rerun
+    writes next to nothing, so a disk refusal on this machine's detected free space could be
+    false; RAM and GPU memory are needed whatever is cached."""
+    from ssae_utils.paths import results_dir
+    from ssae_utils.plan import machine_from_spec, make_plan
+
+    results_folder = results_dir(cfg.name)
+    state = read_state(state_file(cfg.name, results_folder))
+    config = cfg.to_dict()
+    running, skipping = [], not force
+    for nb in selected:
+        skipping = skipping and state.get(nb.stem, {}).get("fingerprint") == fingerprint(nb, config, results_folder) \
+            and bool(own_results(nb, results_folder))
+        if not skipping:
+            running.append(notebook_number(nb))
+    if not running:
+        return None
+    try:
+        plan = make_plan(cfg, machine_from_spec(machine), results_folder, running)
+    except ValueError as err:
+        return str(err)
+    resources = ("disk", "RAM", "GPU memory") if machine else ("RAM", "GPU memory")
+    misfits = plan.misfits(resources)
+    return f"{misfits[0].message()} [machine {plan.machine.name}]" if misfits else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default=None, help="smoke, embedded (default) or paper")
@@ -132,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rerun notebooks even if they are up to date")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config knob, e.g. gsae.d_sae=2048")
     parser.add_argument("--show-config", action="store_true", help="print the resolved config (profile and --set applied) as JSON and stop")
+    parser.add_argument("--plan", action="store_true", help="print estimated disk, RAM, GPU memory and time per notebook and stop (exit 1 if it does not fit)")
+    parser.add_argument("--json", action="store_true", help="with --plan: print the plan as JSON")
+    parser.add_argument("--machine", default=None, metavar="NAME", help="the machine --plan and the check assume: cpu-2core, gpu-h100 or detect (default); NAME,field=value,... changes fields")
+    parser.add_argument("--no-plan-check", action="store_true", help="skip the will-it-fit check before a normal run")
     args = parser.parse_args(argv)
 
     # Imported here so that --help works before the package is installed.
@@ -154,10 +212,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.show_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
+    if args.plan:
+        return show_plan(cfg, args.machine, args.json)
     selected = select(discover(), args.only, args.start)
     if not selected:
         print("error: no notebooks selected", file=sys.stderr)
         return 2
+    if not args.no_plan_check:
+        refusal = plan_check(cfg, selected, args.machine, args.force)
+        if refusal:
+            print(f"error: {refusal} (estimates: python run_all.py --plan ...; skip with --no-plan-check)", file=sys.stderr)
+            return 1
 
     from ssae_utils.runtime import apply_allocator_env
 

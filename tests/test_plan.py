@@ -1,0 +1,112 @@
+"""``run_all.py --plan``: estimates of disk, RAM, GPU memory and time per stage (fast, offline)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+import run_all
+from ssae_utils.config import load_profile
+from ssae_utils.plan import CPU_2CORE, GPU_H100, machine_from_spec, make_plan
+
+MEASURED_EMBEDDED_S = 47.3 * 60   # README "Run time": one cold embedded run on this 2-core box
+
+
+@pytest.fixture
+def empty_results(tmp_cache):
+    return tmp_cache / "results"
+
+
+def test_paper_plan_fits_gpu_h100(empty_results):
+    plan = make_plan(load_profile("paper"), GPU_H100, empty_results)
+    assert plan.fits, [m.message() for m in plan.misfits()]
+    assert plan.cumulative_disk[-1] <= GPU_H100.disk_free_gb
+    assert plan.peak_ram_gb <= GPU_H100.ram_gb and plan.peak_gpu_gb <= GPU_H100.gpu_mem_gb
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the code trains SSAEs (stage 03: 24 + 18 grids of 8 x d_sae 16,384, ~4.4e17 FLOP) and scores "
+    "TracIn (stage 02) on the CPU (load_sae(device='cpu')), and runs Gemma-2b in float32 over ~250M "
+    "TracIn candidate tokens: ~180 h on gpu-h100, far over 8 h, with every modelled change in"))
+def test_paper_plan_takes_at_most_8_hours_on_gpu_h100(empty_results):
+    plan = make_plan(load_profile("paper"), GPU_H100, empty_results)
+    assert plan.total_seconds <= 8 * 3600
+
+
+@pytest.mark.parametrize("with_card", [True, False])
+def test_embedded_plan_time_is_within_2x_of_the_measured_run(tmp_cache, with_card):
+    # Calibrated against ONE measured run (README: 47.3 min, cold cache, this 2-core AVX-512
+    # box); with the committed data card (exact token counts) and with the stated defaults.
+    folder = run_all.REPO / "results" / "embedded" if with_card else tmp_cache / "results"
+    plan = make_plan(load_profile("embedded"), CPU_2CORE, folder)
+    assert ("data card" in plan.data_origin) == with_card
+    assert MEASURED_EMBEDDED_S / 2 <= plan.total_seconds <= 2 * MEASURED_EMBEDDED_S
+    assert plan.fits
+    assert plan.peak_ram_gb < 2 * 6.7   # measured peak RSS 6.7 GB
+
+
+def test_disk_is_cumulative_and_peaks_are_maxima(empty_results):
+    plan = make_plan(load_profile("embedded"), CPU_2CORE, empty_results)
+    disk = plan.cumulative_disk
+    assert disk == sorted(disk) and disk[-1] == pytest.approx(sum(s.disk_gb for s in plan.stages))
+    assert plan.peak_ram_gb == max(s.ram_gb for s in plan.stages)
+    assert [s.number for s in plan.stages] == [f"0{i}" for i in range(9)]
+
+
+def test_activation_dtype_halves_activation_disk(empty_results):
+    f32 = make_plan(load_profile("paper", {"activations.dtype": "float32"}), GPU_H100, empty_results)
+    f16 = make_plan(load_profile("paper", {"activations.dtype": "float16"}), GPU_H100, empty_results)
+    part = lambda plan: next(p.amount for p in plan.stages[3].disk if p.what.startswith("selection"))  # noqa: E731
+    assert part(f16) == pytest.approx(part(f32) * (2 * 2048 + 4) / (4 * 2048 + 4))
+
+
+def test_a_plan_that_does_not_fit_is_refused_before_any_notebook(tmp_cache, monkeypatch, capsys):
+    import papermill
+
+    def never(*args, **kwargs):
+        raise AssertionError("a notebook ran although the plan does not fit")
+
+    monkeypatch.setattr(papermill, "execute_notebook", never)
+    monkeypatch.setenv("SSAE_RUNS", str(tmp_cache / "runs"))
+    rc = run_all.main(["--profile", "paper", "--set", "activations.dtype=float32",
+                       "--set", "domains.physics.token_budget=1000000000", "--machine", "gpu-h100,disk_free_gb=100"])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0
+    assert len(err.splitlines()) == 1
+    assert "stage 03 finetune" in err and "disk" in err and "--set activations.dtype=float16" in err
+    assert "vs 100.0 GB available" in err
+
+
+def test_plan_exit_codes(tmp_cache, capsys):
+    assert run_all.main(["--profile", "paper", "--plan", "--machine", "gpu-h100"]) == 0
+    assert "ESTIMATES" in capsys.readouterr().out
+    assert run_all.main(["--profile", "paper", "--plan", "--machine", "cpu-2core"]) == 1
+    assert "DOES NOT FIT" in capsys.readouterr().out
+
+
+def test_plan_json_parses(tmp_cache, capsys):
+    assert run_all.main(["--profile", "smoke", "--plan", "--json", "--machine", "cpu-2core"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["estimates_not_measurements"] and data["fits"]
+    assert [s["stage"] for s in data["stages"]] == [f"0{i}" for i in range(9)]
+    assert set(data["total"]) == {"disk_gb", "peak_ram_gb", "peak_gpu_gb", "seconds"}
+
+
+def test_machine_specs():
+    assert machine_from_spec("gpu-h100") is GPU_H100
+    small = machine_from_spec("gpu-h100,disk_free_gb=50,gpus=0")
+    assert small == dataclasses.replace(GPU_H100, disk_free_gb=50.0, gpus=0)
+    detected = machine_from_spec(None)
+    assert detected.cores >= 1 and detected.ram_gb > 0 and detected.disk_free_gb >= 0
+    with pytest.raises(ValueError, match="presets"):
+        machine_from_spec("tpu")
+    with pytest.raises(ValueError, match="unknown field"):
+        machine_from_spec("gpu-h100,flux=1")
+
+
+def test_the_normal_run_check_never_refuses_smoke_or_embedded_here(tmp_cache, monkeypatch):
+    monkeypatch.setenv("SSAE_RUNS", str(tmp_cache / "runs"))
+    for profile in ("smoke", "embedded"):
+        assert run_all.plan_check(load_profile(profile), run_all.discover(), None, force=True) is None
