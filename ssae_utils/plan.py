@@ -61,7 +61,7 @@ class Machine:
     cpu_sae_utilisation: float = 0.5
     gpu_sae_utilisation: float = 0.5
     embed_flops: float = 0.0              # effective FLOP/s of the retrieval embedder's forward
-    tokenize_tokens_per_s: float = 280e3  # one core: token_counts() loops over documents in Python
+    tokenize_tokens_per_s: float = 280e3  # per core (token_counts batches a fast tokenizer over all cores)
     bm25_docs_per_s: float = 22e3         # one core: tokenize + index build (retrieval/bm25.py)
     read_mb_per_s: float = 60.0           # JSONL corpora parsed into Documents (one core)
     download_mb_per_s: float = 100.0      # hub downloads (paper profile)
@@ -118,12 +118,13 @@ CPU_2CORE = Machine(
 )
 
 # gpu-h100: 1 x 80 GB H100-class GPU, 16 cores, 128 GB RAM, 500 GB disk. Public dense peaks
-# (H100 SXM: 67 TFLOP/s fp32 without TF32 -- PyTorch's default for float32 matmuls --, 989
-# bf16/fp16), times a stated utilisation; the CPU rates scale the measured per-core ones.
+# (H100 SXM: 495 TFLOP/s for float32 matmuls on TF32 tensor cores -- ssae_utils.device turns
+# TF32 on for every CUDA run; 67 without it --, 989 bf16/fp16), times a stated utilisation;
+# the CPU rates scale the measured per-core ones, tokenizing x cores (batched fast tokenizer).
 GPU_H100 = Machine(
     name="gpu-h100", cores=16, ram_gb=128.0, disk_free_gb=500.0, gpus=1, gpu_mem_gb=80.0,
     cpu_peak_flops=16 * 2.5e9 * 32, cpu_lm_utilisation=0.5, cpu_sae_utilisation=0.6,
-    gpu_peak_flops={"float32": 67e12, "bfloat16": 989e12, "float16": 989e12},
+    gpu_peak_flops={"float32": 495e12, "bfloat16": 989e12, "float16": 989e12},
     gpu_lm_utilisation=0.5, gpu_sae_utilisation=0.5,
     embed_flops=989e12 * 0.3, tokenize_tokens_per_s=280e3, bm25_docs_per_s=22e3, read_mb_per_s=60.0,
     download_mb_per_s=100.0, notebook_overhead_s=15.0, measured=False,
@@ -603,9 +604,9 @@ class Ctx:
 
     @property
     def sae_on_gpu(self) -> bool:
-        # Stages load SAEs with load_sae(device="cpu") and train/score them there; a future
-        # finetune.device knob would move that work (read with a default).
-        return getattr(self.cfg.finetune, "device", "cpu") == "cuda" and self.m.has_gpu
+        # SAE training, TracIn and metrics run where the GSAE is loaded: model.device
+        # (ssae_utils.device), so on the GPU exactly when the LM is.
+        return self.lm_on_gpu
 
     # --- sizes
     @property
@@ -724,7 +725,7 @@ def estimate_00(ctx: Ctx) -> StageEstimate:
     st.time += ctx.overhead(with_model=False)
     st.time += [Part("build corpora", text_gb * 1e3 / m.read_mb_per_s * (1 if not ctx.paper else 1.5)
                      + (text_gb * 1e3 / m.download_mb_per_s if ctx.paper else 0.0)),
-                Part("count tokens of every document (one core)", ctx.data.total_tokens / m.tokenize_tokens_per_s),
+                Part("count tokens of every document (fast tokenizer, all cores)", ctx.data.total_tokens / (m.tokenize_tokens_per_s * m.cores)),
                 Part("load / convert / download the model", ctx.lm.cold_setup_s + (ctx.lm.files_gb * 1e3 / m.download_mb_per_s
                                                                                    if not ctx.lm.files_in_cache else 0.0)),
                 Part("sanity checks", ctx.lm.sanity_s * (1 if not ctx.lm_on_gpu else 0.2))]
@@ -822,10 +823,10 @@ def estimate_02(ctx: Ctx) -> StageEstimate:
         rows += ctx.with_bos(seeds.tokens, seeds.tokens_per_doc)
     # streaming (colleague's change): candidates go batch by batch through the LM and the
     # score, only per-document scores are kept; current: cached on disk and loaded whole
-    streaming = _new_behaviour(ctx, r, "tracin_streaming", True, False)
+    streaming = r.tracin_stream
     st.time += [Part("LM forward of the candidates", ctx.lm_forward_s(rows)),
                 # closed-form score ~ one encoder pass (2 d s) plus the active-feature terms (~d s)
-                Part("TracIn scores (SAE on the CPU)", ctx.sae_s(3 * scored * ctx.d * ctx.d_sae))]
+                Part(f"TracIn scores (SAE on the {'GPU' if ctx.sae_on_gpu else 'CPU'})", ctx.sae_s(3 * scored * ctx.d * ctx.d_sae))]
     if streaming:
         b = r.tracin_batch_tokens
         st.ram.append(Part("one batch of candidates (streamed)", b * (ctx.d * 4 + 6 * ctx.d_sae * 4) / GB,
@@ -861,9 +862,9 @@ def estimate_03(ctx: Ctx) -> StageEstimate:
     pool = ctx.data["general_pool"]
     # (a) colleague: per selection only a seeded whole-document sample of ~steps x batch
     # tokens is cached when that is smaller than the selection
-    sample = _new_behaviour(ctx, s, "sample_selection", True, False)
-    # (b) colleague: only the checkpoint validation picks is kept on disk
-    only_picked = _new_behaviour(ctx, s, "keep_only_picked_checkpoint", True, False)
+    sample = s.sample_read_tokens
+    # (b) only the checkpoint validation picks is kept on disk (finetune.keep_unpicked_checkpoints=False)
+    only_picked = not s.keep_unpicked_checkpoints
     sel_rows = eval_rows = eval_new = ce_tokens_all = 0.0
     for dom in cfg.domains.values():
         for strategy in dom.strategies:
@@ -924,7 +925,7 @@ def estimate_03(ctx: Ctx) -> StageEstimate:
     st.ram += model_ram
     st.gpu += model_gpu
     if not sample and not ctx.paper:
-        st.notes.append("selections cached whole (current code); the sampled cache (finetune.sample_selection) is assumed on paper only")
+        st.notes.append("selections cached whole (current code); the sampled cache (finetune.sample_read_tokens) is assumed on paper only")
     return st
 
 
@@ -1018,7 +1019,7 @@ def estimate_07(ctx: Ctx) -> StageEstimate:
     study_docs = 2 * min(bios.docs, needed)
     study_rows = ctx.with_bos(study_docs * bios.tokens_per_doc, bios.tokens_per_doc)
     pool = ctx.data["general_pool"]
-    sample = _new_behaviour(ctx, s, "sample_selection", True, False)
+    sample = s.sample_read_tokens
     per_sel = min(b.ssae_token_budget, b.ssae_steps * s.batch_size) if sample else b.ssae_token_budget
     sel_rows = len(b.ssae_selection_seeds) * ctx.with_bos(per_sel, pool.tokens_per_doc)
     n_saes = 1 + len(b.ssae_selection_seeds)
@@ -1068,7 +1069,7 @@ def make_plan(cfg: Any, machine: Machine, results_folder: Path | None = None,
         f"activations: rows x d_in x {ctx.act_bytes} bytes ({cfg.activations.dtype}) on disk, float32 in memory when loaded; "
         f"one BOS row per context of {ctx.L - 1} tokens",
         f"SAE: d_sae {ctx.d_sae:,}: 2 x d_in x d_sae x 4 bytes + biases = {ctx.sae_gb():.3f} GB; SAE work (training, "
-        f"TracIn, encoding) on the {'GPU' if ctx.sae_on_gpu else 'CPU'} as the code does (load_sae(device='cpu'))",
+        f"TracIn, encoding) on the {'GPU' if ctx.sae_on_gpu else 'CPU'} (model.device: ssae_utils.device)",
         "SSAE training: 12 x tokens x d_in x d_sae FLOP per lambda (forward 4 d s, backward 2x)",
         f"LM forward: 2 x block parameters x (hook layer + 1)/layers FLOP per token + attention; patched CE adds "
         f"the remaining blocks and the unembedding (2 x d x vocab) per SAE",

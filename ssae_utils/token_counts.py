@@ -31,6 +31,26 @@ def token_counts(texts: Sequence[str], tokenizer: Any, tokenizer_id: str) -> lis
     hashes = [document_hash(t) for t in texts]
     missing = {h: t for h, t in zip(hashes, texts) if h not in known}
     if missing:
-        known.update({h: len(encode(tokenizer, t)) for h, t in missing.items()})
+        known.update(zip(missing, count_tokens(list(missing.values()), tokenizer)))
         write_json_atomic(path, known)
     return [known[h] for h in hashes]
+
+
+BATCH_DOCS = 2048  # documents per call of a fast tokenizer: its Rust side splits a batch over every core
+
+
+def count_tokens(texts: Sequence[str], tokenizer: Any) -> list[int]:
+    """Token counts (no special tokens), equal to ``len(encode(tokenizer, t))``: a Hugging
+    Face fast tokenizer counts whole batches in parallel (the paper's 8M OpenWebText
+    documents take one core ~1 h); any other tokenizer is called once per text."""
+    for t in texts:
+        if not isinstance(t, str):
+            raise TypeError(f"documents must be str, got {type(t).__name__}")
+    if not getattr(tokenizer, "is_fast", False):
+        return [len(encode(tokenizer, t)) for t in texts]
+    out: list[int] = []
+    for start in range(0, len(texts), BATCH_DOCS):
+        batch = tokenizer(list(texts[start : start + BATCH_DOCS]), add_special_tokens=False,
+                          return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        out.extend(len(ids) for ids in batch)
+    return out

@@ -28,3 +28,16 @@ def test_damaged_cache_is_recounted(tmp_cache):
     for path in (tmp_cache / "cache" / "token_counts").glob("*.json"):
         path.write_text("{broken")
     assert token_counts(["a b"], tok, "toy") == [2]
+
+
+def test_a_fast_tokenizer_counts_in_batches_exactly_as_one_text_at_a_time():
+    from ssae_utils.activations import encode
+    from ssae_utils.model.config import ModelConfig
+    from ssae_utils.model.registry import load_model
+    from ssae_utils.token_counts import count_tokens
+
+    tok = load_model(ModelConfig.smoke()).tokenizer
+    assert tok.is_fast
+    texts = ["", "Planck's constant h = 6.626e-34 J s.", "  two  spaces\nand a newline", "émigré naïve café " * 40,
+             "<bos> is not special here"] * 3
+    assert count_tokens(texts, tok) == [len(encode(tok, t)) for t in texts]
