@@ -3,6 +3,7 @@
 
     python bench/bench_retrieval.py --profile smoke        # synthetic corpora, seconds
     python bench/bench_retrieval.py --profile embedded     # the 30.5k-doc pool + 100k Zipfian, ~5 min
+    python bench/bench_retrieval.py --section streaming_bm25 --synthetic-docs 100000   # ~3 min
 
 All backends run in the same process on the same tokenized corpus and query, so the ratios
 do not depend on the machine. BM25: ``sparse`` (ours, scipy CSR, identical scores) vs
@@ -13,6 +14,13 @@ query's time is extrapolated (marked as such). Dense: exact faiss IndexFlatIP to
 unit vectors (random, the same size as the pool). MiniLM: docs/s on a sample of pool
 documents, at 256 and 128 word pieces. Writes bench/results/retrieval_<profile>.json
 (or --out).
+
+``--section streaming_bm25``: the streaming BM25 backend (bm25_stream.py, the paper
+profile's) against the sparse one on a synthetic Zipfian corpus of texts, both starting from
+the same in-memory texts: peak memory above the texts (tracemalloc, which sees Python objects
+and numpy/scipy buffers; a separate run from the timed one) and wall time of building the
+index and scoring one seed-set query, as ratios. Writes
+bench/results/retrieval_streaming_bm25.json.
 """
 
 from __future__ import annotations
@@ -151,13 +159,95 @@ def bench_minilm(texts, n_sample):
     return out
 
 
+def zipf_texts(n_docs, doc_len, vocab_size, seed=0):
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, vocab_size + 1) ** 1.1
+    p /= p.sum()
+    ids = rng.choice(vocab_size, size=(n_docs, doc_len), p=p)
+    texts = [" ".join(f"w{i}" for i in row) for row in ids]
+    query = [" ".join(f"w{i}" for i in rng.choice(vocab_size, size=200, p=p)) for _ in range(20)]
+    return texts, query                              # 20 seed documents, 4,000 query tokens
+
+
+def _run_bm25(backend, texts, seeds, spill_dir):
+    from ssae_utils.retrieval import RetrievalConfig, bm25_from_config, query_scores
+
+    cfg = RetrievalConfig.smoke(bm25_backend=backend)
+    start = time.perf_counter()
+    index = bm25_from_config(cfg, texts, spill_dir=spill_dir)
+    t_index = time.perf_counter() - start
+    start = time.perf_counter()
+    scores = query_scores(index, seeds, "concatenated")
+    t_query = time.perf_counter() - start
+    start = time.perf_counter()
+    scores_max = query_scores(index, seeds, "per_seed_max")
+    t_max = time.perf_counter() - start
+    return index, scores, scores_max, t_index, t_query, t_max
+
+
+def _peak_bytes(fn):
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        out = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del out
+    return peak
+
+
+def bench_streaming_bm25(n_docs, doc_len=80, vocab_size=50_000):
+    import tempfile
+
+    texts, seeds = zipf_texts(n_docs, doc_len, vocab_size)
+    out = {"docs": n_docs, "words_per_doc": doc_len, "vocab_size": vocab_size,
+           "seed_docs": len(seeds), "query_tokens": sum(len(s.split()) for s in seeds)}
+    with tempfile.TemporaryDirectory() as spill:
+        rows = {}
+        for backend in ("sparse", "streaming"):
+            index, scores, scores_max, t_index, t_query, t_max = _run_bm25(backend, texts, seeds, spill)
+            rows[backend] = {"index_s": round(t_index, 2), "query_s": round(t_query, 3),
+                             "per_seed_max_query_s": round(t_max, 3),
+                             "index_plus_query_s": round(t_index + t_query, 2),
+                             "scores": scores, "scores_max": scores_max}
+            del index
+        for backend in ("sparse", "streaming"):
+            peak = _peak_bytes(lambda: _run_bm25(backend, texts, seeds, spill)[:3])
+            rows[backend]["peak_mb_above_texts"] = round(peak / 2**20, 1)
+    ref, ref_max = rows["sparse"].pop("scores"), rows["sparse"].pop("scores_max")
+    s, s_max = rows["streaming"].pop("scores"), rows["streaming"].pop("scores_max")
+    scale = max(float(np.abs(ref).max()), 1e-300)
+    out["max_rel_diff_streaming_vs_sparse"] = float(np.abs(s - ref).max() / scale)
+    out["max_rel_diff_per_seed_max"] = float(np.abs(s_max - ref_max).max() / max(float(np.abs(ref_max).max()), 1e-300))
+    out["backends"] = rows
+    out["memory_ratio_sparse_over_streaming"] = round(rows["sparse"]["peak_mb_above_texts"]
+                                                      / rows["streaming"]["peak_mb_above_texts"], 2)
+    out["time_ratio_streaming_over_sparse"] = round(rows["streaming"]["index_plus_query_s"]
+                                                    / rows["sparse"]["index_plus_query_s"], 2)
+    out["query_time_ratio_streaming_over_sparse"] = round(rows["streaming"]["query_s"] / rows["sparse"]["query_s"], 1)
+    print(f"\nstreaming vs sparse BM25, {n_docs:,} synthetic docs x {doc_len} words: {out}")
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=("smoke", "embedded"), default="smoke")
     parser.add_argument("--minilm-sample", type=int, default=512)
     parser.add_argument("--synthetic-docs", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--section", choices=("all", "streaming_bm25"), default="all")
     args = parser.parse_args()
+
+    if args.section == "streaming_bm25":
+        result = {"section": "streaming_bm25", "bm25_streaming": bench_streaming_bm25(args.synthetic_docs)}
+        out = args.out or Path(__file__).resolve().parent / "results" / "retrieval_streaming_bm25.json"
+        write_json_atomic(out, result)
+        print(f"\nwrote {out}")
+        return
 
     cfg = DataConfig.smoke() if args.profile == "smoke" else DataConfig.embedded()
     corpora = build_corpora(cfg)

@@ -766,7 +766,7 @@ def estimate_01(ctx: Ctx) -> StageEstimate:
     # streaming BM25 (colleague's change): memory O(n documents); current sparse index: the
     # tokenized pool as Python lists (~60 B a word token) and a CSR matrix of ~0.6 nnz per
     # token (float64 + int32 index)
-    streaming = r.bm25_backend == "streaming" or _new_behaviour(ctx, r, "bm25_streaming", True, False)
+    streaming = r.bm25_backend == "streaming"
     words = pool.tokens / TOKENS_PER_WORD
     bm25_ram = pool.docs * 64 / GB if streaming else (words * 60 + 0.6 * words * 12) / GB
     model_ram, model_gpu = ctx.lm_parts()   # load_model() for its tokenizer loads the whole model
@@ -778,7 +778,7 @@ def estimate_01(ctx: Ctx) -> StageEstimate:
     st.time.append(Part("BM25 tokenize + index" + (" (streaming: 2 passes)" if streaming else ""),
                         pool.docs / m.bm25_docs_per_s * (2 if streaming else 1)))
     # embedding: (colleague) float16 memory-mapped for the paper profile; float32 in memory now
-    dtype = _new_behaviour(ctx, r, "embedding_dtype", "float16", "float32")
+    dtype = r.embedding_dtype
     emb_bytes = 2 if dtype == "float16" else 4
     emb_gb = pool.docs * ctx.emb.dim * emb_bytes / GB
     st.disk += [Part(f"pool embeddings ({dtype})", emb_gb, "--set retrieval.embedding_dtype=float16"),

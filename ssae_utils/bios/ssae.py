@@ -31,12 +31,16 @@ def seed_bios(bios_train: Sequence[Document], n: int, seed: int) -> list[Documen
     return [bios_train[i] for i in sorted(picked.tolist())]
 
 
-def dense_selection(pool: Sequence[Document], pool_embeddings: np.ndarray, seed_embeddings: np.ndarray,
-                    token_counts: Any, budget: int, query_mode: str, allow_short: bool) -> Selection:
-    """The pool ranked by cosine to the seeds and cut at ``budget`` LM tokens (whole documents)."""
+def dense_selection(pool: Sequence[Document], pool_embeddings: Any, seed_embeddings: np.ndarray,
+                    token_counts: Any, budget: int, query_mode: str, allow_short: bool,
+                    index: DenseIndex | None = None) -> Selection:
+    """The pool ranked by cosine to the seeds and cut at ``budget`` LM tokens (whole documents).
+    ``index``: a ``DenseIndex`` over ``pool_embeddings`` to reuse (``dense_index_from_config``;
+    default: a new one with the default engine rule, faiss where it can serve k = pool size)."""
     if len(pool) != pool_embeddings.shape[0]:
         raise ValueError(f"{len(pool)} pool documents but {pool_embeddings.shape[0]} pool embeddings")
-    order, scores = dense_topk(DenseIndex(pool_embeddings), seed_embeddings, len(pool), query_mode)
+    index = index if index is not None else DenseIndex(pool_embeddings)
+    order, scores = dense_topk(index, seed_embeddings, len(pool), query_mode)
     return select_to_budget(pool, order, scores, token_counts, budget, strategy="dense", domain="bios",
                             allow_short=allow_short)
 

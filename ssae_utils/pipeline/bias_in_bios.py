@@ -45,7 +45,7 @@ from ssae_utils.results import BiasInBiosResults, write_results
 from ssae_utils.pipeline.upstream import gsae_input_space
 from ssae_utils.pipeline.finetune import train_grid
 from ssae_utils.pipeline.foundation import World, load_saved_gsae, load_world
-from ssae_utils.retrieval import embed_cached, embedder_from_config
+from ssae_utils.retrieval import dense_index_from_config, embed_cached, embed_pool, embedder_from_config
 from ssae_utils.sae.evaluation import reconstruction_stats
 from ssae_utils.sae.finetune import FinetuneConfig
 from ssae_utils.sae.outliers import NormThreshold
@@ -143,13 +143,14 @@ def bios_ssaes(world: World, gsae: Any, gsae_folder: str, act_scale: float, thre
     pool = world.corpora["general_pool"]
     counts = world.count_tokens(pool)
     embedder = embedder_from_config(cfg.retrieval, device=cfg.model.resolved_device)
-    pool_embeddings = embed_cached(embedder, [d.text for d in pool])
+    pool_embeddings = embed_pool(cfg.retrieval, embedder, [d.text for d in pool])   # stage 01's, cached
+    index = dense_index_from_config(cfg.retrieval, pool_embeddings)
     out = {}
     for seed in bcfg.ssae_selection_seeds:
         seeds = seed_bios(world.corpora["bios_train"], bcfg.ssae_seed_docs, seed)
         seed_embeddings = embed_cached(embedder, [d.text for d in seeds])
         selection = dense_selection(pool, pool_embeddings, seed_embeddings, counts, bcfg.ssae_token_budget,
-                                    cfg.retrieval.dense_query, cfg.retrieval.allow_short_budget)
+                                    cfg.retrieval.dense_query, cfg.retrieval.allow_short_budget, index=index)
         docs = training_documents(selection, pool, seeds, bcfg.ssae_include_seed_docs)
         fcfg = bios_finetune_config(cfg, seed)
         grid = train_grid(gsae, gsae_folder, world.store, docs, fcfg, act_scale, threshold,

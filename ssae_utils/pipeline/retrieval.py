@@ -1,12 +1,19 @@
 """Stage 01: expand each subdomain's seed set from the general pool (paper §2.3, §3.2).
 
 For every subdomain of the profile (``cfg.domains``), with its seed split as the query, this
-builds four selections of the domain's LM-token budget: BM25 (exact Okapi scores), dense retrieval (embeddings + faiss
-cosine), the general-corpus baseline (a seeded random sample, the paper's "OWT baseline")
+builds four selections of the domain's LM-token budget: BM25 (exact Okapi scores), dense retrieval (embeddings + exact
+cosine top-k), the general-corpus baseline (a seeded random sample, the paper's "OWT baseline")
 and the seed-only baseline ("Validation": the seeds alone, several passes). It measures
 retrieval quality against the documents planted in the pool (precision, recall,
 precision@k) and the overlap between strategies, and it stores each retriever's top
 candidates (the prefilter) for SAE-TracIn reranking in stage 02.
+
+Scale knobs (``retrieval.*``; the paper preset sets them for an OpenWebText-sized pool):
+``bm25_backend="streaming"`` scores every domain's seed queries (each query mode the stage
+reports) in one pass over batches of the pool, never holding it as token lists;
+``embedding_dtype="float16"`` stores the pool embeddings as memory-mapped shards, searched by
+the blockwise top-k (``dense_backend="auto"`` picks faiss only where faiss can serve the
+request). The smoke and embedded defaults ("sparse", "float32", faiss-cpu) are unchanged.
 
 Everything is written to ``results/<profile>/01_retrieval.json``.
 """
@@ -30,21 +37,22 @@ from ssae_utils.results import RetrievalResults, read_stage, write_results
 from ssae_utils.retrieval import (
     DenseIndex,
     Selection,
-    build_bm25,
+    bm25_from_config,
+    dense_index_from_config,
     dense_topk,
     embed_cached,
+    embed_pool,
     embedder_from_config,
     general_baseline,
     overlap_matrix,
     precision_at_k,
     precision_recall,
     prefilter,
-    query_scores,
+    query_scores_many,
     rank_scores,
     score_histograms,
     seed_only_baseline,
     select_to_budget,
-    tokenize_all,
 )
 from ssae_utils.retrieval.selection import token_count_array
 from ssae_utils.token_counts import token_counts
@@ -53,6 +61,7 @@ log = logging.getLogger(__name__)
 
 RESULTS_FILE = RetrievalResults.FILE
 RANK_KS = (10, 50, 100, 500)
+BM25_REPORTED_MODES = ("concatenated", "per_seed_max")   # _bm25_query_modes compares these
 HIST_BINS = 40
 
 
@@ -70,16 +79,22 @@ def _ranking_quality(ranked_ids: Sequence[str], positives: set[str]) -> dict[str
     return {f"precision_at_{k}": precision_at_k(ranked_ids, positives, k) for k in RANK_KS if k <= len(ranked_ids)}
 
 
-def _bm25_query_modes(rcfg, bm25, seeds, pool, count_array, budget, positives, used_ranking) -> dict[str, Any]:
+def bm25_modes(rcfg) -> list[str]:
+    """The BM25 query modes stage 01 scores: the configured one first, then the reported ones."""
+    return [rcfg.bm25_query] + [m for m in BM25_REPORTED_MODES if m != rcfg.bm25_query]
+
+
+def _bm25_query_modes(rcfg, bm25_scores, pool, count_array, budget, positives, used_ranking) -> dict[str, Any]:
     """How the seed set becomes a BM25 query matters: quality of each mode's selection at the
     same budget ("per_seed_sum" is left out: it equals "concatenated" by construction).
-    ``used_ranking`` is the ranking of the configured mode, already computed."""
+    ``used_ranking`` is the ranking of the configured mode, already computed; ``bm25_scores``
+    holds every mode's raw scores (``query_scores_many``)."""
     out = {}
-    for mode in ("concatenated", "per_seed_max"):
+    for mode in BM25_REPORTED_MODES:
         if mode == rcfg.bm25_query:
             order, scores = used_ranking
         else:
-            order, scores = rank_scores(query_scores(bm25, [d.text for d in seeds], mode))
+            order, scores = rank_scores(bm25_scores[mode])
         sel = select_to_budget(pool, order, scores, count_array, budget, strategy=f"bm25_{mode}",
                                domain="", allow_short=rcfg.allow_short_budget)
         ranked_ids = [pool[i].doc_id for i in order[:100]]
@@ -94,11 +109,12 @@ def select_domain(
     corpora: Corpora,
     domain: Domain,
     counts: dict[str, int],
-    bm25: Any,
-    pool_emb: np.ndarray,
+    bm25_scores: dict[str, np.ndarray],
+    dense_index: DenseIndex,
     embedder: Any,
 ) -> dict[str, Any]:
-    """All stage-01 selections and diagnostics for one subdomain."""
+    """All stage-01 selections and diagnostics for one subdomain. ``bm25_scores``: the raw
+    BM25 scores of the pool for this domain's seed set, per query mode (``bm25_modes``)."""
     rcfg = cfg.retrieval
     pool: list[Document] = corpora["general_pool"]
     seeds: list[Document] = corpora[domain.split("seed")]
@@ -111,10 +127,9 @@ def select_domain(
     count_array = token_count_array(pool, counts)
 
     rankings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    raw = query_scores(bm25, [d.text for d in seeds], rcfg.bm25_query)
-    rankings["bm25"] = rank_scores(raw)
+    rankings["bm25"] = rank_scores(bm25_scores[rcfg.bm25_query])
     seed_emb = embed_cached(embedder, [d.text for d in seeds])
-    rankings["dense"] = dense_topk(DenseIndex(pool_emb), seed_emb, len(pool), rcfg.dense_query)
+    rankings["dense"] = dense_topk(dense_index, seed_emb, len(pool), rcfg.dense_query)
 
     selections: dict[str, Selection] = {
         "general": general_baseline(pool, counts, budget, domain=domain.name, seed=rcfg.seed),
@@ -137,7 +152,7 @@ def select_domain(
             "tokens": int(sum(counts[pool_ids[i]] for i in keep)),
         }
 
-    diagnostics["bm25_query_modes"] = _bm25_query_modes(rcfg, bm25, seeds, pool, count_array, budget, positives, rankings["bm25"])
+    diagnostics["bm25_query_modes"] = _bm25_query_modes(rcfg, bm25_scores, pool, count_array, budget, positives, rankings["bm25"])
     quality = {
         name: {**precision_recall(sel.doc_ids, positives), **sel.summary()} for name, sel in selections.items()
     }
@@ -187,20 +202,29 @@ def run_retrieval(cfg: ProfileConfig) -> RetrievalResults:
     counts = {d.doc_id: c for d, c in zip(docs, counts_list)}
     timings["corpora_and_token_counts_s"] = time.perf_counter() - t
 
+    for domain in cfg.domains.values():
+        if not corpora[domain.split("seed")]:
+            raise ValueError(f"the {domain.name} seed split is empty: check domains.{domain.name} (its source and seed_words)")
     t = time.perf_counter()
     pool_texts = corpora.texts("general_pool")
-    bm25 = build_bm25(tokenize_all(pool_texts), cfg.retrieval.bm25_backend, k1=cfg.retrieval.bm25_k1, b=cfg.retrieval.bm25_b, epsilon=cfg.retrieval.bm25_epsilon)
+    bm25 = bm25_from_config(cfg.retrieval, pool_texts)
     timings["bm25_index_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    seed_texts = {name: [d.text for d in corpora[dom.split("seed")]] for name, dom in cfg.domains.items()}
+    bm25_scores = query_scores_many(bm25, seed_texts, bm25_modes(cfg.retrieval))
+    del bm25
+    timings["bm25_queries_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     embedder = embedder_from_config(cfg.retrieval, device=cfg.model.resolved_device)
-    pool_emb = embed_cached(embedder, pool_texts)
+    pool_emb = embed_pool(cfg.retrieval, embedder, pool_texts)
     timings["embed_pool_s"] = time.perf_counter() - t
+    dense_index = dense_index_from_config(cfg.retrieval, pool_emb)
 
     domains = {}
     for name, domain in cfg.domains.items():
         t = time.perf_counter()
-        domains[name] = select_domain(cfg, corpora, domain, counts, bm25, pool_emb, embedder)
+        domains[name] = select_domain(cfg, corpora, domain, counts, bm25_scores[name], dense_index, embedder)
         timings[f"select_{name}_s"] = time.perf_counter() - t
 
     results = RetrievalResults.create({

@@ -15,10 +15,14 @@ Typical use::
 """
 
 from ssae_utils.retrieval.bm25 import (
-    BM25Index, available_bm25_backends, build_bm25, query_scores, register_bm25_backend,
+    BM25Index, available_bm25_backends, bm25_from_config, build_bm25, query_scores, query_scores_many,
+    register_bm25_backend,
 )
+from ssae_utils.retrieval.bm25_stream import StreamingBM25, token_batches
 from ssae_utils.retrieval.config import RetrievalConfig
-from ssae_utils.retrieval.dense import DenseIndex, dense_topk, seed_query
+from ssae_utils.retrieval.dense import DenseIndex, dense_index_from_config, dense_topk, seed_query
+from ssae_utils.retrieval.emb_shards import EmbeddingShards, embed_pool, embed_to_shards
+from ssae_utils.retrieval.topk import blockwise_topk
 from ssae_utils.retrieval.embedders import (
     Embedder, EmbeddingCacheError, available_embedders, embed_cached, embedder_from_config,
     get_embedder, register_embedder,
@@ -34,7 +38,8 @@ from ssae_utils.retrieval.selection import (
 from ssae_utils.retrieval.tokenize import STOPWORDS, check_text, check_texts, tokenize, tokenize_all
 
 __all__ = [
-    "BM25Index", "DenseIndex", "auroc", "Embedder", "EmbeddingCacheError", "RetrievalConfig", "STOPWORDS",
+    "BM25Index", "DenseIndex", "EmbeddingShards", "StreamingBM25", "blockwise_topk", "bm25_from_config",
+    "dense_index_from_config", "embed_pool", "embed_to_shards", "query_scores_many", "token_batches", "auroc", "Embedder", "EmbeddingCacheError", "RetrievalConfig", "STOPWORDS",
     "Selection", "available_bm25_backends", "available_embedders", "build_bm25", "check_text",
     "check_texts", "dense_topk", "embed_cached", "embedder_from_config", "general_baseline",
     "get_embedder", "jaccard", "overlap_matrix", "precision_at_k", "precision_recall",

@@ -16,6 +16,8 @@ Backends (a registry, ``@register_bm25_backend``):
   seconds per seed-set query on the 30k-document pool). The reference.
 - ``bm25s``: the bm25s package (optional dependency, method "robertson"): float32 and its
   own idf (no epsilon floor), so scores differ from rank-bm25; for benchmarks.
+- ``streaming`` (``bm25_stream.py``): the same scores computed in passes over batches of
+  documents, memory O(number of documents); the paper profile's OpenWebText-sized pool.
 
 Seed set -> query (``query_scores``): ``concatenated`` scores the concatenation of all seed
 tokens (the paper: "we use the seed dataset as a query"); ``per_seed_sum`` sums each seed
@@ -35,7 +37,8 @@ from ssae_utils.registry import Registry
 from ssae_utils.retrieval.tokenize import tokenize_all
 
 __all__ = ["BM25Index", "SparseBM25", "RankBM25", "BM25S", "register_bm25_backend",
-           "available_bm25_backends", "build_bm25", "query_scores", "QUERY_MODES"]
+           "available_bm25_backends", "build_bm25", "bm25_from_config", "query_scores", "query_scores_many",
+           "QUERY_MODES"]
 
 
 class BM25Index(Protocol):
@@ -185,18 +188,32 @@ def _concatenated(index: BM25Index, seeds: list[list[str]]) -> np.ndarray:
     return index.score([t for s in seeds for t in s])
 
 
+# A backend with ``score_reduced(queries, "sum" | "max")`` (the streaming one) reduces over
+# the seeds while it scores, instead of materializing [n_seeds, n_docs].
 @_query_mode("per_seed_sum")
 def _per_seed_sum(index: BM25Index, seeds: list[list[str]]) -> np.ndarray:
+    if hasattr(index, "score_reduced"):
+        return index.score_reduced(seeds, "sum")
     return index.score_many(seeds).sum(axis=0)
 
 
 @_query_mode("per_seed_max")
 def _per_seed_max(index: BM25Index, seeds: list[list[str]]) -> np.ndarray:
+    if hasattr(index, "score_reduced"):
+        return index.score_reduced(seeds, "max")
     return index.score_many(seeds).max(axis=0)
 
 
-def query_scores(index: BM25Index, seed_texts: Sequence[str], mode: str = "concatenated") -> np.ndarray:
-    """BM25 score of every pool document for the seed set (float64 [n_docs])."""
+# mode -> (queries from the tokenized seeds, reduction), for backends that score many
+# requests in one pass over the corpus (``score_specs``)
+_MODE_SPECS: dict[str, Callable[[list[list[str]]], tuple[list[list[str]], str]]] = {
+    "concatenated": lambda seeds: ([[t for s in seeds for t in s]], "sum"),
+    "per_seed_sum": lambda seeds: (seeds, "sum"),
+    "per_seed_max": lambda seeds: (seeds, "max"),
+}
+
+
+def _seed_tokens(seed_texts: Sequence[str], mode: str) -> list[list[str]]:
     if mode not in QUERY_MODES:
         raise ValueError(f"unknown BM25 query mode {mode!r}; modes: {sorted(QUERY_MODES)}")
     if len(seed_texts) == 0:
@@ -205,5 +222,46 @@ def query_scores(index: BM25Index, seed_texts: Sequence[str], mode: str = "conca
     if not any(seeds):
         raise ValueError("every seed document is empty after BM25 tokenization "
                          "(only stopwords/punctuation): the query has no terms")
+    return seeds
+
+
+def query_scores(index: BM25Index, seed_texts: Sequence[str], mode: str = "concatenated") -> np.ndarray:
+    """BM25 score of every pool document for the seed set (float64 [n_docs])."""
+    seeds = _seed_tokens(seed_texts, mode)
     return QUERY_MODES[mode](index, seeds)
 
+
+def query_scores_many(index: BM25Index, seed_sets: dict[str, Sequence[str]],
+                      modes: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    """``{name: {mode: query_scores(index, seed_sets[name], mode)}}``. A backend with
+    ``score_specs`` (streaming) computes them all in one pass over the corpus; the others
+    call ``query_scores`` once per pair (the same scores either way)."""
+    tokens = {name: {mode: _seed_tokens(texts, mode) for mode in modes} for name, texts in seed_sets.items()}
+    if not hasattr(index, "score_specs"):
+        return {name: {mode: QUERY_MODES[mode](index, seeds) for mode, seeds in per.items()}
+                for name, per in tokens.items()}
+    keys = [(name, mode) for name, per in tokens.items() for mode in per]
+    outs = index.score_specs([_MODE_SPECS[mode](tokens[name][mode]) for name, mode in keys])
+    result: dict[str, dict[str, np.ndarray]] = {name: {} for name in tokens}
+    for (name, mode), scores in zip(keys, outs):
+        result[name][mode] = scores
+    return result
+
+
+from ssae_utils.retrieval import bm25_stream as _bm25_stream  # noqa: E402,F401  (registers "streaming")
+
+
+
+def bm25_from_config(cfg, texts: Sequence[str], spill_dir=None) -> BM25Index:
+    """The pool's BM25 index as a ``RetrievalConfig`` asks for it (``bm25_backend``, k1, b,
+    epsilon). "streaming" tokenizes ``bm25_stream_batch_docs`` texts at a time and spills
+    its vocabulary table under ``spill_dir`` (default ``<cache>/bm25_stream``); the other
+    backends tokenize the whole pool into memory (``tokenize_all``)."""
+    params = dict(k1=cfg.bm25_k1, b=cfg.bm25_b, epsilon=cfg.bm25_epsilon)
+    if cfg.bm25_backend == "streaming":
+        from ssae_utils.paths import cache_dir
+
+        return _bm25_stream.StreamingBM25.from_texts(
+            texts, **params, batch_docs=cfg.bm25_stream_batch_docs,
+            spill_dir=spill_dir if spill_dir is not None else cache_dir("bm25_stream"))
+    return build_bm25(tokenize_all(texts), cfg.bm25_backend, **params)

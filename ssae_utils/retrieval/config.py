@@ -21,10 +21,12 @@ from typing import Any
 from ssae_utils.validation import from_dict_strict
 from ssae_utils.validation import require as _require
 
-BM25_BACKENDS = ("sparse", "rank_bm25", "bm25s")
+BM25_BACKENDS = ("sparse", "rank_bm25", "bm25s", "streaming")
 BM25_QUERY_MODES = ("concatenated", "per_seed_sum", "per_seed_max")
 DENSE_QUERY_MODES = ("mean", "per_seed_max")
 EMBED_DTYPES = ("auto", "float32", "bfloat16")
+EMBEDDING_DTYPES = ("float32", "float16")
+DENSE_BACKENDS = ("auto", "faiss", "blockwise")
 TRACIN_L1_WEIGHTINGS = ("decoder_norm", "none")
 TRACIN_PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")
 
@@ -35,8 +37,16 @@ class RetrievalConfig:
     # "sparse": our scipy-sparse implementation, identical scores to rank-bm25 (tested to
     # 1e-6) and ~100x+ faster per query (bench/bench_retrieval.py); "rank_bm25": the
     # reference (a Python loop over documents per query term: seconds per seed query);
-    # "bm25s": the bm25s package (optional; its own idf variant, so scores differ).
+    # "bm25s": the bm25s package (optional; its own idf variant, so scores differ);
+    # "streaming" (paper preset): the same scores as rank-bm25 (tested to 1e-9 relative)
+    # computed in passes over batches of documents, never holding the corpus as token lists
+    # (memory ~4 bytes per document + 8 per document per result; bm25_stream.py): an
+    # OpenWebText-sized pool (~8M documents) on one box. Two passes for the first query
+    # set, one per later request; every domain and query mode of stage 01 share one pass.
     bm25_backend: str = "sparse"
+    # Documents per batch of the "streaming" backend (RAM: one batch's token lists, ~10 MB
+    # per 1,000 OpenWebText documents); other backends ignore it. Does not change scores.
+    bm25_stream_batch_docs: int = 8192
     # How the seed set becomes a query. "concatenated": all seed tokens as one query (the
     # paper: "we use the seed dataset as a query"); a term repeated in the seeds counts as
     # many times. "per_seed_sum" gives exactly the same scores (BM25 is additive over query
@@ -65,6 +75,20 @@ class RetrievalConfig:
     # "mean": the normalized mean of the seed embeddings as a single query (the seed set's
     # centroid; one faiss search); "per_seed_max": each document's max cosine to any seed.
     dense_query: str = "mean"
+    # Storage of the pool embeddings. "float32": one in-memory .npy (embed_cached; smoke and
+    # embedded, unchanged). "float16" (paper preset): memory-mapped shards of
+    # ``embedding_shard_docs`` rows (emb_shards.py; 8M x 768 Contriever vectors: 12 GB on
+    # disk instead of 25 GB in RAM; a cosine moves by <= ~1e-3), searched blockwise.
+    embedding_dtype: str = "float32"
+    embedding_shard_docs: int = 262_144
+    # Exact search engine. "auto": faiss IndexFlatIP whenever faiss can serve the request
+    # (float32 rows in memory, and k <= 2048 when faiss runs on a GPU -- faiss-gpu's limit;
+    # faiss-cpu serves any k), else the blockwise torch top-k (topk.py; cuda when present).
+    # Stage 01 ranks the whole pool (k = pool size), so on a GPU box or with float16 shards
+    # it is blockwise. "faiss": faiss only (an error where it cannot serve); "blockwise":
+    # always blockwise. Ties: score descending, then pool index ascending, in both.
+    dense_backend: str = "auto"
+    dense_block_rows: int = 65_536    # rows per block of the blockwise search (device memory ~10 bytes x dim each)
     # --- SAE-TracIn (stage 02)
     # Candidate pool per retriever: its top documents until this multiple of the token budget
     # is reached (a multiple <= 1 would leave TracIn nothing to choose from).
@@ -103,6 +127,20 @@ class RetrievalConfig:
                  f"retrieval.bm25_backend must be one of {BM25_BACKENDS}, not {self.bm25_backend!r}")
         _require(self.bm25_query in BM25_QUERY_MODES,
                  f"retrieval.bm25_query must be one of {BM25_QUERY_MODES}, not {self.bm25_query!r}")
+        _require(isinstance(self.bm25_stream_batch_docs, int) and self.bm25_stream_batch_docs >= 1,
+                 f"retrieval.bm25_stream_batch_docs must be an int >= 1, not {self.bm25_stream_batch_docs!r}")
+        _require(self.embedding_dtype in EMBEDDING_DTYPES,
+                 f"retrieval.embedding_dtype must be one of {EMBEDDING_DTYPES}, not {self.embedding_dtype!r}")
+        _require(isinstance(self.embedding_shard_docs, int) and self.embedding_shard_docs >= 1,
+                 f"retrieval.embedding_shard_docs must be an int >= 1, not {self.embedding_shard_docs!r}")
+        _require(self.dense_backend in DENSE_BACKENDS,
+                 f"retrieval.dense_backend must be one of {DENSE_BACKENDS}, not {self.dense_backend!r}")
+        _require(not (self.dense_backend == "faiss" and self.embedding_dtype == "float16"),
+                 "retrieval.dense_backend='faiss' needs float32 embeddings in memory, but "
+                 "retrieval.embedding_dtype='float16' stores memory-mapped shards: set "
+                 "retrieval.dense_backend='auto' (or 'blockwise'), or retrieval.embedding_dtype='float32'")
+        _require(isinstance(self.dense_block_rows, int) and self.dense_block_rows >= 1,
+                 f"retrieval.dense_block_rows must be an int >= 1, not {self.dense_block_rows!r}")
         _require(self.dense_query in DENSE_QUERY_MODES,
                  f"retrieval.dense_query must be one of {DENSE_QUERY_MODES}, not {self.dense_query!r}")
         from ssae_utils.retrieval.embedders import available_embedders
@@ -163,6 +201,9 @@ class RetrievalConfig:
     @classmethod
     def paper(cls, **overrides: Any) -> "RetrievalConfig":
         """Contriever (GPU box); whole documents for TracIn and a candidate pool of ~1% of
-        OpenWebText for physics (6.5x its budget; budgets: ``ssae_utils.domains``)."""
-        base = dict(embedder="contriever", max_embed_tokens=512, embed_batch_size=256, tracin_stream=True)
+        OpenWebText for physics (6.5x its budget; budgets: ``ssae_utils.domains``). At
+        OpenWebText size (~8M documents): streaming BM25 and float16 embedding shards
+        searched blockwise on the GPU (dense_backend "auto"); TracIn candidates streamed."""
+        base = dict(embedder="contriever", max_embed_tokens=512, embed_batch_size=256,
+                    bm25_backend="streaming", embedding_dtype="float16", tracin_stream=True)
         return cls(**{**base, **overrides})

@@ -1,0 +1,150 @@
+"""Pool embeddings as memory-mapped shards on disk (``retrieval.embedding_dtype``).
+
+``embed_to_shards(embedder, texts, dtype="float16", shard_docs=262_144)`` embeds ``texts``
+``shard_docs`` at a time and writes each shard as ``shard_00000.npy`` ... (atomically, so a
+killed run keeps every finished shard and resumes from the first missing one), then a
+``manifest.json`` naming the shards, their rows, the dtype and the embedder identity. The
+folder is ``<cache>/embeddings/<embedder>/shards-<key>/``, keyed like ``embed_cached``
+(embedder identity, SHA-256 of the texts, their number) plus the dtype and shard size.
+
+Size: ``n x dim x 2`` bytes in float16 (OpenWebText, 8M documents x 768 (Contriever): 12 GB,
+half of float32); RAM: one shard's float32 embeddings while writing, nothing while reading
+(``iter_blocks`` reads memory-mapped rows a block at a time; ``topk.blockwise_topk``).
+
+float16 keeps ~3 significant digits: a stored unit vector's norm is 1 within ~5e-4 and a
+cosine moves by at most ~1e-3; rows are *not* renormalized after rounding, so the stored
+vectors are exactly what faiss or the blockwise search see. ``float32`` stays the default
+(the embedded profile's single ``.npy`` from ``embed_cached``, bit-identical results).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ssae_utils.io import atomic_path, stable_hash
+from ssae_utils.paths import cache_dir
+from ssae_utils.retrieval.tokenize import check_texts
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EmbeddingShards", "embed_to_shards", "embed_pool", "shards_folder", "SHARD_DTYPES"]
+
+SHARD_DTYPES = ("float32", "float16")
+NORM_ATOL = {"float32": 1e-3, "float16": 2e-3}
+
+
+@dataclass
+class EmbeddingShards:
+    """Read-only view of a shard folder: ``shape``, ``dtype``, ``iter_blocks``, ``to_array``."""
+
+    folder: Path
+    files: list[str]
+    rows: list[int]
+    dim: int
+    dtype: str
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(sum(self.rows)), self.dim)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def shard(self, i: int) -> np.ndarray:
+        return np.load(self.folder / self.files[i], mmap_mode="r", allow_pickle=False)
+
+    def iter_blocks(self, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(start row, rows) of at most ``block_rows`` rows, memory-mapped, in pool order."""
+        start = 0
+        for i in range(len(self.files)):
+            arr = self.shard(i)
+            for s in range(0, arr.shape[0], block_rows):
+                yield start + s, arr[s:s + block_rows]
+            start += arr.shape[0]
+
+    def to_array(self, dtype: str = "float32") -> np.ndarray:
+        """Everything in memory (small pools; faiss): n x dim x 4 bytes in float32."""
+        return np.concatenate([np.asarray(self.shard(i), dtype=dtype) for i in range(len(self.files))])
+
+    @classmethod
+    def open(cls, folder: Path) -> "EmbeddingShards":
+        manifest = json.loads((Path(folder) / "manifest.json").read_text())
+        return cls(Path(folder), manifest["files"], manifest["rows"], manifest["dim"], manifest["dtype"])
+
+
+def shards_folder(embedder: Any, texts: Sequence[str], dtype: str, shard_docs: int) -> Path:
+    from ssae_utils.retrieval.embedders import texts_digest
+
+    key = stable_hash({"embedder": embedder.identity(), "texts": texts_digest(texts), "n": len(texts),
+                       "dtype": dtype, "shard_docs": shard_docs})
+    return cache_dir("embeddings", embedder.name) / f"shards-{key}"
+
+
+def _check_shard(arr: np.ndarray, rows: int, dim: int, dtype: str, what: str) -> None:
+    from ssae_utils.retrieval.embedders import EmbeddingCacheError
+
+    if arr.dtype != np.dtype(dtype) or arr.shape != (rows, dim):
+        raise EmbeddingCacheError(f"{what} holds a {arr.dtype} array of shape {arr.shape}, expected "
+                                  f"{dtype} ({rows}, {dim}); delete it (or embed_to_shards(..., recompute=True))")
+    x = np.asarray(arr, dtype=np.float32)
+    if not np.all(np.isfinite(x)) or not np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=NORM_ATOL[dtype]):
+        raise EmbeddingCacheError(f"{what} holds non-finite or non-unit-norm rows; delete it "
+                                  f"(or embed_to_shards(..., recompute=True))")
+
+
+def embed_to_shards(embedder: Any, texts: Sequence[str], *, dtype: str = "float16",
+                    shard_docs: int = 262_144, recompute: bool = False) -> EmbeddingShards:
+    """Embed ``texts`` into memory-mapped ``dtype`` shards (cached; see the module docstring)."""
+    if dtype not in SHARD_DTYPES:
+        raise ValueError(f"retrieval.embedding_dtype must be one of {SHARD_DTYPES}, not {dtype!r}")
+    if not isinstance(shard_docs, int) or shard_docs < 1:
+        raise ValueError(f"retrieval.embedding_shard_docs must be an int >= 1, not {shard_docs!r}")
+    texts = check_texts(texts)
+    if not texts:
+        raise ValueError("nothing to embed: the pool is empty")
+    folder = shards_folder(embedder, texts, dtype, shard_docs)
+    manifest = folder / "manifest.json"
+    if manifest.exists() and not recompute:
+        shards = EmbeddingShards.open(folder)
+        if shards.shape != (len(texts), embedder.dim) or shards.dtype != dtype:
+            from ssae_utils.retrieval.embedders import EmbeddingCacheError
+            raise EmbeddingCacheError(f"{manifest} describes {shards.shape} {shards.dtype}, expected "
+                                      f"({len(texts)}, {embedder.dim}) {dtype}; delete the folder")
+        return shards
+    files, rows = [], []
+    for i, start in enumerate(range(0, len(texts), shard_docs)):
+        chunk = texts[start:start + shard_docs]
+        name = f"shard_{i:05d}.npy"
+        path = folder / name
+        files.append(name)
+        rows.append(len(chunk))
+        if path.exists() and not recompute:                     # resume: a finished shard
+            _check_shard(np.load(path, mmap_mode="r"), len(chunk), embedder.dim, dtype, str(path))
+            continue
+        arr = embedder.embed(chunk)
+        _check_shard(arr, len(chunk), embedder.dim, "float32", f"{embedder.name}.embed() output")
+        arr = arr.astype(dtype)
+        _check_shard(arr, len(chunk), embedder.dim, dtype, f"{embedder.name}.embed() output as {dtype}")
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, arr, allow_pickle=False)
+        log.info("embedding shard %d (%d texts) -> %s", i, len(chunk), path)
+    with atomic_path(manifest) as tmp:
+        tmp.write_text(json.dumps({"files": files, "rows": rows, "dim": embedder.dim, "dtype": dtype,
+                                   "embedder": embedder.identity()}, indent=1))
+    return EmbeddingShards.open(folder)
+
+
+def embed_pool(cfg: Any, embedder: Any, texts: Sequence[str]) -> Any:
+    """The pool embeddings a ``RetrievalConfig`` asks for: ``embed_cached`` (float32 array,
+    ``embedding_dtype="float32"``) or ``embed_to_shards`` (``"float16"`` memory-mapped shards)."""
+    if cfg.embedding_dtype == "float32":
+        from ssae_utils.retrieval.embedders import embed_cached
+
+        return embed_cached(embedder, texts)
+    return embed_to_shards(embedder, texts, dtype=cfg.embedding_dtype, shard_docs=cfg.embedding_shard_docs)
