@@ -218,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     if not selected:
         print("error: no notebooks selected", file=sys.stderr)
         return 2
+    try:  # a CUDA profile on a machine without CUDA stops here, not minutes into notebook 00
+        cfg.model.resolved_device
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if not args.no_plan_check:
         refusal = plan_check(cfg, selected, args.machine, args.force)
         if refusal:

@@ -219,3 +219,14 @@ def test_show_config_prints_the_resolved_config_and_runs_nothing(capsys, tmp_pat
 def test_help_lists_the_environment_variables():
     for name in ("SSAE_CACHE", "SSAE_RESULTS", "SSAE_FIGURES", "SSAE_RUNS", "ANTHROPIC_API_KEY"):
         assert name in run_all.__doc__
+
+
+def test_a_cuda_profile_without_cuda_stops_before_any_notebook(capsys, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("SSAE_RUNS", str(tmp_path / "runs"))
+    assert run_all.main(["--profile", "smoke", "--set", "model.device=cuda", "--no-plan-check"]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA device" in err and "--set model.device=cpu" in err
+    assert not list((tmp_path / "runs").rglob("*.ipynb"))   # no notebook started
