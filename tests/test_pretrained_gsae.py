@@ -140,6 +140,18 @@ def test_folded_handle_equals_the_release_parametrisation():
     torch.testing.assert_close(x_hat + err, x, atol=1e-5, rtol=0)
 
 
+def test_a_compressed_release_keeps_exactly_its_first_features():
+    from ssae_utils.bios.compress import slice_sae
+
+    sae = pretrained_sae(16, 48, "blocks.2.hook_resid_post", 32)
+    sliced = slice_sae(sae, 1 / 8)
+    x = inputs(16)
+    assert sliced.d_sae == 6 and sliced.b_dec_folded
+    torch.testing.assert_close(sliced.encode(x), sae.encode(x)[:, :6], atol=1e-5, rtol=0)
+    f = sae.encode(x)[:, :6]
+    torch.testing.assert_close(sliced.decode(f), f @ sae.W_dec[:6] + sae.b_dec, atol=1e-5, rtol=0)
+
+
 def test_a_zero_step_ssae_from_the_release_saves_the_same_sae(tmp_path):
     """The SSAE path (stack in the scaled space, unit-norm rows, export, save, load) keeps the
     release's function exactly when no step is taken."""
