@@ -55,6 +55,9 @@ class ProfileConfig:
 
     def __post_init__(self) -> None:
         self.domains = check_domains(self.domains)
+        if self.model.context_length is None and self.gsae.source != "pretrained":
+            raise ValueError("model.context_length=null means the pretrained GSAE's context size, but "
+                             f"gsae.source={self.gsae.source!r}: set model.context_length")
         if not self.domains:
             raise ValueError("the profile has no subdomain: add one with --set 'domains.<name>={...}' "
                              "(see ssae_utils/domains.py)")
@@ -106,10 +109,29 @@ def load_profile(name: str = DEFAULT_PROFILE, overrides: dict[str, Any] | None =
     """Build a profile and apply dotted overrides such as ``{"gsae.d_sae": 2048}``."""
     if name not in PROFILES:
         raise ValueError(f"Unknown profile {name!r}. Valid profiles: {', '.join(PROFILES)}.")
-    cfg = PROFILES[name]()
-    for key, value in (overrides or {}).items():
-        cfg = apply_override(cfg, key, value)
-    return cfg
+    cfg = apply_overrides(PROFILES[name](), overrides or {})
+    return resolve_context_length(cfg)
+
+
+def resolve_context_length(cfg: ProfileConfig, download: bool = False) -> ProfileConfig:
+    """``cfg`` with model.context_length=None replaced by the pretrained GSAE's context size
+    (``context_size`` of its cfg.json: 1024 for gemma-2b-res-jb). An explicit
+    model.context_length is the user's choice and is kept (stage 00 refuses one longer than
+    the GSAE's contexts). A hub release's cfg.json is read from the cache, where notebook 00
+    puts it (``download=True``): a profile is never built from the network. Left None when
+    it is not there yet; ``load_model`` then says so."""
+    if cfg.model.context_length is not None:
+        return cfg
+    from ssae_utils.sae.pretrained_cfg import context_size, describe, read_raw_cfg
+
+    raw = read_raw_cfg(cfg.gsae, download=download)
+    if raw is None:
+        return cfg
+    size = context_size(raw)
+    if size is None:
+        raise ValueError(f"the pretrained GSAE ({describe(cfg.gsae)}) does not say its context size (no "
+                         "context_size in its cfg.json): set model.context_length")
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, context_length=size))
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -160,6 +182,8 @@ def absolute_source_paths(overrides: dict[str, Any], base: Path | None = None) -
             value = fix(value)
         elif key == "data.source_options" and isinstance(value, dict):
             value = {fix(k): v for k, v in value.items()}
+        elif key == "gsae.pretrained_path":
+            value = fix(value)
         out[key] = value
     return out
 
@@ -169,25 +193,45 @@ def apply_override(cfg: Any, dotted: str, value: Any, _outer: str = "") -> Any:
 
     The new dataclass is rebuilt so its ``__post_init__`` validation runs again.
     """
-    head, _, rest = dotted.partition(".")
-    full = f"{_outer}{dotted}"  # the knob as the user wrote it, for messages
-    if isinstance(cfg, ProfileConfig) and head == "domains":
-        return dataclasses.replace(cfg, domains=_override_domains(cfg.domains, rest, value))
-    valid = {f.name: f for f in dataclasses.fields(cfg)}
-    if head not in valid:
-        raise KeyError(
-            f"Unknown knob {full!r} in {type(cfg).__name__}. Valid knobs: {', '.join(sorted(valid))}."
-        )
-    current = getattr(cfg, head)
-    if rest:
-        if not dataclasses.is_dataclass(current):
-            raise KeyError(f"{head!r} is a value, not a section; drop '.{rest}'.")
-        new_value = apply_override(current, rest, value, f"{_outer}{head}.")
-    else:
-        if dataclasses.is_dataclass(current):
-            raise KeyError(f"{head!r} is a section; set one of its fields, e.g. {head}.<field>=...")
-        new_value = _coerce(value, _field_type(type(cfg), head), full)
-    return dataclasses.replace(cfg, **{head: new_value})
+    return apply_overrides(cfg, {dotted: value}, _outer)
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any], _outer: str = "") -> Any:
+    """Return a copy of ``cfg`` with every dotted override applied.
+
+    The knobs of one section are set together and the section validated once, so a check
+    across knobs holds whatever order they come in (``gsae.source=pretrained`` needs
+    ``gsae.pretrained_path`` or a release: set one at a time, the first would be refused).
+    Domain overrides apply in order (a later one may edit a domain an earlier one added).
+    """
+    changes: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    domains: dict[str, Domain] | None = None
+    valid = {f.name for f in dataclasses.fields(cfg)}
+    for dotted, value in overrides.items():
+        head, _, rest = dotted.partition(".")
+        full = f"{_outer}{dotted}"  # the knob as the user wrote it, for messages
+        if isinstance(cfg, ProfileConfig) and head == "domains":
+            domains = _override_domains(cfg.domains if domains is None else domains, rest, value)
+            continue
+        if head not in valid:
+            raise KeyError(
+                f"Unknown knob {full!r} in {type(cfg).__name__}. Valid knobs: {', '.join(sorted(valid))}."
+            )
+        current = getattr(cfg, head)
+        if rest:
+            if not dataclasses.is_dataclass(current):
+                raise KeyError(f"{head!r} is a value, not a section; drop '.{rest}'.")
+            nested.setdefault(head, {})[rest] = value
+        else:
+            if dataclasses.is_dataclass(current):
+                raise KeyError(f"{head!r} is a section; set one of its fields, e.g. {head}.<field>=...")
+            changes[head] = _coerce(value, _field_type(type(cfg), head), full)
+    for head, sub in nested.items():
+        changes[head] = apply_overrides(getattr(cfg, head), sub, f"{_outer}{head}.")
+    if domains is not None:
+        changes["domains"] = domains
+    return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
 def _override_domains(domains: dict[str, Domain], dotted: str, value: Any) -> dict[str, Domain]:

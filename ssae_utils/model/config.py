@@ -74,7 +74,10 @@ class ModelConfig:
     dtype: Dtype = "float32"
     # "cpu", "cuda" or "auto" (CUDA when present): every heavy step runs here (ssae_utils.device).
     device: Device = "cpu"
-    context_length: int = 128
+    # Tokens per context, BOS included. None means "the pretrained GSAE's": the context size
+    # it was trained at (SAELens cfg ``context_size``), filled in when the profile is loaded
+    # (``ssae_utils.config.load_profile``); only valid with gsae.source="pretrained".
+    context_length: int | None = 128
     # Token positions per chunk of the 262k-vocabulary unembedding in the loss: the logits of
     # a whole 32x128 batch would be 4.3 GB, a 512-position chunk is 540 MB.
     ce_chunk_tokens: int = 512
@@ -90,7 +93,8 @@ class ModelConfig:
         _require(isinstance(self.hook_layer, int) and self.hook_layer >= 0, "model.hook_layer must be an int >= 0")
         _require(self.dtype in DTYPES, f"model.dtype must be one of {list(DTYPES)}, not {self.dtype!r}")
         _require(self.device in ("cpu", "cuda", "auto"), f"model.device must be 'cpu', 'cuda' or 'auto', not {self.device!r}")
-        _require(self.context_length >= 2, "model.context_length must be >= 2 (BOS + one token)")
+        _require(self.context_length is None or (not isinstance(self.context_length, bool) and self.context_length >= 2),
+                 "model.context_length must be >= 2 (BOS + one token), or None for the pretrained GSAE's")
         _require(self.ce_chunk_tokens >= 1, "model.ce_chunk_tokens must be >= 1")
 
     @property
@@ -130,4 +134,5 @@ class ModelConfig:
 
     @classmethod
     def paper(cls) -> "ModelConfig":
-        return cls(name="gemma-2b", hook_layer=12, device="auto", context_length=128)
+        # None: the GSAE's context size (1024 for gemma-2b-res-jb, from its cfg.json)
+        return cls(name="gemma-2b", hook_layer=12, device="auto", context_length=None)

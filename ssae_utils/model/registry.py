@@ -53,4 +53,8 @@ def get_backend(name: str) -> "Backend":
 
 def load_model(cfg: "ModelConfig") -> "HookedLM":
     """Load (building or converting once, then from the cache) the model ``cfg`` names."""
+    if cfg.context_length is None:  # load_profile fills it from the pretrained GSAE's cfg.json
+        raise ValueError("model.context_length is None (\"the pretrained GSAE's\") but was not resolved: load the "
+                         "config with ssae_utils.config.load_profile (run notebook 00 first for a hub release, it "
+                         "downloads the release's cfg.json) or set model.context_length")
     return get_backend(cfg.name).load(cfg)

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from ssae_utils.activations import ActivationStore
-from ssae_utils.config import ProfileConfig
+from ssae_utils.config import ProfileConfig, resolve_context_length
 from ssae_utils.data.card import data_card
 from ssae_utils.data.corpora import Corpora, build_corpora
 from ssae_utils.data.documents import Document
@@ -36,15 +36,10 @@ from ssae_utils.sae.evaluation import (
     spliced_ce,
     zero_splice,
 )
-from ssae_utils.sae.gsae import (
-    fold_norm_scaling,
-    gsae_cache_key,
-    gsae_dir,
-    load_pretrained_gsae,
-    load_sae,
-    read_training_info,
-    train_gsae,
-)
+from ssae_utils.sae.calibration import calibrate_lambda_l0, window_lambdas
+from ssae_utils.sae.gsae import gsae_cache_key, gsae_dir, load_sae, read_training_info, save_sae, train_gsae
+from ssae_utils.sae.handle import SAEHandle
+from ssae_utils.sae.pretrained import check_matches_model, describe_release, input_space, load_pretrained, source_key
 from ssae_utils.sae.outliers import NormThreshold
 from ssae_utils.token_counts import token_counts
 
@@ -68,6 +63,9 @@ class World:
 
 
 def load_world(cfg: ProfileConfig) -> World:
+    # model.context_length=None: the pretrained GSAE's context size; stage 00 may download the
+    # release's cfg.json for it (later stages read it from the cache: ``resolve_context_length``)
+    cfg = resolve_context_length(cfg, download=True)
     corpora = build_corpora(cfg.data, cfg.domains)
     model = load_model(cfg.model)
     store = ActivationStore(model, cfg.activations)
@@ -95,20 +93,56 @@ def heldout_docs(world: World) -> list[Document]:
     return take_tokens(docs, world.count_tokens(docs), world.cfg.gsae.eval_tokens, world.cfg.seed + 1)
 
 
+def get_pretrained_gsae(world: World) -> tuple[Any, Path, dict[str, Any]]:
+    """Load the pretrained GSAE, check it fits the model, define its input space and lambda
+    from held-out general tokens (``ssae_utils.sae.pretrained``), run the lambda -> L0
+    calibration when ``gsae.calibration_lambdas`` is set, and save it with that training
+    info in the cache; returns (handle, folder, training info)."""
+    cfg = world.cfg.gsae
+    heldout = heldout_docs(world)
+    calib_docs = gsae_training_docs(world) if cfg.calibration_lambdas else []
+    key = stable_hash({
+        "pretrained": source_key(cfg), "store": world.store.key, "outlier_norm_factor": cfg.outlier_norm_factor,
+        "heldout": sorted(d.doc_id for d in heldout), "calibration_docs": sorted(d.doc_id for d in calib_docs),
+        "calibration": [cfg.calibration_lambdas, cfg.calibration_steps, cfg.calibration_batch_size, cfg.calibration_lr, cfg.seed],
+        "windows": {name: d.l0_window for name, d in world.cfg.domains.items()},
+    })
+    folder = gsae_dir(f"pretrained-{key}")
+    if (folder / "cfg.json").exists():
+        try:
+            return load_sae(folder), folder, read_training_info(folder)
+        except CorruptCacheError as err:
+            log.warning("%s; loading the pretrained GSAE again", err)
+    gsae = load_pretrained(cfg, device="cpu")  # stage 00's SAE work runs on the CPU, like a trained GSAE's
+    notes = check_matches_model(gsae, world.model.hook_name, world.model.d_model, world.model.name,
+                                world.model.context_length)
+    for note in notes:
+        log.warning("pretrained GSAE: %s", note)
+    if gsae.sae.cfg.d_sae != cfg.d_sae:
+        log.warning("gsae.d_sae=%d but the pretrained GSAE has %d features; using the GSAE's", cfg.d_sae, gsae.sae.cfg.d_sae)
+    acts = world.store.load([d.text for d in heldout], exclude_bos=True, desc="caching held-out activations").acts
+    info = {**describe_release(gsae), **input_space(gsae, acts, cfg.outlier_norm_factor), "notes": notes}
+    handle = SAEHandle.from_sae(gsae.sae)  # the weights after any fold, in canonical form
+    if cfg.calibration_lambdas:
+        pool = world.store.load([d.text for d in calib_docs], exclude_bos=True, desc="caching general-pool activations").acts
+        threshold = NormThreshold.from_training_info(info, cfg.outlier_norm_factor)
+        keep_pool = ~threshold.is_outlier(pool) if threshold else torch.ones(len(pool), dtype=torch.bool)
+        keep_held = ~threshold.is_outlier(acts) if threshold else torch.ones(len(acts), dtype=torch.bool)
+        calibration = calibrate_lambda_l0(handle, pool[keep_pool], acts[keep_held], info["norm_scaling_factor"],
+                                          cfg.calibration_lambdas, cfg.calibration_steps, cfg.calibration_batch_size,
+                                          cfg.calibration_lr, cfg.seed)
+        calibration["lambda_for_l0_window"] = window_lambdas(
+            calibration, {name: d.l0_window for name, d in world.cfg.domains.items()})
+        info["lambda_l0_calibration"] = calibration
+    save_sae(gsae.sae, folder, info)
+    return load_sae(folder), folder, info
+
+
 def get_gsae(world: World) -> tuple[Any, Path, dict[str, Any]]:
     """Train (or load from cache) the GSAE; returns (sae, folder, training info)."""
     cfg = world.cfg.gsae
     if cfg.source == "pretrained":
-        sae = load_pretrained_gsae(cfg.pretrained_release, cfg.pretrained_sae_id, device=world.cfg.model.resolved_device)
-        acts = world.store.load([d.text for d in heldout_docs(world)]).acts
-        factor = fold_norm_scaling(sae, acts)
-        info = {"release": cfg.pretrained_release, "sae_id": cfg.pretrained_sae_id, "norm_scaling_factor_estimated": factor}
-        folder = gsae_dir(stable_hash(info))
-        if not (folder / "cfg.json").exists():
-            from ssae_utils.sae.gsae import save_sae
-
-            save_sae(sae, folder, info)
-        return sae, folder, info
+        return get_pretrained_gsae(world)
     docs = gsae_training_docs(world)
     texts = [d.text for d in docs]
     data_key = stable_hash({"store": world.store.key, "docs": sorted(d.doc_id for d in docs)})
@@ -160,6 +194,7 @@ def run_foundation(cfg: ProfileConfig) -> SetupResults:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     world = load_world(cfg)
+    cfg = world.cfg  # model.context_length resolved (None: the pretrained GSAE's)
     timings["load_corpora_and_model_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()

@@ -89,16 +89,22 @@ def tracin_settings(rcfg: RetrievalConfig, training: dict[str, Any]) -> TracInSe
         threshold = None
     if rcfg.tracin_l1_coefficient is not None:
         lam, source = float(rcfg.tracin_l1_coefficient), "retrieval.tracin_l1_coefficient"
-    elif "config" in training and "l1_coefficient" in training["config"]:
+    elif training.get("source") == "pretrained" and training.get("l1_coefficient_raw") is not None:
+        # stage 00 converted the release's own lambda to raw units (ssae_utils.sae.pretrained)
+        lam = float(training["l1_coefficient_raw"])
+        source = f"pretrained GSAE: {training.get('l1_coefficient_source', 'its cfg.json')}, in raw activation units"
+    elif training.get("source") != "pretrained" and "l1_coefficient" in training.get("config", {}):
         scale = training.get("norm_scaling_factor") or 1.0
         lam = float(training["config"]["l1_coefficient"]) / float(scale)
         source = (f"GSAE training lambda {training['config']['l1_coefficient']} / norm scaling "
                   f"factor {scale:.6g} (folded into the weights)")
     else:
+        scale = training.get("norm_scaling_factor")
+        hint = f"; lambda 1 in the sweep's units is {1 / float(scale):.4g} in raw units" if scale else ""
         raise ValueError(
-            "the GSAE's training lambda is unknown (a pretrained SAE?): set "
+            "the GSAE's training lambda is unknown (a pretrained SAE whose cfg.json has no l1_coefficient?): set "
             "retrieval.tracin_l1_coefficient to the lambda of the loss TracIn should use, in "
-            "units of the raw activations (e.g. --set retrieval.tracin_l1_coefficient=5)"
+            f"units of the raw activations (e.g. --set retrieval.tracin_l1_coefficient=5){hint}"
         )
     score = TracInConfig(lam, rcfg.tracin_l1_weighting, tuple(rcfg.tracin_params), rcfg.tracin_batch_tokens)
     return TracInSettings(score, source, threshold, rcfg.tracin_max_doc_tokens, rcfg.tracin_stream)

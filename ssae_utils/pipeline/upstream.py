@@ -26,6 +26,11 @@ def read_results(profile: str, name: str) -> dict[str, Any]:
 
 def gsae_input_space(training: dict[str, Any], outlier_norm_factor: float | None) -> tuple[float, NormThreshold | None]:
     """From the GSAE's training info (00_setup.json ``gsae.training``): the activation scale
-    it was trained at (SSAEs train in the same space) and its outlier-norm threshold."""
+    act_scale (1/activation units) the SSAEs train at, and the outlier-norm threshold.
+
+    A GSAE trained here records the factor it was trained at; a pretrained one the factor
+    stage 00 derived (``ssae_utils.sae.pretrained``: the release's folded factor, or
+    sqrt(d_in) / mean held-out norm), so for both the sweep's lambdas are in activations
+    scaled to mean norm sqrt(d_in). 1.0 only for old results that recorded no factor."""
     act_scale = float(training.get("norm_scaling_factor") or training.get("norm_scaling_factor_estimated") or 1.0)
     return act_scale, NormThreshold.from_training_info(training, outlier_norm_factor)

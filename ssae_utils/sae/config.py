@@ -32,8 +32,23 @@ class GSAEConfig:
     # training and passed through unchanged in splices (they carry a large share of the
     # variance at a tiny share of tokens; see README). None keeps every token.
     outlier_norm_factor: float | None = 3.0
+    # source="pretrained": either a SAELens release from the hub (release + sae_id) or a local
+    # folder in SAELens format (cfg.json + sae_weights.safetensors, as SAE.load_from_disk
+    # reads; for tests and offline machines), exactly one of the two.
     pretrained_release: str | None = None  # e.g. "gemma-2b-res-jb"
     pretrained_sae_id: str | None = None  # e.g. "blocks.12.hook_resid_post"
+    pretrained_path: str | None = None
+    # One-off lambda -> L0 calibration of a pretrained GSAE (stage 00; we have no training run
+    # of our own to read it from): the GSAE is finetuned for calibration_steps steps on
+    # general-pool tokens (gsae.pool_tokens of them) at each lambda, and the held-out L0 of
+    # each result is recorded in 00_setup.json (gsae.training.lambda_l0_calibration).
+    # Lambdas are in the SSAE sweep's units (ssae_utils/sae/finetune.py: activations scaled
+    # by act_scale to mean norm sqrt(d_in)); () skips the calibration. Not run for
+    # source="train" (its own lambda is 1 in those units).
+    calibration_lambdas: tuple[float, ...] = ()
+    calibration_steps: int = 50
+    calibration_batch_size: int = 1024  # tokens per step
+    calibration_lr: float = 5e-5  # the paper's finetuning lr (the paper preset raises it: see paper())
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -42,10 +57,26 @@ class GSAEConfig:
         _require(self.l1_coefficient >= 0, "gsae.l1_coefficient must be >= 0")
         _require(0 <= self.lr_decay_fraction <= 1, "gsae.lr_decay_fraction must be in [0, 1]")
         if self.source == "pretrained":
-            _require(
-                bool(self.pretrained_release and self.pretrained_sae_id),
-                "gsae.source='pretrained' needs gsae.pretrained_release and gsae.pretrained_sae_id",
-            )
+            hub = self.pretrained_release is not None or self.pretrained_sae_id is not None
+            local = self.pretrained_path is not None
+            _require(hub or local, "gsae.source='pretrained' needs gsae.pretrained_release and gsae.pretrained_sae_id "
+                                   "(a SAELens release) or gsae.pretrained_path (a local SAELens folder)")
+            _require(not (hub and local),
+                     "gsae.source='pretrained' takes either gsae.pretrained_path or gsae.pretrained_release + "
+                     "gsae.pretrained_sae_id, not both (set the other to null)")
+            if hub:
+                _require(bool(self.pretrained_release and self.pretrained_sae_id),
+                         "gsae.pretrained_release and gsae.pretrained_sae_id must be set together")
+            else:
+                _require(bool(self.pretrained_path), "gsae.pretrained_path must name a folder")
+        self.calibration_lambdas = tuple(float(x) for x in self.calibration_lambdas)
+        _require(all(x >= 0 and math.isfinite(x) for x in self.calibration_lambdas),
+                 "gsae.calibration_lambdas must be finite values >= 0")
+        _require(len(set(self.calibration_lambdas)) == len(self.calibration_lambdas),
+                 "gsae.calibration_lambdas repeats a value")
+        _require(self.calibration_steps >= 1 and self.calibration_batch_size >= 1,
+                 "gsae.calibration_steps and gsae.calibration_batch_size must be >= 1")
+        _require(self.calibration_lr > 0, "gsae.calibration_lr must be > 0")
         if self.outlier_norm_factor is not None:
             _require(self.outlier_norm_factor > 1, "gsae.outlier_norm_factor must be > 1 or None")
 
@@ -67,9 +98,18 @@ class GSAEConfig:
 
     @classmethod
     def paper(cls, **overrides: Any) -> "GSAEConfig":
-        """The paper's released GSAE, gemma-2b-res-jb at layer 12 (16,384 features)."""
+        """The paper's released GSAE, gemma-2b-res-jb at layer 12 (16,384 features).
+
+        The calibration runs the sweep's lambdas (SSAESweepConfig.paper) for 100 steps of
+        4096 tokens on 250k general-pool tokens at 10x the sweep's lr: about the parameter
+        travel of a 1000-step run at 5e-5 in a tenth of the steps (a proxy: Adam steps are
+        ~lr each), so the calibrated L0s spread like the sweep's rather than all staying at
+        the GSAE's. One grid of 8 x 16384 features on the CPU: ~900 TFLOP, estimated
+        15-30 min once (not measured), then cached."""
         base = dict(source="pretrained", d_sae=16384, pretrained_release="gemma-2b-res-jb",
-                    pretrained_sae_id="blocks.12.hook_resid_post", eval_tokens=65_536, outlier_norm_factor=None)
+                    pretrained_sae_id="blocks.12.hook_resid_post", eval_tokens=65_536, outlier_norm_factor=None,
+                    calibration_lambdas=SSAESweepConfig().lambdas, calibration_steps=100, calibration_batch_size=4096,
+                    calibration_lr=5e-4)
         return cls(**{**base, **overrides})
 
 
@@ -77,8 +117,12 @@ class GSAEConfig:
 class SSAESweepConfig:
     """The finetuning sweep of stage 03: strategies x lambdas x seeds (x tilts), and evaluation.
 
-    lambdas are in the GSAE's own units (the activations scaled to mean norm sqrt(d_in)):
-    lambda = 1 is the GSAE's training lambda. Paper defaults; presets in ssae_utils/config.py
+    lambdas are in the GSAE's own units (the activations scaled by act_scale to mean norm
+    sqrt(d_in), ``pipeline.upstream.gsae_input_space``): for a GSAE trained here lambda = 1
+    is its training lambda (gsae.l1_coefficient = 1 in every preset); for a pretrained GSAE
+    its own lambda in these units is 00_setup.json ``gsae.training.l1_coefficient_scaled``
+    (when its cfg.json has one) and ``gsae.training.lambda_l0_calibration`` maps lambdas to
+    held-out L0 (``ssae_utils.sae.calibration``). Paper defaults; presets in ssae_utils/config.py
     scale them to each profile's budget. What differs per subdomain (steps, strategies, the
     strategies with extra seeds, whether TERM runs, the L0 window) is in its ``Domain``.
     """
