@@ -107,6 +107,7 @@ ALLOWED_CPU = {
     "ssae_utils/model/hooked.py": 1,       # final-norm scale for the logit lens (tiny vector)
     "ssae_utils/sae/gsae.py": 4,           # defaults of train_gsae / shuffled_batches / load_sae / load_pretrained_gsae
     "ssae_utils/sae/handle.py": 1,         # default of SAEHandle.load
+    "ssae_utils/sae/pretrained.py": 1,     # default of load_pretrained (stage 00 passes model.device)
     "ssae_utils/analysis/matched.py": 1,   # default of load_matched_sae (autointerp windows stay on the host)
     "ssae_utils/bios/compress.py": 1,
     "ssae_utils/model/backends/tiny_gpt2.py": 1,

@@ -110,10 +110,10 @@ def get_pretrained_gsae(world: World) -> tuple[Any, Path, dict[str, Any]]:
     folder = gsae_dir(f"pretrained-{key}")
     if (folder / "cfg.json").exists():
         try:
-            return load_sae(folder), folder, read_training_info(folder)
+            return load_sae(folder, device=world.cfg.model.resolved_device), folder, read_training_info(folder)
         except CorruptCacheError as err:
             log.warning("%s; loading the pretrained GSAE again", err)
-    gsae = load_pretrained(cfg, device="cpu")  # stage 00's SAE work runs on the CPU, like a trained GSAE's
+    gsae = load_pretrained(cfg, device=world.cfg.model.resolved_device)  # SAE work runs on model.device
     notes = check_matches_model(gsae, world.model.hook_name, world.model.d_model, world.model.name,
                                 world.model.context_length)
     for note in notes:
@@ -135,7 +135,7 @@ def get_pretrained_gsae(world: World) -> tuple[Any, Path, dict[str, Any]]:
             calibration, {name: d.l0_window for name, d in world.cfg.domains.items()})
         info["lambda_l0_calibration"] = calibration
     save_sae(gsae.sae, folder, info)
-    return load_sae(folder), folder, info
+    return load_sae(folder, device=world.cfg.model.resolved_device), folder, info
 
 
 def get_gsae(world: World) -> tuple[Any, Path, dict[str, Any]]:
