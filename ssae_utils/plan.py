@@ -305,8 +305,27 @@ class DataSizes:
         return sum(s.docs for s in self.splits.values())
 
 
+BYTES_PER_TOKEN_FILE = 4.5   # JSONL of English text: ~4 characters per token plus keys and quotes
+
+
+def _local_file_stats(path: str, fallback: SourceStats) -> SourceStats | None:
+    """A source read from local files (a paper source pointed at a copy, a domain file):
+    sized by its bytes and lines instead of the hub dataset's stated size."""
+    root = Path(path)
+    if not root.exists():
+        return None
+    files = [root] if root.is_file() else [f for f in root.rglob("*") if f.is_file()]
+    size = sum(f.stat().st_size for f in files)
+    rows = sum(sum(1 for _ in f.open("rb")) for f in files if f.suffix in (".jsonl", ".csv", ".txt")) or len(files)
+    tokens = size / BYTES_PER_TOKEN_FILE
+    return SourceStats(max(rows, 1), tokens / max(rows, 1)) if size else fallback
+
+
 def _source_stats(name: str, cfg: Any) -> SourceStats:
     stats = SOURCE_DEFAULTS.get(name, FALLBACK_SOURCE)
+    path = (cfg.data.source_options.get(name) or {}).get("path") or (name if Path(str(name)).exists() else None)
+    if isinstance(path, str):
+        stats = _local_file_stats(path, stats) or stats
     max_rows = (cfg.data.source_options.get(name) or {}).get("max_rows")
     if name == "openwebtext" and max_rows:
         stats = SourceStats(1.46 * max_rows, stats.tokens_per_doc)
@@ -615,7 +634,14 @@ class Ctx:
 
     @property
     def L(self) -> int:
-        return self.cfg.model.context_length
+        """Context length; None in the config means the pretrained GSAE's context_size, read
+        from its cfg.json when it is on disk, else the paper release's 1024 (stated)."""
+        if self.cfg.model.context_length is not None:
+            return self.cfg.model.context_length
+        from ssae_utils.sae.pretrained_cfg import context_size, read_raw_cfg
+
+        known = context_size(read_raw_cfg(self.cfg.gsae)) if self.cfg.gsae.source == "pretrained" else None
+        return int(known or PRETRAINED_CONTEXT_DEFAULT)
 
     @property
     def act_bytes(self) -> int:
@@ -708,6 +734,11 @@ def _new_behaviour(ctx: Ctx, section: Any, knob: str, value_if_new: Any, value_i
     if hasattr(section, knob):
         return getattr(section, knob)
     return value_if_new if ctx.paper else value_if_current
+
+
+# gemma-2b-res-jb's context_size (SAELens pretrained_saes.yaml), used when model.context_length
+# is None and the release's cfg.json has not been downloaded yet
+PRETRAINED_CONTEXT_DEFAULT = 1024
 
 
 # ---------------------------------------------------------------------------- 00 setup

@@ -24,7 +24,7 @@ FIXTURE = REPO_ROOT / "tests" / "fixtures" / "domain_biology"
 NOT_RUN_HERE = {
     "conda env create -f environment.yml && conda activate ssae": "builds the GPU environment (conda, CUDA)",
     "hf auth login": "logs in to the Hugging Face hub",
-    "python run_all.py --profile paper": "needs a GPU box and the hub (its --plan is issue 15)",
+    "python run_all.py --profile paper": "needs a GPU box and the hub (its --plan runs below; tests/test_paper_path.py runs its code paths)",
 }
 
 
