@@ -60,8 +60,10 @@ def write_paper_fixtures(root: Path) -> dict[str, dict[str, Any]]:
         ood.append({"question": " ".join(words[: len(words) // 2]), "answer": " ".join(words[len(words) // 2 :])})
     bios = [{"hard_text": d.text, "profession": PROFESSION_ID[d.meta["profession"]], "gender": GENDER_ID[d.meta["gender"]]}
             for d in docs["smoke_bios"]]
-    _jsonl(root / "bias_in_bios" / "train.jsonl", bios[0::2])      # a folder with one file per split, like the hub's
-    _jsonl(root / "bias_in_bios" / "test.jsonl", bios[1::2])
+    # a folder with one file per split, like the hub's; smoke bios cycle through the four
+    # (profession, gender) groups every 4 documents, so alternate blocks of 4 keep all groups in both
+    _jsonl(root / "bias_in_bios" / "train.jsonl", [b for i, b in enumerate(bios) if (i // 4) % 2 == 0])
+    _jsonl(root / "bias_in_bios" / "test.jsonl", [b for i, b in enumerate(bios) if (i // 4) % 2 == 1])
     return {
         "openwebtext": {"path": _jsonl(root / "openwebtext.jsonl", [{"text": d.text} for d in docs["smoke_general"]])},
         "arxiv_physics": {"path": _jsonl(root / "arxiv_physics.jsonl", [{"text": d.text} for d in docs["smoke_physics"]])},
@@ -91,6 +93,9 @@ def write_pretrained_gsae(folder: Path, d_in: int, hook_name: str, context_size:
         sae.b_enc.fill_(-0.05)
         sae.b_dec.normal_(0, 0.1)
     sae.save_model(str(folder))
+    # a release's cfg.json carries the lambda it was trained with (TracIn differentiates that loss)
+    cfg_path = folder / "cfg.json"
+    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), "l1_coefficient": 5.0}))
     return folder
 
 

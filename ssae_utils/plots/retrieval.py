@@ -19,13 +19,17 @@ def plot_retrieval_quality(results_path: Path) -> Path:
         quality = results["domains"][domain]["quality"]
         names = list(quality)
         x = np.arange(len(names))
-        ax.bar(x - 0.2, [quality[n]["precision"] for n in names], 0.4, label="precision", color="tab:blue")
-        ax.bar(x + 0.2, [quality[n]["recall"] for n in names], 0.4, label="recall", color="tab:orange")
+        n_pos = results["domains"][domain]["n_known_positives"]
+        if not n_pos:    # nothing planted (the paper profile): precision and recall are undefined
+            ax.text(0.5, 0.5, "no planted documents in the pool:\nprecision and recall are undefined",
+                    ha="center", va="center", transform=ax.transAxes, fontsize=9)
+        else:
+            ax.bar(x - 0.2, [quality[n]["precision"] for n in names], 0.4, label="precision", color="tab:blue")
+            ax.bar(x + 0.2, [quality[n]["recall"] for n in names], 0.4, label="recall", color="tab:orange")
+            ax.legend(fontsize=8)
         ax.set_xticks(x, names, rotation=20)
         ax.set_ylim(0, 1)
-        n_pos = results["domains"][domain]["n_known_positives"]
         ax.set_title(f"{domain}: {n_pos} planted documents, budget {results['domains'][domain]['budget']:,} tokens", fontsize=9)
-        ax.legend(fontsize=8)
     fig.suptitle(f"Retrieval quality against the planted documents ({results['profile']}); precision is a lower bound", fontsize=10)
     notebook, prefix = stage_of(results_path)
     return save_figure(fig, f"{prefix}_retrieval_quality", results["profile"], notebook, results_path)

@@ -23,12 +23,13 @@ def _ids(items: Iterable[Any]) -> set[str]:
 def precision_recall(selected: Iterable[Any], positives: Iterable[Any]) -> dict[str, float | int]:
     """Precision, recall and F1 of a selected id set against the known positives.
 
-    Accepts doc ids or Documents. Empty selection: precision 0; no positives: ValueError.
+    Accepts doc ids or Documents. Empty selection: precision 0. No known positives (the paper
+    profile plants none in OpenWebText: ``pool_share`` 0): precision, recall and F1 are
+    undefined and reported as None, not as 0.
     """
     sel, pos = _ids(selected), _ids(positives)
     if not pos:
-        raise ValueError("no known positives: recall is undefined (does the pool have a "
-                         "known_domain share for this domain?)")
+        return {"hits": 0, "selected": len(sel), "positives": 0, "precision": None, "recall": None, "f1": None}
     hits = len(sel & pos)
     precision = hits / len(sel) if sel else 0.0
     recall = hits / len(pos)
@@ -37,12 +38,14 @@ def precision_recall(selected: Iterable[Any], positives: Iterable[Any]) -> dict[
             "precision": precision, "recall": recall, "f1": f1}
 
 
-def precision_at_k(ranked: Sequence[Any], positives: Iterable[Any], k: int) -> float:
+def precision_at_k(ranked: Sequence[Any], positives: Iterable[Any], k: int) -> float | None:
     """Share of the first ``k`` ranked ids that are positives (k larger than the ranking
-    counts the missing ranks as misses)."""
+    counts the missing ranks as misses); None without known positives (undefined)."""
     if k < 1:
         raise ValueError("k must be >= 1")
     pos = _ids(positives)
+    if not pos:
+        return None
     top = [getattr(x, "doc_id", x) for x in list(ranked)[:k]]
     return sum(t in pos for t in top) / k
 

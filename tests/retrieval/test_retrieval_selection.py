@@ -158,8 +158,9 @@ def test_quality_metrics_hand_made():
     assert (pr["hits"], pr["precision"], pr["recall"]) == (2, 0.4, 0.5)
     assert pr["f1"] == pytest.approx(2 * 0.4 * 0.5 / 0.9)
     assert precision_recall([], pos)["precision"] == 0.0
-    with pytest.raises(ValueError, match="no known positives"):
-        precision_recall(["a"], [])
+    unlabelled = precision_recall(["a"], [])          # the paper's pool has no planted positives
+    assert unlabelled["precision"] is None and unlabelled["recall"] is None and unlabelled["positives"] == 0
+    assert precision_at_k(["a"], [], 1) is None
     ranked = ["a", "x", "b", "y", "c"]
     assert precision_at_k(ranked, pos, 1) == 1.0
     assert precision_at_k(ranked, pos, 4) == 0.5
