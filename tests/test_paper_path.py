@@ -37,9 +37,20 @@ def test_notebooks_00_to_08_run_the_paper_code_paths(tmp_path):
     args = [x for k, v in overrides.items() for x in ("--set", f"{k}={json.dumps(v)}")]
     env = {**{k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"},
            **{f"SSAE_{k.upper()}": str(tmp_path / k) for k in ("cache", "results", "figures", "runs")}}
-    proc = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--profile", "paper", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
+    def run(*only: str) -> None:
+        proc = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--profile", "paper", *args, *only], cwd=REPO,
+                              env=env, capture_output=True, text=True, timeout=1500)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
+
+    def cached_documents() -> set[str]:
+        return {doc["hash"] for m in (tmp_path / "cache" / "activations").rglob("*.json")
+                for doc in json.loads(m.read_text()).get("docs", [])}
+
+    run("--only", "00")
+    after_00 = cached_documents()        # the GSAE's held-out and calibration tokens
+    run("--only", "01", "02")
+    after_02 = cached_documents()
+    run()                                # 03-08 (00-02 are up to date)
     results = tmp_path / "results" / "paper"
     read = lambda name: json.loads((results / name).read_text())  # noqa: E731
     setup = read("00_setup.json")
@@ -48,8 +59,10 @@ def test_notebooks_00_to_08_run_the_paper_code_paths(tmp_path):
     assert read("02_tracin.json")["domains"]["physics"]["scoring"]["streamed"]
     rows = read("03_finetune.json")["rows"]
     assert any(r.get("sampled_docs") for r in rows) and all("val_ppl" in r for r in rows)
-    ssae_root = tmp_path / "cache" / "saes" / "ssae"
-    assert all(len([p for p in grid.iterdir() if p.is_dir()]) == 3 for grid in ssae_root.iterdir())   # one per lambda
-    assert not list((tmp_path / "cache" / "activations").rglob("*tracin*"))
+    grids = [g for g in (tmp_path / "cache" / "saes" / "ssae").iterdir() if list(g.glob("picked-*.json"))]
+    assert len(grids) >= 12 and all(len([p for p in g.iterdir() if p.is_dir()]) == 3 for g in grids)   # one per lambda
+    # streamed TracIn: stage 02 cached its seed documents only, none of its candidates
+    seeds = sum(d["seed"]["docs"] for d in read("02_tracin.json")["domains"].values())
+    assert len(after_00) > 0 and len(after_02 - after_00) == seeds
     for name in ("04_pareto.json", "05_tail_tokens.json", "06_autointerp.json", "07_bias_in_bios.json", "08_scorecard.json"):
         assert (results / name).exists(), name

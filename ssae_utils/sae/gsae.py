@@ -51,8 +51,16 @@ def shuffled_batches(acts: torch.Tensor, batch_size: int, seed: int, device: str
             yield acts[order[start : start + batch_size]].to(device)
 
 
+# Knobs of the pretrained-GSAE path (source="pretrained"): they never touch a GSAE we train,
+# so a trained GSAE's cache key leaves them out (adding them did not invalidate trained GSAEs).
+PRETRAINED_ONLY = ("pretrained_release", "pretrained_sae_id", "pretrained_path", "calibration_lambdas",
+                   "calibration_steps", "calibration_batch_size", "calibration_lr")
+
+
 def gsae_cache_key(cfg: GSAEConfig, data_key: str, hook_name: str, d_in: int) -> str:
-    return stable_hash({"gsae": asdict(cfg), "data": data_key, "hook": hook_name, "d_in": d_in})
+    """Everything a trained GSAE depends on: its training knobs, data, hook and width."""
+    training = {k: v for k, v in asdict(cfg).items() if k not in PRETRAINED_ONLY}
+    return stable_hash({"gsae": training, "data": data_key, "hook": hook_name, "d_in": d_in})
 
 
 def train_gsae(
