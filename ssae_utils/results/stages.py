@@ -327,3 +327,4 @@ class ScorecardResults(StageResults):
     sources: list[str]
     verdict_rule: str
     claims: list[dict[str, Any]]
+    stats_rule: str = optional()   # ssae_utils.stats.verdict.VERDICT_RULE (not in the committed embedded results)
