@@ -59,7 +59,8 @@ seed-averaged influence); ``e2_a`` is its two-way-ANOVA residual mean square div
 An arm with one seed has no seed variance of its own: it is *unknown*, never borrowed from
 another strategy. The estimate then says so (``seed_variance_known = False``) and its ``V``
 holds only the evaluation noise (and the other arms' seed noise): a lower bound, not an
-interval a verdict may use (``ssae_utils.stats.verdict`` calls such a test untestable).
+interval a verdict may use (``ssae_utils.stats.verdict`` calls such a test untestable). The
+same holds for a split with fewer than two evaluation documents (``unknown_doc_variance``).
 
 Assumptions: seeds are independent draws within a strategy and independent across
 strategies (two strategies' "seed 0" share no randomness that matters: if they did, a
@@ -198,6 +199,9 @@ class Estimate:
     n_docs: dict[str, int]
     seed_variance_known: bool
     unknown_seed_variance: tuple[str, ...] = ()
+    # splits with fewer than 2 evaluation documents: their document variance is unknown and
+    # ``se`` misses it (like a one-seed arm: not an interval a verdict may use)
+    unknown_doc_variance: tuple[str, ...] = ()
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """``effect +- t_{df, (1+level)/2} se`` (small-sample t quantile)."""
@@ -216,6 +220,7 @@ class Estimate:
                 "p": self.p_value(), "n_seeds": dict(self.n_seeds), "n_docs": dict(self.n_docs),
                 "seed_variance_known": self.seed_variance_known,
                 "unknown_seed_variance": list(self.unknown_seed_variance),
+                "unknown_doc_variance": list(self.unknown_doc_variance),
                 "components": [{"source": c.source, "variance": c.variance, "df": c.df, **c.detail} for c in self.components]}
 
 
@@ -245,6 +250,7 @@ def contrast(arms: Mapping[str, Arm], coefs: Mapping[str, float]) -> Estimate:
     splits = sorted({p for arm in used.values() for p in arm.influence})
     comps: list[Component] = []
     n_docs: dict[str, int] = {}
+    few_docs: list[str] = []
     for p in splits:
         shapes = {arm.influence[p].shape[1] for arm in used.values() if p in arm.influence}
         if len(shapes) != 1:
@@ -252,7 +258,7 @@ def contrast(arms: Mapping[str, Arm], coefs: Mapping[str, float]) -> Estimate:
         d = shapes.pop()
         n_docs[p] = d
         if d < 2:
-            comps.append(Component(f"documents {p}", math.nan, 0))
+            few_docs.append(p)
             continue
         zeta = sum(coefs[a] * arm.influence[p].mean(0) for a, arm in used.items() if p in arm.influence)
         comps.append(Component(f"documents {p}", float(np.sum(zeta ** 2) / (d * (d - 1))), d - 1))
@@ -271,13 +277,10 @@ def contrast(arms: Mapping[str, Arm], coefs: Mapping[str, float]) -> Estimate:
         sigma2 = max(0.0, s2 - e2)
         comps.append(Component(f"seeds {a}", coefs[a] ** 2 * sigma2 / n, n - 1,
                                {"seed_var_raw": s2, "eval_noise_in_seed_var": e2, "seed_var": sigma2}))
-    if any(math.isnan(c.variance) for c in comps):
-        bad = [c.source for c in comps if math.isnan(c.variance)]
-        raise ValueError(f"{', '.join(bad)}: fewer than 2 evaluation documents, no document variance")
     v = sum(c.variance for c in comps)
     df = satterthwaite([(c.variance, c.df) for c in comps])
     return Estimate(effect, math.sqrt(v), df, tuple(comps), {a: arm.n_seeds for a, arm in used.items()}, n_docs,
-                    not unknown, tuple(unknown))
+                    not unknown, tuple(unknown), tuple(few_docs))
 
 
 def difference(a: Arm, b: Arm, names: tuple[str, str] = ("a", "b")) -> Estimate:
@@ -321,4 +324,5 @@ def combine_with_seeds(analytic: Estimate, doc_variance: Mapping[str, float]) ->
             comps.append(c)
     v = sum(c.variance for c in comps)
     return Estimate(analytic.effect, math.sqrt(v), satterthwaite([(c.variance, c.df) for c in comps]), tuple(comps),
-                    analytic.n_seeds, analytic.n_docs, analytic.seed_variance_known, analytic.unknown_seed_variance)
+                    analytic.n_seeds, analytic.n_docs, analytic.seed_variance_known, analytic.unknown_seed_variance,
+                    analytic.unknown_doc_variance)

@@ -37,6 +37,7 @@ Outcome = Literal["reproduced", "contradicted", "inconclusive", "untestable"]
 Sign = Literal["negative", "positive"]
 ALPHA = 0.05
 SEEDS_PRECONDITION = "every arm has >= 2 training seeds of its own (its seed variance is known)"
+DOCS_PRECONDITION = "every split has >= 2 evaluation documents (its document variance is known)"
 
 VERDICT_RULE = (
     f"per sub-test: untestable if a stated precondition fails; else a two-sided t test (Satterthwaite df) of "
@@ -75,6 +76,9 @@ class SubTest:
         e = self.estimate
         out.append(Precondition(SEEDS_PRECONDITION, e.seed_variance_known,
                                 "" if e.seed_variance_known else f"one seed: {', '.join(e.unknown_seed_variance)}"))
+        docs_ok = not e.unknown_doc_variance
+        out.append(Precondition(DOCS_PRECONDITION, docs_ok,
+                                "" if docs_ok else f"one document: {', '.join(e.unknown_doc_variance)}"))
         finite = math.isfinite(e.effect) and math.isfinite(e.se) and e.se > 0
         out.append(Precondition("a finite effect with a positive standard error", finite, "" if finite else f"se={e.se}"))
         return tuple(out)

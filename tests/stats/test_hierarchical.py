@@ -190,3 +190,16 @@ def test_satterthwaite_df_and_t_quantiles():
     assert satterthwaite([(1.0, 5), (1.0, 5)]) == pytest.approx(10)
     assert t_quantile(0.975, 2) == pytest.approx(4.302653, rel=1e-6)
     assert t_quantile(0.975, math.inf) == pytest.approx(1.959964, rel=1e-6)
+
+
+def test_a_split_with_one_document_has_unknown_document_variance():
+    from ssae_utils.stats.verdict import DOCS_PRECONDITION, SubTest, judge_family
+
+    rng = np.random.default_rng(4)
+    tokens = draw_docs(rng, 1)
+    sums = draw_sums(rng, World(), {"a": 4.0, "b": 3.0}, {"a": 3, "b": 3}, tokens)
+    est = difference(ce_arm(sums["a"], tokens, "ood"), ce_arm(sums["b"], tokens, "ood"))
+    assert est.unknown_doc_variance == ("ood",) and est.seed_variance_known
+    judged = judge_family({"c": [SubTest("a - b", "positive", est)]})["c"]
+    assert judged.outcome == "untestable"
+    assert [p.ok for p in judged.subtests[0].preconditions if p.name == DOCS_PRECONDITION] == [False]
