@@ -22,7 +22,12 @@ positions are never unembedded. The GSAE is evaluated on the same tokens, so rel
 perplexity is exact. The validation L0 is the x axis of the Pareto curves.
 
 Everything is written to ``results/<profile>/03_finetune.json`` (one row per strategy x
-lambda x seed x tilt).
+lambda x seed x tilt). The evidence behind each patched CE is kept too: per split, the
+patched-CE documents and their token counts (``eval_documents``, with the clean model's and
+the GSAE's per-document CE sums) and, per row, every SSAE's per-document CE sums on those
+same documents (``ce_sums``), so comparisons can be paired document by document and their
+evaluation noise estimated (``ssae_utils.stats``). The sums add up to the ``<split>_ce``
+numbers (to float32 rounding), which are computed exactly as before.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from ssae_utils.pipeline.retrieval import load_stage01
 from ssae_utils.pipeline.upstream import gsae_input_space
 from ssae_utils.results import FinetuneResults, TracinResults, read_stage, write_results
 from ssae_utils.retrieval.selection import Selection
-from ssae_utils.sae.evaluation import reconstruction_stats, sae_splice, spliced_ce
+from ssae_utils.sae.evaluation import reconstruction_stats, sae_splice, spliced_ce, spliced_ce_by_document
 from ssae_utils.sae.finetune import FinetuneConfig, finetune, validation_objective
 from ssae_utils.sae.gsae import load_sae, read_training_info, save_sae
 from ssae_utils.sae.handle import as_handle
@@ -119,6 +124,11 @@ class EvalSet:
     acts: torch.Tensor          # [n_tokens, d_in] for the SAE-only metrics; BOS and outlier-norm tokens left out
     clean_ce: float | None = None
     key: str = ""               # identity of ``acts`` (store, documents, outlier limit): what a checkpoint pick depends on
+    # the document each context of ``tokens`` comes from (0 .. len(doc_ids)-1): with it the
+    # patched CE is also kept per document (the evaluation noise ``ssae_utils.stats`` resamples)
+    doc_index: torch.Tensor | None = None
+    doc_ids: list[str] | None = None
+    clean_doc_ce: list[float] | None = None   # the clean model's per-document CE sums, with clean_ce
 
     @property
     def ce_tokens(self) -> int:
@@ -128,25 +138,55 @@ class EvalSet:
 def eval_set(store: ActivationStore, ce_docs: Sequence[Document], stats_docs: Sequence[Document],
              threshold: NormThreshold | None, desc: str) -> EvalSet:
     acts = store.load([d.text for d in stats_docs], desc=desc).acts
-    tokens, lengths = store.contexts([d.text for d in ce_docs])
+    # one document at a time to know which contexts are whose: ``contexts`` chunks each text
+    # on its own, so the concatenation is the same tensor as one call on all the texts
+    pieces = [store.contexts([d.text]) for d in ce_docs]
+    tokens, lengths = torch.cat([t for t, _ in pieces]), torch.cat([n for _, n in pieces])
+    doc_index = torch.cat([torch.full((len(n),), i, dtype=torch.long) for i, (_, n) in enumerate(pieces)])
     key = stable_hash({"store": store.key, "docs": [d.doc_id for d in stats_docs],
                        "outlier_limit": None if threshold is None else float(threshold.limit)})
-    return EvalSet(tokens, lengths, acts if threshold is None else acts[~threshold.is_outlier(acts)], key=key)
+    return EvalSet(tokens, lengths, acts if threshold is None else acts[~threshold.is_outlier(acts)], key=key,
+                   doc_index=doc_index, doc_ids=[d.doc_id for d in ce_docs])
+
+
+# Per-document CE sums are written with 9 significant digits: beyond the float32 precision of
+# the per-token CE they add up, and about half the size of a full float64 repr.
+DOC_CE_DIGITS = 9
+
+
+def round_sig(x: float, digits: int = DOC_CE_DIGITS) -> float:
+    return float(f"{float(x):.{digits}g}")
 
 
 @torch.no_grad()
 def evaluate(model: Any, saes: dict[str, Any], data: EvalSet, threshold: NormThreshold | None,
-             batch_size: int, desc: str, patched_ce: bool = True) -> dict[str, dict[str, float]]:
+             batch_size: int, desc: str, patched_ce: bool = True,
+             doc_ce: dict[str, list[float]] | None = None) -> dict[str, dict[str, float]]:
     """Metrics of every SAE in ``saes`` on the same tokens. The clean CE is computed on the
     first call for ``data`` and kept in it (key "clean" of the result). ``patched_ce=False``
     gives the SAE-only metrics (L0, FVU, dead features) without "ce"/"ppl" and without
-    running the model."""
+    running the model.
+
+    ``doc_ce`` (a dict to fill, when ``data`` knows its documents and the patched CE is
+    computed): each SAE's per-document CE sums, in the order of ``data.doc_ids``, rounded to
+    ``DOC_CE_DIGITS`` significant digits; the token counts are ``doc_tokens(data)``. The
+    "ce" values are the same numbers with or without it."""
     out: dict[str, dict[str, float]] = {}
     ce: dict[str, float] = {}
     if patched_ce:
         splices = {name: sae_splice(sae, threshold) for name, sae in saes.items()}
-        ce = spliced_ce(model, data.tokens, data.lengths, splices, batch_size=batch_size, desc=desc,
-                        include_clean=data.clean_ce is None)
+        include_clean = data.clean_ce is None
+        if data.doc_index is not None and doc_ce is not None:
+            by_doc = spliced_ce_by_document(model, data.tokens, data.lengths, splices, data.doc_index,
+                                            n_docs=len(data.doc_ids or []) or None, batch_size=batch_size, desc=desc,
+                                            include_clean=include_clean)
+            ce = by_doc.mean
+            doc_ce.update({name: [round_sig(v) for v in sums] for name, sums in by_doc.sums.items() if name != "clean"})
+            if include_clean:
+                data.clean_doc_ce = [round_sig(v) for v in by_doc.sums["clean"]]
+        else:
+            ce = spliced_ce(model, data.tokens, data.lengths, splices, batch_size=batch_size, desc=desc,
+                            include_clean=include_clean)
         if data.clean_ce is None:
             data.clean_ce = ce["clean"]
     if data.clean_ce is not None:
@@ -156,6 +196,15 @@ def evaluate(model: Any, saes: dict[str, Any], data: EvalSet, threshold: NormThr
         out[name] = {**({"ce": ce[name], "ppl": math.exp(ce[name])} if patched_ce else {}), "l0": stats.l0,
                      "fvu": stats.fvu, "dead_features": stats.dead_features, "tokens": stats.n_tokens}
     return out
+
+
+def doc_tokens(data: EvalSet) -> list[int]:
+    """Valid target tokens per document of ``data`` (what its per-document CE sums are over)."""
+    if data.doc_index is None:
+        raise ValueError("this evaluation set does not know its documents")
+    n = len(data.doc_ids) if data.doc_ids is not None else int(data.doc_index.max()) + 1
+    per_context = (data.lengths - 1).clamp_min(0)
+    return torch.zeros(n, dtype=torch.long).index_add_(0, data.doc_index, per_context).tolist()
 
 
 # ------------------------------------------------------------------ training (cached)
@@ -316,6 +365,7 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
     rows: list[dict[str, Any]] = []
     gsae_metrics: dict[str, Any] = {}
     eval_tokens: dict[str, dict[str, dict[str, int]]] = {}
+    eval_docs: dict[str, dict[str, dict[str, Any]]] = {}
     timings = {"load_s": round(time.perf_counter() - t0, 1)}
 
     for name in selections:
@@ -328,8 +378,13 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
             stats_docs = eval_documents(docs, store, cfg.finetune.stats_contexts, cfg.seed + 11)
             evals[split] = eval_set(store, ce_docs, stats_docs, threshold, f"caching {name} {split} activations")
             eval_tokens.setdefault(name, {})[split] = {"ce_tokens": evals[split].ce_tokens, "stats_tokens": int(evals[split].acts.shape[0])}
-        gsae_metrics[name] = {split: evaluate(model, {"gsae": gsae}, data, threshold, batch, f"{name} {split}: GSAE")
+        gsae_doc_ce: dict[str, dict[str, list[float]]] = {split: {} for split in evals}
+        gsae_metrics[name] = {split: evaluate(model, {"gsae": gsae}, data, threshold, batch, f"{name} {split}: GSAE",
+                                              doc_ce=gsae_doc_ce[split])
                               for split, data in evals.items()}
+        eval_docs[name] = {split: {"doc_ids": list(data.doc_ids or []), "tokens": doc_tokens(data),
+                                   "clean": data.clean_doc_ce, "gsae": gsae_doc_ce[split]["gsae"]}
+                           for split, data in evals.items()}
         for strategy, tilt in cfg.finetune.runs(domain):
             selection = selections[name][strategy]
             docs = selection_docs(corpora, domain, selection)
@@ -340,15 +395,19 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
                 grid = train_and_pick(gsae, setup.gsae.folder, store, train_docs, fcfg, act_scale, threshold,
                                       model.hook_name, model.name, evals["val"], cfg.finetune.keep_unpicked_checkpoints, label)
                 named = {f"lambda_{lam:g}": sae for lam, sae in zip(fcfg.l1_coefficients, grid.saes)}
+                sums: dict[str, dict[str, list[float]]] = {split: {} for split in domain.eval_splits}
                 metrics = {split: evaluate(model, named, evals[split], threshold, batch, f"{label} {split}",
-                                           patched_ce=split != "val" or cfg.finetune.val_patched_ce)
+                                           patched_ce=split != "val" or cfg.finetune.val_patched_ce, doc_ce=sums[split])
                            for split in domain.eval_splits}
                 for i, lam in enumerate(fcfg.l1_coefficients):
                     row = {"domain": name, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed,
                            "ssae_folder": grid.folders[i], "checkpoint_step": grid.steps[i], "steps": fcfg.steps,
                            "val_objective_by_step": {str(k): v for k, v in grid.scores[i].items()},
                            "train_s": grid.info.get("train_s"), "train_tokens_unique": grid.info.get("train_tokens_unique"),
-                           **sampling}
+                           **sampling,
+                           # per-document CE sums on eval_documents[domain][split] (splits with a patched CE)
+                           "ce_sums": {split: sums[split][f"lambda_{lam:g}"] for split in domain.eval_splits
+                                       if f"lambda_{lam:g}" in sums[split]}}
                     for split in domain.eval_splits:
                         m, g = metrics[split][f"lambda_{lam:g}"], gsae_metrics[name][split]["gsae"]
                         row.update({f"{split}_{k}": v for k, v in m.items() if k != "tokens"})
@@ -366,6 +425,7 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
         "gsae": gsae_metrics,
         "eval_splits": {name: list(cfg.domains[name].eval_splits) for name in selections},
         "eval_tokens": eval_tokens,
+        "eval_documents": eval_docs,
         "rows": rows,
         "timings": timings,
     })

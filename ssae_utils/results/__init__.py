@@ -25,6 +25,7 @@ from ssae_utils.results.base import ABSENT, Record, ResultsSchemaError, Source, 
 from ssae_utils.results.stages import (
     AutointerpResults,
     BiasInBiosResults,
+    EvalDocuments,
     F1Summary,
     FinetuneResults,
     FinetuneRow,
@@ -140,7 +141,7 @@ def write_results(target: Any, results: StageResults) -> Path:
 
 __all__ = [
     "ABSENT", "ALL_FILES", "AUTOINTERP_FILE", "AutointerpResults", "BIAS_IN_BIOS_FILE", "BY_FILE", "BiasInBiosResults",
-    "EXPLANATIONS", "EXPLANATIONS_FILE", "F1Summary", "FINETUNE_FILE", "FinetuneResults", "FinetuneRow", "GsaeBlock",
+    "EXPLANATIONS", "EXPLANATIONS_FILE", "EvalDocuments", "F1Summary", "FINETUNE_FILE", "FinetuneResults", "FinetuneRow", "GsaeBlock",
     "GsaeSplit", "PARETO_FILE", "ParetoFigure", "ParetoResults", "Prefilter", "RETRIEVAL_FILE", "Record",
     "ResultsFile", "ResultsSchemaError", "RetrievalDomain", "RetrievalResults", "SCORECARD_FILE", "SETUP_FILE",
     "STAGES", "ScorecardResults", "SetupResults", "ShiftRow", "Source", "StageResults", "TAIL_TOKENS_FILE",

@@ -118,6 +118,20 @@ class GsaeSplit(Record):
 
 
 @dataclass(kw_only=True)
+class EvalDocuments(Record):
+    """The documents of one split's patched-CE sample (stage 03), in a fixed order, with the
+    valid target tokens of each and the clean model's and the GSAE's CE summed over them
+    (nats). Every SSAE's ``FinetuneRow.ce_sums[split]`` is in the same order, on the same
+    tokens: ``sum(sums) / sum(tokens)`` is the split's mean CE (``<split>_ce``), and any two
+    models can be compared document by document (``ssae_utils.stats``)."""
+
+    doc_ids: list[str]
+    tokens: list[int]
+    clean: list[float]
+    gsae: list[float]
+
+
+@dataclass(kw_only=True)
 class FinetuneRow(Record):
     """One SSAE (domain, strategy, tilt, lambda, seed) at its picked checkpoint.
 
@@ -145,6 +159,9 @@ class FinetuneRow(Record):
     sampled_tokens: int = optional()
     selection_docs: int = optional()
     selection_tokens: int = optional()
+    # split -> per-document CE sums on FinetuneResults.eval_documents[domain][split]
+    # (since the per-document evidence; not in the committed embedded results)
+    ce_sums: dict[str, list[float]] = optional()
 
     def metric(self, split: str, name: str) -> Any:
         """``metrics["<split>_<name>"]`` (None when that split had no such metric)."""
@@ -168,6 +185,9 @@ class FinetuneResults(StageResults):
     eval_tokens: dict[str, Any]
     rows: list[FinetuneRow]
     timings: dict[str, Any]
+    # domain -> split -> the patched-CE documents and the clean / GSAE per-document CE sums
+    # (since the per-document evidence; not in the committed embedded results)
+    eval_documents: dict[str, dict[str, EvalDocuments]] = optional()
 
     def domain_rows(self, domain: str) -> list[FinetuneRow]:
         return [r for r in self.rows if r.domain == domain]
@@ -307,3 +327,4 @@ class ScorecardResults(StageResults):
     sources: list[str]
     verdict_rule: str
     claims: list[dict[str, Any]]
+    stats_rule: str = optional()   # ssae_utils.stats.verdict.VERDICT_RULE (not in the committed embedded results)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, asdict
 from typing import Any, Callable, Protocol
 
+import numpy as np
 import torch
 
 from ssae_utils.device import device_of
@@ -136,6 +137,23 @@ def _valid_targets(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:
     return positions + 1 < lengths.unsqueeze(1)
 
 
+@dataclass
+class DocumentCE:
+    """Patched CE kept per document (or any grouping of contexts the caller gives).
+
+    ``mean[name]`` is exactly what ``spliced_ce`` returns (same accumulation, bit for bit);
+    ``sums[name][g]`` is the sum over the valid target tokens of group ``g``'s contexts of the
+    per-token CE (nats), accumulated in float64, and ``tokens[g]`` their number. So
+    ``sums[name].sum() / tokens.sum()`` equals ``mean[name]`` up to the float32 rounding of
+    the per-batch totals behind ``mean`` (exactly, for a float64 model). These are the
+    evaluation-document observations ``ssae_utils.stats`` resamples.
+    """
+
+    mean: dict[str, float]
+    sums: dict[str, np.ndarray]   # name -> float64 [n_groups]
+    tokens: np.ndarray            # int64 [n_groups]: valid target tokens per group
+
+
 @torch.no_grad()
 def spliced_ce(
     model: SplicableModel,
@@ -151,10 +169,46 @@ def spliced_ce(
     the unembedding, wasted when the caller already has it).
 
     The residual up to the hook is computed once per batch and shared by all splices.
+    ``spliced_ce_by_document`` gives the same means plus per-document sums.
     """
+    return _spliced_ce(model, tokens, lengths, splices, batch_size, desc, include_clean, None, 0).mean
+
+
+@torch.no_grad()
+def spliced_ce_by_document(
+    model: SplicableModel,
+    tokens: torch.Tensor,
+    lengths: torch.Tensor,
+    splices: dict[str, Callable[[torch.Tensor], torch.Tensor]],
+    doc_index: torch.Tensor,
+    n_docs: int | None = None,
+    batch_size: int = 8,
+    desc: str = "patched CE",
+    include_clean: bool = True,
+) -> DocumentCE:
+    """``spliced_ce`` plus, per document, the CE sum and token count (``DocumentCE``).
+
+    ``doc_index[i]`` is the document (0 .. n_docs-1) context ``i`` comes from; ``n_docs``
+    defaults to ``doc_index.max() + 1``. A document's contexts are summed together because
+    the document, not the context, is the independent unit of evaluation noise."""
+    if doc_index.shape != (tokens.shape[0],):
+        raise ValueError(f"doc_index must be [n_contexts] = [{tokens.shape[0]}], got {tuple(doc_index.shape)}")
+    if doc_index.numel() and int(doc_index.min()) < 0:
+        raise ValueError("doc_index must be >= 0")
+    n = int(doc_index.max()) + 1 if n_docs is None else int(n_docs)
+    if doc_index.numel() and int(doc_index.max()) >= n:
+        raise ValueError(f"doc_index holds {int(doc_index.max())}, beyond n_docs={n}")
+    return _spliced_ce(model, tokens, lengths, splices, batch_size, desc, include_clean, doc_index.long(), n)
+
+
+def _spliced_ce(model: SplicableModel, tokens: torch.Tensor, lengths: torch.Tensor,
+                splices: dict[str, Callable[[torch.Tensor], torch.Tensor]], batch_size: int, desc: str,
+                include_clean: bool, doc_index: torch.Tensor | None, n_docs: int) -> DocumentCE:
     if tokens.ndim != 2 or lengths.shape != (tokens.shape[0],):
         raise ValueError("tokens must be [n, seq] and lengths [n]")
     totals = {name: 0.0 for name in [*(["clean"] if include_clean else []), *splices]}
+    doc_sums = {name: torch.zeros(n_docs, dtype=torch.float64) for name in totals}
+    doc_tokens = torch.zeros(n_docs, dtype=torch.int64)
     count = 0
     # Longest contexts first, each batch cut to its longest context: padding sits at the end
     # of a context, so under causal attention it never changes the valid positions, and
@@ -167,13 +221,22 @@ def spliced_ce(
         valid = _valid_targets(batch_lengths, batch.shape[1])
         resid = model.resid_at_hook(batch)
         count += int(valid.sum())
+        docs = None if doc_index is None else doc_index[picked]
+        if docs is not None:
+            doc_tokens.index_add_(0, docs, valid.sum(1).to(torch.int64))
         for name in totals:
             patched = resid if name == "clean" else splices[name](resid)
             ce = model.ce_from_resid(patched, batch, per_token=True, valid=valid)
             if not torch.isfinite(ce[valid]).all():
                 raise FloatingPointError(f"non-finite cross-entropy for splice {name!r}")
+            # the mean keeps its float32 per-batch sum: the numbers stage 03 has always written
             totals[name] += float(ce[valid].sum())
-    return {name: total / max(count, 1) for name, total in totals.items()}
+            if docs is not None:
+                mask = valid.to(ce.device)
+                per_context = torch.where(mask, ce, torch.zeros_like(ce)).double().sum(1).cpu()
+                doc_sums[name].index_add_(0, docs.cpu(), per_context)
+    return DocumentCE({name: total / max(count, 1) for name, total in totals.items()},
+                      {name: v.numpy() for name, v in doc_sums.items()}, doc_tokens.numpy())
 
 
 def ce_loss_recovered(ce_clean: float, ce_sae: float, ce_zero: float) -> float:

@@ -1,7 +1,9 @@
 """The paper's claims C1-C9 (listed, with where the paper makes each, in CLAIMS.md), each with the results it is judged on.
 
 A registry: claim id -> what it says, which results files it needs, and the function that
-turns them into evidence (``ssae_utils.scorecard.verdict.Evidence``). The verdict of a claim
+turns them into evidence (``ssae_utils.scorecard.verdict.Evidence``). C1-C5 also get a
+four-outcome verdict (``stats``: ``ssae_utils.stats.verdict``) from 03_finetune.json's
+per-document CE when the scorecard is given it. The verdict of a claim
 combines its pieces of evidence (``verdict.combine``). A claim whose results are missing is
 *inconclusive* with a note naming the notebook to run.
 """
@@ -13,12 +15,15 @@ from typing import Any, Callable
 
 from ssae_utils.results import AUTOINTERP_FILE as AUTOINTERP
 from ssae_utils.results import BIAS_IN_BIOS_FILE as BIOS
+from ssae_utils.results import FINETUNE_FILE as FINETUNE
 from ssae_utils.results import PARETO_FILE as PARETO
 from ssae_utils.results import TAIL_TOKENS_FILE as TAIL
 from ssae_utils.results import notebook_of
 from ssae_utils.scorecard import pareto_claims as pc
 from ssae_utils.scorecard import result_claims as rc
 from ssae_utils.scorecard.verdict import Evidence, combine
+from ssae_utils.stats.pareto import pareto_subtests
+from ssae_utils.stats.verdict import judge_family
 
 Results = dict[str, dict[str, Any]]   # results file name -> its JSON
 
@@ -88,4 +93,11 @@ def score_claims(results: Results) -> list[dict[str, Any]]:
                      "values": [{"value": e.value, "se": e.se, "expected_sign": e.expected, "verdict": e.verdict} for e in evidence],
                      "seeds": claim.seeds(results), "evidence": [e.to_dict() for e in evidence],
                      "note": "; ".join(e.note for e in evidence if e.note) or None})
+    if PARETO in results:
+        # the four-outcome verdicts of the Pareto claims (ssae_utils.stats), beside the old ones:
+        # paired over evaluation documents, each strategy's own seeds, Holm over C1-C5's sub-tests
+        judged = judge_family(pareto_subtests(results.get(FINETUNE), results[PARETO]))
+        for row in rows:
+            if row["claim"] in judged:
+                row["stats"] = judged[row["claim"]].to_dict()
     return rows

@@ -186,3 +186,52 @@ def test_embedded_selections_are_never_sampled_smoke_and_paper_sample_and_drop_u
     assert emb.finetune.keep_unpicked_checkpoints and not smoke.finetune.keep_unpicked_checkpoints   # smoke: the paper's path
     paper = load_profile("paper")
     assert not paper.finetune.keep_unpicked_checkpoints and paper.finetune.sample_read_tokens
+
+
+def test_evaluate_keeps_per_document_ce_that_adds_up_to_the_reported_ce():
+    from ssae_utils.pipeline.finetune import EvalSet, doc_tokens, evaluate, eval_set
+    from ssae_utils.results import FinetuneRow
+    from tests.fakes import CausalToyModel
+    from tests.sae.test_evaluation import IdentitySAE, ScaleSAE
+
+    class Store:
+        """contexts() like ActivationStore's: each text chunked on its own into contexts of 6."""
+
+        key = "toy"
+
+        def contexts(self, texts):
+            rows, lengths = [], []
+            for text in texts:
+                ids = [1] + [2 + (ord(c) % 90) for c in text]
+                for start in range(0, len(ids), 6):
+                    piece = ids[start:start + 6]
+                    rows.append(piece + [1] * (6 - len(piece)))
+                    lengths.append(len(piece))
+            return torch.tensor(rows), torch.tensor(lengths)
+
+        def load(self, texts, desc=""):
+            return type("A", (), {"acts": torch.randn(20, 8, generator=torch.Generator().manual_seed(0))})()
+
+    from ssae_utils.data.documents import Document
+
+    docs = [Document(doc_id=f"d{i}", text="physics " * (i + 1), source="toy") for i in range(4)]
+    data = eval_set(Store(), docs, docs[:1], None, "toy")
+    joint_tokens, joint_lengths = Store().contexts([d.text for d in docs])
+    assert torch.equal(data.tokens, joint_tokens) and torch.equal(data.lengths, joint_lengths)
+    assert data.doc_ids == ["d0", "d1", "d2", "d3"] and sum(doc_tokens(data)) == data.ce_tokens
+    model, saes = CausalToyModel(), {"id": IdentitySAE(8), "half": ScaleSAE(8)}
+    plain = evaluate(model, saes, EvalSet(data.tokens, data.lengths, data.acts), None, 3, "toy")
+    sums: dict[str, list[float]] = {}
+    kept = evaluate(model, saes, data, None, 3, "toy", doc_ce=sums)
+    assert kept == plain, "keeping the per-document CE must not change any reported number"
+    assert set(sums) == {"id", "half"} and len(data.clean_doc_ce) == 4
+    tokens = doc_tokens(data)
+    for name in saes:
+        assert len(sums[name]) == 4
+        assert sum(sums[name]) / sum(tokens) == pytest.approx(kept[name]["ce"], rel=1e-6, abs=0)
+    assert sum(data.clean_doc_ce) / sum(tokens) == pytest.approx(kept["clean"]["ce"], rel=1e-6, abs=0)
+    # the typed row keeps them (an optional key: the committed embedded rows lack it)
+    row = {"domain": "physics", "strategy": "dense", "tilt": 0.0, "lambda": 1.0, "seed": 0, "ssae_folder": "x",
+           "checkpoint_step": 1, "steps": 1, "val_objective_by_step": {}, "train_s": None, "train_tokens_unique": None,
+           "test_ce": kept["half"]["ce"], "ce_sums": {"test": sums["half"]}}
+    assert FinetuneRow.from_dict(row).to_dict() == row

@@ -121,3 +121,51 @@ def test_batches_sorted_and_trimmed_give_the_per_context_mean():
             alone = spliced_ce(model, row[None, :n], torch.tensor([n]), splices)[name]
             total, count = total + alone * (n - 1), count + (n - 1)
         assert got[name] == pytest.approx(total / count, rel=1e-6)
+
+
+class Float64Toy(CausalToyModel):
+    """The toy model in float64: the per-document sums then add up to the mean exactly."""
+
+    def __init__(self, d_model: int = 8):
+        super().__init__(d_model)
+        self.embed, self.unembed = self.embed.double(), self.unembed.double()
+
+
+def _mixed_contexts(seed: int = 4):
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(2, 97, (7, 12), generator=gen)
+    tokens[:, 0] = 1
+    lengths = torch.tensor([5, 12, 3, 9, 12, 2, 7])
+    doc_index = torch.tensor([0, 0, 1, 2, 2, 2, 3])
+    return tokens, lengths, doc_index
+
+
+def test_per_document_sums_add_up_to_the_mean_and_leave_it_unchanged():
+    from ssae_utils.sae.evaluation import spliced_ce_by_document
+
+    tokens, lengths, doc_index = _mixed_contexts()
+    splices = {"half": sae_splice(ScaleSAE(8)), "zero": zero_splice()}
+    for model, rel in ((Float64Toy(), 1e-13), (CausalToyModel(), 1e-6)):
+        plain = spliced_ce(model, tokens, lengths, splices, batch_size=3)
+        by_doc = spliced_ce_by_document(model, tokens, lengths, splices, doc_index, batch_size=3)
+        assert by_doc.mean == plain, "the existing means must not change (bit for bit)"
+        # token counts: (length - 1) per context, summed per document
+        assert by_doc.tokens.tolist() == [4 + 11, 2, 8 + 11 + 1, 6]
+        for name in ("clean", "half", "zero"):
+            assert by_doc.sums[name].sum() / by_doc.tokens.sum() == pytest.approx(plain[name], rel=rel, abs=0)
+
+
+def test_per_document_sums_equal_each_document_evaluated_alone():
+    from ssae_utils.sae.evaluation import spliced_ce_by_document
+
+    model = Float64Toy()
+    tokens, lengths, doc_index = _mixed_contexts(5)
+    splices = {"half": sae_splice(ScaleSAE(8))}
+    by_doc = spliced_ce_by_document(model, tokens, lengths, splices, doc_index, n_docs=5, batch_size=2)
+    assert by_doc.tokens[4] == 0 and by_doc.sums["half"][4] == 0      # a document with no contexts
+    for d in range(4):
+        rows = doc_index == d
+        alone = spliced_ce(model, tokens[rows], lengths[rows], splices)
+        assert by_doc.sums["half"][d] / by_doc.tokens[d] == pytest.approx(alone["half"], rel=1e-12)
+    with pytest.raises(ValueError, match="doc_index"):
+        spliced_ce_by_document(model, tokens, lengths, splices, doc_index[:-1])

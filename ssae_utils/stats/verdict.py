@@ -1,0 +1,165 @@
+"""The four-outcome verdict rule, fixed before any run.
+
+A claim is a conjunction of *sub-tests*; each predicts the sign of one effect (e.g. "Dense's
+mean relative perplexity minus General's is negative"). Each sub-test has *preconditions*
+(stated, checked, reported): the per-document evidence exists, every arm has at least two
+seeds of its own (``SEEDS_PRECONDITION``: otherwise its training noise is unknown and is never
+borrowed from another strategy), every curve covers the window... The rule, per sub-test:
+
+* **untestable**: a precondition failed (no p-value; left out of the multiplicity family);
+* otherwise a two-sided t test of "effect = 0" with the estimate's Satterthwaite df, Holm
+  step-down over the *family* (every testable sub-test of the claims judged together) at
+  family-wise level ``ALPHA``:
+  * **reproduced**: Holm rejects and the effect has the claimed sign (its interval at the
+    Holm step level ``1 - alpha / (m - rank + 1)`` excludes 0 on the claimed side);
+  * **contradicted**: Holm rejects and the effect has the opposite sign;
+  * **inconclusive**: Holm does not reject; the minimum detectable effect at 80% power at the
+    sub-test's Holm step level (t version, ``ssae_utils.stats.power``) is reported, so
+    "inconclusive" says how large an effect could have gone unseen.
+
+Combining sub-tests (claims are conjunctions): **contradicted** if any sub-test is
+contradicted (a conjunction with a false part is false, whatever the other parts say); else
+**untestable** if any is untestable; else **reproduced** if every one is reproduced; else
+**inconclusive**. A claim with no sub-test is untestable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Mapping, Sequence
+
+from ssae_utils.stats.hierarchical import Estimate
+from ssae_utils.stats.multiplicity import holm
+from ssae_utils.stats.power import POWER, mde
+
+Outcome = Literal["reproduced", "contradicted", "inconclusive", "untestable"]
+Sign = Literal["negative", "positive"]
+ALPHA = 0.05
+SEEDS_PRECONDITION = "every arm has >= 2 training seeds of its own (its seed variance is known)"
+DOCS_PRECONDITION = "every split has >= 2 evaluation documents (its document variance is known)"
+
+VERDICT_RULE = (
+    f"per sub-test: untestable if a stated precondition fails; else a two-sided t test (Satterthwaite df) of "
+    f"effect = 0, Holm step-down over every testable sub-test of the family at family-wise alpha = {ALPHA:g}: "
+    "reproduced if rejected with the claimed sign, contradicted if rejected with the opposite sign, otherwise "
+    f"inconclusive with the minimum detectable effect at {POWER:.0%} power at its Holm level. A claim is "
+    "contradicted if any sub-test is; else untestable if any is; else reproduced if all are; else inconclusive.")
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """A stated condition a sub-test needs; ``ok`` False makes it untestable."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SubTest:
+    """One measured effect with its claimed sign (``estimate`` None: it could not be measured,
+    and a failed precondition must say why)."""
+
+    name: str
+    expected: Sign
+    estimate: Estimate | None
+    preconditions: tuple[Precondition, ...] = ()
+
+    def checks(self) -> tuple[Precondition, ...]:
+        """The stated preconditions plus the ones every estimate needs."""
+        out = list(self.preconditions)
+        if self.estimate is None:
+            if all(p.ok for p in out):
+                out.append(Precondition("the effect could be measured", False, "no estimate"))
+            return tuple(out)
+        e = self.estimate
+        out.append(Precondition(SEEDS_PRECONDITION, e.seed_variance_known,
+                                "" if e.seed_variance_known else f"one seed: {', '.join(e.unknown_seed_variance)}"))
+        docs_ok = not e.unknown_doc_variance
+        out.append(Precondition(DOCS_PRECONDITION, docs_ok,
+                                "" if docs_ok else f"one document: {', '.join(e.unknown_doc_variance)}"))
+        finite = math.isfinite(e.effect) and math.isfinite(e.se) and e.se > 0
+        out.append(Precondition("a finite effect with a positive standard error", finite, "" if finite else f"se={e.se}"))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class SubTestResult:
+    """A sub-test's verdict and everything it rests on."""
+
+    name: str
+    expected: Sign
+    outcome: Outcome
+    effect: float | None
+    se: float | None
+    df: float | None
+    p: float | None
+    p_adjusted: float | None          # Holm
+    level: float | None               # 1 - the Holm step alpha
+    interval: tuple[float, float] | None   # at ``level``
+    mde: float | None                 # at 80% power, two-sided at the Holm step alpha, t version
+    n_seeds: dict[str, int] = field(default_factory=dict)
+    n_docs: dict[str, int] = field(default_factory=dict)
+    preconditions: tuple[Precondition, ...] = ()
+    estimate: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["interval"] = list(self.interval) if self.interval else None
+        return out
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """A claim's verdict (``combine``) and its sub-tests."""
+
+    claim: str
+    outcome: Outcome
+    subtests: tuple[SubTestResult, ...]
+    family_size: int
+    alpha: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"claim": self.claim, "outcome": self.outcome, "family_size": self.family_size, "alpha": self.alpha,
+                "subtests": [s.to_dict() for s in self.subtests]}
+
+
+def combine(outcomes: Sequence[Outcome]) -> Outcome:
+    """A claim from its sub-tests' outcomes (module docstring)."""
+    if not outcomes or "untestable" in outcomes and "contradicted" not in outcomes:
+        return "untestable"
+    if "contradicted" in outcomes:
+        return "contradicted"
+    if all(o == "reproduced" for o in outcomes):
+        return "reproduced"
+    return "inconclusive"
+
+
+def judge_family(claims: Mapping[str, Sequence[SubTest]], alpha: float = ALPHA,
+                 power: float = POWER) -> dict[str, ClaimResult]:
+    """Every claim's verdict, with Holm's correction over all their testable sub-tests."""
+    checked = {(c, i): t.checks() for c, tests in claims.items() for i, t in enumerate(tests)}
+    testable = {k: claims[k[0]][k[1]] for k, pre in checked.items() if all(p.ok for p in pre)}
+    family = holm({f"{c}#{i}": t.estimate.p_value() for (c, i), t in testable.items()}, alpha) if testable else {}
+    out = {}
+    for c, tests in claims.items():
+        results = []
+        for i, t in enumerate(tests):
+            pre, e = checked[(c, i)], t.estimate
+            base = dict(name=t.name, expected=t.expected, n_seeds=dict(e.n_seeds) if e else {},
+                        n_docs=dict(e.n_docs) if e else {}, preconditions=pre, estimate=e.to_dict() if e else None)
+            if (c, i) not in testable:
+                results.append(SubTestResult(outcome="untestable", effect=e.effect if e else None, se=e.se if e else None,
+                                             df=e.df if e else None, p=None, p_adjusted=None, level=None, interval=None,
+                                             mde=None, **base))
+                continue
+            h = family[f"{c}#{i}"]
+            level = 1 - h.step_alpha
+            claimed = e.effect < 0 if t.expected == "negative" else e.effect > 0
+            outcome: Outcome = ("reproduced" if claimed else "contradicted") if h.rejected else "inconclusive"
+            results.append(SubTestResult(outcome=outcome, effect=e.effect, se=e.se, df=e.df, p=h.p, p_adjusted=h.p_adjusted,
+                                         level=level, interval=e.interval(level),
+                                         mde=mde(e.se, h.step_alpha, power, e.df), **base))
+        out[c] = ClaimResult(c, combine([r.outcome for r in results]), tuple(results), len(family), alpha)
+    return out
