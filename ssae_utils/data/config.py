@@ -8,7 +8,7 @@ subdomain's budgets).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ssae_utils.data.sources import get_source, list_sources
@@ -16,6 +16,16 @@ from ssae_utils.validation import from_dict_strict
 
 ROLE_KINDS = {"general_sources": "general", "bios_source": "bios"}
 STORAGES = ("jsonl", "arrow")
+
+
+def omit_defaults(obj: Any, out: dict[str, Any]) -> dict[str, Any]:
+    """Drop the fields marked ``omit_default`` that hold their default: a knob added later
+    then leaves the config hash, the corpora cache key and every result written before it
+    existed unchanged (``config._to_plain`` applies the same rule)."""
+    for f in fields(obj):
+        if f.metadata.get("omit_default") and getattr(obj, f.name) == f.default:
+            out.pop(f.name, None)
+    return out
 
 
 @dataclass
@@ -43,7 +53,7 @@ class DataConfig:
     # --- how the splits are built and cached: "jsonl" (lists of Documents, one JSONL file
     # per split) or "arrow" (memory-mapped Arrow tables, ``data.table.DocumentTable``; the
     # general text is streamed and de-duplicated by hash, never held as a list: paper profile)
-    storage: str = "jsonl"
+    storage: str = field(default="jsonl", metadata={"omit_default": True})
 
     def __post_init__(self) -> None:
         self.general_sources = tuple(self.general_sources)
@@ -93,11 +103,7 @@ class DataConfig:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["general_sources"] = list(self.general_sources)
-        if out["storage"] == "jsonl":
-            # left out at its default, so the config hash, the corpora cache key and every
-            # result written before the knob existed stay the same
-            del out["storage"]
-        return out
+        return omit_defaults(self, out)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DataConfig":
