@@ -28,7 +28,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ssae_utils.data import artifacts as _artifacts
 from ssae_utils.data.chunking import chunk_document
@@ -42,7 +42,7 @@ from ssae_utils.domains import Domain, preset_domains
 from ssae_utils.io import read_json, sha256_file, stable_hash, write_json_atomic
 from ssae_utils.paths import cache_dir
 
-__all__ = ["Corpora", "DataConfig", "build_corpora", "corpora_key", "split_names"]
+__all__ = ["Corpora", "DataConfig", "build_corpora", "corpora_key", "find_documents", "split_names"]
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +329,19 @@ def _split_bios(bios: list[Document], test_share: float) -> tuple[list[Document]
     head, rest = stratified_share(free, test_share,
                                   lambda d: (d.meta.get("profession"), d.meta.get("gender")))
     return train + rest, test + head
+
+
+def find_documents(splits: Sequence[Sequence[Document]], ids: Iterable[str]) -> dict[str, Document]:
+    """doc_id -> Document for the ``ids`` found in ``splits`` (a later split wins for an id in
+    two, as ``dict.update`` would); of a DocumentTable only the wanted rows are read."""
+    wanted = set(ids)
+    found: dict[str, Document] = {}
+    for docs in splits:
+        if isinstance(docs, DocumentTable):
+            found.update((d.doc_id, d) for d in docs.take([i for i, x in enumerate(docs.doc_ids) if x in wanted]))
+        else:
+            found.update((d.doc_id, d) for d in docs if d.doc_id in wanted)
+    return found
 
 
 def split_hashes(corpora: Corpora) -> dict[str, set[str]]:

@@ -162,9 +162,36 @@ def test_storage_knob(tmp_path):
     assert DataConfig.from_dict(DataConfig.smoke().to_dict()).storage == "jsonl"
     with pytest.raises(ValueError, match="DataConfig.storage"):
         DataConfig.smoke(storage="parquet")
+    from ssae_utils.config import build_profile
+
+    # the profile's config dict (its hash, every results file) has the knob only where it is not the default
+    assert "storage" not in build_profile("smoke").to_dict()["data"]
+    assert build_profile("paper").to_dict()["data"]["storage"] == "arrow"
 
 
 def test_smoke_corpora_in_arrow_equal_jsonl():
     jsonl = build_corpora(DataConfig.smoke())
     arrow = build_corpora(DataConfig.smoke(storage="arrow"))
     assert_same(jsonl, arrow)
+
+
+def test_find_documents_reads_only_the_wanted_rows_and_later_splits_win(tmp_path):
+    from ssae_utils.data.corpora import find_documents
+    from ssae_utils.data.documents import Document
+
+    pool = [Document(f"id{i}", f"text {i}", "s") for i in range(30)]
+    table = DocumentTable.write(pool, tmp_path / "pool.arrow", batch_rows=4)
+    seed = [Document("id3", "seed text", "seed")]
+    for docs in (table, pool):
+        found = find_documents([docs, seed], ["id3", "id17", "nope"])
+        assert found == {"id3": seed[0], "id17": pool[17]}
+
+
+def test_data_card_from_per_split_counts_equals_the_tokenizer_card():
+    from ssae_utils.data.card import data_card
+
+    corpora = build_corpora(DataConfig.smoke(storage="arrow"))
+    by_tokenizer = data_card(corpora, tokenizer=lambda t: len(t.split()) + 1)
+    counts = {n: [len(t.split()) + 1 for t in corpora.texts(n)] for n in corpora}
+    assert data_card(corpora, counts=counts) == by_tokenizer
+    assert data_card(build_corpora(DataConfig.smoke()), counts=counts) == by_tokenizer
