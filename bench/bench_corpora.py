@@ -9,7 +9,8 @@ One run writes a local parquet file with OpenWebText's ``text`` column (``--docs
 ~``--words`` words each, 3% exact duplicates, 5% long enough to be chunked) and points the
 paper preset's ``openwebtext`` source at it (the subdomains and biographies are the small
 test fixtures). Each measurement runs in a fresh child process, which reports its own peak
-RSS (``ru_maxrss``) and its RSS after the imports, so the peaks are comparable:
+RSS (``ru_maxrss``, which includes the file pages of memory-mapped tables it read) and its
+peak anonymous RSS (heap only, sampled), each above its RSS after the imports:
 
 - ``build``: ``build_corpora`` on an empty cache;
 - ``load``:  ``build_corpora`` on the warm cache (JSONL parsed vs tables memory-mapped);
@@ -42,6 +43,36 @@ FIXTURES = ROOT / "tests" / "fixtures" / "paper"
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _anon_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class _AnonPeak:
+    """Peak anonymous RSS (heap, not file pages), sampled every 5 ms: ``ru_maxrss`` also
+    counts the pages of a memory-mapped table that were read, which the kernel can drop."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = _anon_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _anon_mb())
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, _anon_mb())
 
 
 def _peak_mb() -> float:
@@ -99,7 +130,8 @@ def child(pool: str, storage: str, phase: str) -> None:
     from ssae_utils.data import build_corpora  # noqa: F401  (imports before the baseline)
     import datasets  # noqa: F401
 
-    base = _rss_mb()
+    base, base_anon = _rss_mb(), _anon_mb()
+    sampler = _AnonPeak()
     t = time.perf_counter()
     corpora = build_corpora(_config(Path(pool), storage), _domains())
     chars = 0
@@ -109,7 +141,9 @@ def child(pool: str, storage: str, phase: str) -> None:
             chars = sum(len(t) for b in pool_docs.iter_text_batches(2048) for t in b)
         else:
             chars = sum(len(d.text) for d in pool_docs)
+    anon_peak = sampler.stop()
     print(json.dumps({"storage": storage, "phase": phase, "seconds": round(time.perf_counter() - t, 2),
+                      "peak_anon_above_imports_mb": round(anon_peak - base_anon, 1),
                       "peak_rss_mb": round(_peak_mb(), 1), "rss_after_imports_mb": round(base, 1),
                       "peak_above_imports_mb": round(_peak_mb() - base, 1),
                       "pool_docs": len(corpora["general_pool"]), "chars_read": chars}))
@@ -187,8 +221,9 @@ def main() -> None:
         disk = {s: round(sum(p.stat().st_size for p in (work / f"cache_{s}").rglob("*") if p.is_file()) / 2**20, 1)
                 for s in ("jsonl", "arrow")}
         tokens = token_section(args.token_docs, work) if args.token_docs else None
-    ratios = {phase: round(rows[f"jsonl_{phase}"]["peak_above_imports_mb"] / max(rows[f"arrow_{phase}"]["peak_above_imports_mb"], 0.1), 2)
-              for phase in ("build", "load", "load_and_read")}
+    ratios = {f"{phase}_{kind}": round(rows[f"jsonl_{phase}"][key] / max(rows[f"arrow_{phase}"][key], 0.1), 2)
+              for phase in ("build", "load", "load_and_read")
+              for kind, key in (("rss", "peak_above_imports_mb"), ("anon", "peak_anon_above_imports_mb"))}
     out = {"docs": args.docs, "mean_words": args.words, "text_mb": round(chars / 2**20, 1), "runs": rows,
            "peak_rss_ratio_jsonl_over_arrow": ratios, "cache_disk_mb": disk, "token_counts": tokens,
            "python": sys.version.split()[0]}

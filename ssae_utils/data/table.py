@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence, overload
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -195,7 +196,23 @@ class DocumentTable(Sequence[Document]):
         return [d for d in _documents(self._table.filter(mask)) if key in d.meta]
 
     def take(self, indices: Sequence[int]) -> list[Document]:
-        return _documents(self._table.take(pa.array(indices, type=pa.int64()))) if len(indices) else []
+        """The Documents at ``indices``, in that order. Rows are taken record batch by record
+        batch: ``Table.take`` would first concatenate the whole text column into memory."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size == 0:
+            return []
+        idx = np.where(idx < 0, idx + len(self), idx)
+        if idx.min() < 0 or idx.max() >= len(self):
+            raise IndexError(f"document index out of range for a table of {len(self)}")
+        starts = np.asarray(self._starts, dtype=np.int64)
+        which = np.searchsorted(starts, idx, side="right") - 1
+        out: list[Document | None] = [None] * idx.size
+        for b in np.unique(which).tolist():
+            positions = np.nonzero(which == b)[0]
+            rows = self._batches[b].take(pa.array(idx[positions] - starts[b]))
+            for pos, doc in zip(positions.tolist(), _documents(rows)):
+                out[pos] = doc
+        return out  # type: ignore[return-value]
 
 
 def is_table(docs: Any) -> bool:

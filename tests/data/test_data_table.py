@@ -55,7 +55,7 @@ def test_index_errors_and_meta_filter(written):
     assert table.where_meta_has("flag") == [d for d in original if "flag" in d.meta]
     # a key named only inside a nested value is not a hit
     assert table.where_meta_has("a") == []
-    assert table.take([5, 2, 2000]) == [original[5], original[2], original[2000]]
+    assert table.take([2400, 5, 2, 2000, -1]) == [original[2400], original[5], original[2], original[2000], original[-1]]
 
 
 def test_file_is_plain_uncompressed_arrow_ipc(written):
