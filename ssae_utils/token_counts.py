@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from ssae_utils.activations import document_hash, encode
 from ssae_utils.io import stable_hash, write_json_atomic
@@ -19,8 +19,7 @@ from ssae_utils.paths import cache_dir
 log = logging.getLogger(__name__)
 
 
-def token_counts(texts: Sequence[str], tokenizer: Any, tokenizer_id: str) -> list[int]:
-    """Number of tokens of each text (no special tokens); only uncounted texts are tokenized."""
+def _cache(tokenizer_id: str) -> tuple[Any, dict[str, int]]:
     path = cache_dir("token_counts") / f"{stable_hash({'tokenizer': tokenizer_id})}.json"
     known: dict[str, int] = {}
     if path.exists():
@@ -28,12 +27,44 @@ def token_counts(texts: Sequence[str], tokenizer: Any, tokenizer_id: str) -> lis
             known = json.loads(path.read_text())
         except json.JSONDecodeError:
             log.warning("damaged token-count cache %s: recounting", path)
+    return path, known
+
+
+def token_counts(texts: Sequence[str], tokenizer: Any, tokenizer_id: str) -> list[int]:
+    """Number of tokens of each text (no special tokens); only uncounted texts are tokenized."""
+    path, known = _cache(tokenizer_id)
     hashes = [document_hash(t) for t in texts]
     missing = {h: t for h, t in zip(hashes, texts) if h not in known}
     if missing:
         known.update(zip(missing, count_tokens(list(missing.values()), tokenizer)))
         write_json_atomic(path, known)
     return [known[h] for h in hashes]
+
+
+def token_counts_batched(batches: Iterable[Sequence[str]], tokenizer: Any, tokenizer_id: str) -> list[int]:
+    """``token_counts`` of texts that arrive batch by batch (``DocumentTable.iter_text_batches``):
+    only one batch of text is held at a time, and the same cache is read and extended."""
+    path, known = _cache(tokenizer_id)
+    out: list[int] = []
+    added = False
+    for texts in batches:
+        hashes = [document_hash(t) for t in texts]
+        missing = {h: t for h, t in zip(hashes, texts) if h not in known}
+        if missing:
+            known.update(zip(missing, count_tokens(list(missing.values()), tokenizer)))
+            added = True
+        out.extend(known[h] for h in hashes)
+    if added:
+        write_json_atomic(path, known)
+    return out
+
+
+def document_token_counts(docs: Sequence[Any], tokenizer: Any, tokenizer_id: str) -> list[int]:
+    """Token counts of Documents: a ``DocumentTable`` is counted from its text column a batch
+    at a time (no Documents built, no list of every text), a list as ``token_counts``."""
+    if hasattr(docs, "iter_text_batches"):
+        return token_counts_batched(docs.iter_text_batches(BATCH_DOCS), tokenizer, tokenizer_id)
+    return token_counts([d.text for d in docs], tokenizer, tokenizer_id)
 
 
 BATCH_DOCS = 2048  # documents per call of a fast tokenizer: its Rust side splits a batch over every core

@@ -41,3 +41,19 @@ def test_a_fast_tokenizer_counts_in_batches_exactly_as_one_text_at_a_time():
     texts = ["", "Planck's constant h = 6.626e-34 J s.", "  two  spaces\nand a newline", "émigré naïve café " * 40,
              "<bos> is not special here"] * 3
     assert count_tokens(texts, tok) == [len(encode(tok, t)) for t in texts]
+
+
+def test_a_document_table_is_counted_batch_by_batch_like_the_list(tmp_cache, tmp_path):
+    from ssae_utils.data.documents import make_document
+    from ssae_utils.data.table import DocumentTable
+    from ssae_utils.token_counts import document_token_counts, token_counts_batched
+
+    docs = [make_document(" ".join(["w"] * (1 + i % 9)) + f" d{i}", "s") for i in range(50)]
+    docs += docs[:5]                                               # repeated texts count once
+    table = DocumentTable.write(docs, tmp_path / "t.arrow", batch_rows=7)
+    tok = CountingTokenizer()
+    expected = [len(d.text.split()) for d in docs]
+    assert document_token_counts(table, tok, "toy") == expected
+    assert tok.calls == 50                                         # each distinct text once
+    assert document_token_counts(docs, tok, "toy") == expected and tok.calls == 50   # shared cache
+    assert token_counts_batched(table.iter_text_batches(3), tok, "toy") == expected and tok.calls == 50

@@ -17,30 +17,37 @@ def _n_tokens(tokenizer: Tokenizer, text: str) -> int:
 
 
 def data_card(splits: Mapping[str, Iterable[Document]] | Any,
-              tokenizer: Tokenizer | None = None, domains: Sequence[str] | None = None) -> list[dict[str, Any]]:
+              tokenizer: Tokenizer | None = None, domains: Sequence[str] | None = None,
+              counts: Mapping[str, Sequence[int]] | None = None) -> list[dict[str, Any]]:
     """Rows ``{split, source, docs, words, [tokens], decode_error_docs, known_<domain>...}``.
 
     One row per (split, source) and one ``source="(all)"`` total per split. ``splits`` is a
     ``Corpora`` or any mapping of split name -> documents. ``tokenizer(text)`` may return a
     token count or a token sequence. ``known_<domain>`` counts the documents labelled as
-    belonging to each of ``domains`` (None: every label found, sorted).
+    belonging to each of ``domains`` (None: every label found, sorted). ``counts[split]``:
+    the token count of each of the split's documents, in order, instead of a tokenizer.
     """
     items = list(splits.items() if hasattr(splits, "items") else splits)
     if domains is None:
         domains = sorted({d.meta["known_domain"] for _, docs in items for d in docs if d.meta.get("known_domain")})
     known_names = tuple(domains)
+    if counts is not None and tokenizer is not None:
+        raise ValueError("give data_card a tokenizer or per-split token counts, not both")
+    with_tokens = tokenizer is not None or counts is not None
     rows: list[dict[str, Any]] = []
     for split, docs in items:
         per_source: dict[str, dict[str, Any]] = defaultdict(
             lambda: {"docs": 0, "words": 0, "tokens": 0, "decode_error_docs": 0,
                      **{f"known_{name}": 0 for name in known_names}})
-        for doc in docs:
+        split_counts = counts[split] if counts is not None else None
+        for i, doc in enumerate(docs):
+            n_tokens = split_counts[i] if split_counts is not None else \
+                _n_tokens(tokenizer, doc.text) if tokenizer is not None else 0
             for key in (doc.source, ALL):
                 row = per_source[key]
                 row["docs"] += 1
                 row["words"] += doc.n_words
-                if tokenizer is not None:
-                    row["tokens"] += _n_tokens(tokenizer, doc.text)
+                row["tokens"] += n_tokens
                 row["decode_error_docs"] += int(bool(doc.meta.get("decode_replacements")))
                 known = doc.meta.get("known_domain")
                 if known in known_names:
@@ -49,7 +56,7 @@ def data_card(splits: Mapping[str, Iterable[Document]] | Any,
             per_source[ALL]  # an empty split still gets its total row
         for source in sorted(per_source, key=lambda s: (s == ALL, s)):
             row = {"split": split, "source": source, **per_source[source]}
-            if tokenizer is None:
+            if not with_tokens:
                 del row["tokens"]
             rows.append(row)
     return rows

@@ -8,13 +8,24 @@ subdomain's budgets).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ssae_utils.data.sources import get_source, list_sources
 from ssae_utils.validation import from_dict_strict
 
 ROLE_KINDS = {"general_sources": "general", "bios_source": "bios"}
+STORAGES = ("jsonl", "arrow")
+
+
+def omit_defaults(obj: Any, out: dict[str, Any]) -> dict[str, Any]:
+    """Drop the fields marked ``omit_default`` that hold their default: a knob added later
+    then leaves the config hash, the corpora cache key and every result written before it
+    existed unchanged (``config._to_plain`` applies the same rule)."""
+    for f in fields(obj):
+        if f.metadata.get("omit_default") and getattr(obj, f.name) == f.default:
+            out.pop(f.name, None)
+    return out
 
 
 @dataclass
@@ -39,6 +50,10 @@ class DataConfig:
     general_max_words: int | None = None      # cap on the pool (None: everything)
     # --- biographies (a source's own meta["split"] wins where present)
     bios_test_share: float = 0.5
+    # --- how the splits are built and cached: "jsonl" (lists of Documents, one JSONL file
+    # per split) or "arrow" (memory-mapped Arrow tables, ``data.table.DocumentTable``; the
+    # general text is streamed and de-duplicated by hash, never held as a list: paper profile)
+    storage: str = field(default="jsonl", metadata={"omit_default": True})
 
     def __post_init__(self) -> None:
         self.general_sources = tuple(self.general_sources)
@@ -54,6 +69,8 @@ class DataConfig:
             raise ValueError("DataConfig.general_max_words must be positive or None")
         if self.max_words <= max(self.min_words, 1):
             raise ValueError("DataConfig.max_words must exceed min_words")
+        if self.storage not in STORAGES:
+            raise ValueError(f"DataConfig.storage must be one of {STORAGES}, got {self.storage!r}")
 
     def _check_sources(self) -> None:
         if not self.general_sources:
@@ -86,7 +103,7 @@ class DataConfig:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["general_sources"] = list(self.general_sources)
-        return out
+        return omit_defaults(self, out)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DataConfig":
@@ -109,5 +126,5 @@ class DataConfig:
     def paper(cls, **overrides: Any) -> "DataConfig":
         """The paper's Hugging Face datasets at the paper's sizes (GPU box, network)."""
         base = dict(profile="paper", general_sources=("openwebtext",), bios_source="bias_in_bios",
-                    min_words=3, max_words=1_000, general_heldout_share=0.001)
+                    min_words=3, max_words=1_000, general_heldout_share=0.001, storage="arrow")
         return cls(**{**base, **overrides})

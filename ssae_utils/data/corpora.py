@@ -1,4 +1,6 @@
-"""Build the named splits every later stage reads, and cache them on disk as JSONL.
+"""Build the named splits every later stage reads, and cache them on disk: as JSONL (lists
+of Documents; ``data.storage="jsonl"``, the default) or as memory-mapped Arrow tables
+(``DocumentTable``; ``data.storage="arrow"``, the paper profile: see ``arrow_build``).
 
 Splits (``split_names(domains)``):
 
@@ -26,7 +28,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ssae_utils.data import artifacts as _artifacts
 from ssae_utils.data.chunking import chunk_document
@@ -35,11 +37,12 @@ from ssae_utils.data.documents import Document, load_jsonl, save_jsonl, text_has
 from ssae_utils.data.hf import is_local
 from ssae_utils.data.sources import get_source
 from ssae_utils.data.splitting import dedup, hash_order, stratified_share, take_share, take_words
+from ssae_utils.data.table import DocumentTable
 from ssae_utils.domains import Domain, preset_domains
 from ssae_utils.io import read_json, sha256_file, stable_hash, write_json_atomic
 from ssae_utils.paths import cache_dir
 
-__all__ = ["Corpora", "DataConfig", "build_corpora", "corpora_key", "split_names"]
+__all__ = ["Corpora", "DataConfig", "build_corpora", "corpora_key", "find_documents", "split_names"]
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +70,16 @@ def _priority(domains: Sequence[Domain]) -> tuple[str, ...]:
 @dataclass
 class Corpora:
     config: DataConfig
-    splits: dict[str, list[Document]]
+    # lists (storage "jsonl") or memory-mapped DocumentTables (storage "arrow"): both are
+    # Sequence[Document]; slices of a table are lists
+    splits: dict[str, Sequence[Document]]
     key: str
     inputs: dict[str, Any]          # artifact / local-file digests the splits were built from
     path: Path | None = None
     # general documents dropped because a subdomain's split holds the same text, per domain
     pool_removals: dict[str, int] = field(default_factory=dict)
 
-    def __getitem__(self, split: str) -> list[Document]:
+    def __getitem__(self, split: str) -> Sequence[Document]:
         try:
             return self.splits[split]
         except KeyError:
@@ -87,11 +92,17 @@ class Corpora:
         return self.splits.items()
 
     def texts(self, split: str) -> list[str]:
-        return [d.text for d in self[split]]
+        docs = self[split]
+        if isinstance(docs, DocumentTable):
+            return docs.texts()           # from the text column, no Documents built
+        return [d.text for d in docs]
 
     def known_positives(self, domain: str) -> list[Document]:
         """Pool documents labelled as belonging to ``domain`` (planted, or labelled by topic)."""
-        return [d for d in self["general_pool"] if d.meta.get("known_domain") == domain]
+        pool = self["general_pool"]
+        if isinstance(pool, DocumentTable):   # only the rows whose meta names a known domain
+            return [d for d in pool.where_meta_has("known_domain") if d.meta["known_domain"] == domain]
+        return [d for d in pool if d.meta.get("known_domain") == domain]
 
 
 # --- cache key -----------------------------------------------------------------------------
@@ -128,30 +139,52 @@ def build_corpora(cfg: DataConfig, domains: Any = None, force: bool = False) -> 
     if manifest.exists() and not force:
         return _load(cfg, doms, key, folder)
     start = time.perf_counter()
-    splits, removals = assemble_splits(cfg, doms)
-    for name, docs in splits.items():
-        save_jsonl(docs, folder / f"{name}.jsonl")
+    if cfg.storage == "arrow":
+        stats, removals = _build_arrow(cfg, doms, folder)
+        splits: dict[str, Sequence[Document]] = {n: DocumentTable(folder / f"{n}.arrow") for n in split_names(doms)}
+    else:
+        splits, removals = assemble_splits(cfg, doms)
+        for name, docs in splits.items():
+            save_jsonl(docs, folder / f"{name}.jsonl")
+        stats = {n: {"docs": len(d), "words": sum(x.n_words for x in d)} for n, d in splits.items()}
     inputs = _input_digests(cfg, doms)
     # The manifest is written last: its presence marks a complete cache entry.
     write_json_atomic(manifest, {
         "key": key, "data_version": DATA_VERSION, "config": cfg.to_dict(),
         "domains": [d.data_key() for d in doms], "inputs": inputs,
         "build_seconds": round(time.perf_counter() - start, 2), "pool_removals": removals,
-        "splits": {n: {"docs": len(d), "words": sum(x.n_words for x in d)}
-                   for n, d in splits.items()}})
+        "splits": {n: stats[n] for n in split_names(doms)}})
     return Corpora(cfg, splits, key, inputs, folder, removals)
+
+
+def _build_arrow(cfg: DataConfig, doms: Sequence[Domain], folder: Path) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    from ssae_utils.data.arrow_build import build_arrow_splits
+
+    labelled = _pool_labels(doms)
+    return build_arrow_splits(cfg, doms, folder, _assign_non_general(cfg, doms), _priority(doms),
+                              lambda name: _iter_role(cfg, name), lambda d: _label(d, labelled))
 
 
 def _load(cfg: DataConfig, domains: Sequence[Domain], key: str, folder: Path) -> Corpora:
     manifest = read_json(folder / "manifest.json")
-    splits = {}
+    splits: dict[str, Sequence[Document]] = {}
+    suffix = ".arrow" if cfg.storage == "arrow" else ".jsonl"
     for name in split_names(domains):
-        path = folder / f"{name}.jsonl"
+        path = folder / f"{name}{suffix}"
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing from a complete cache entry; delete "
                                     f"{folder} and rebuild.")
-        splits[name] = load_jsonl(path)
+        # a table is memory-mapped: nothing is parsed until a row is read
+        splits[name] = DocumentTable(path) if suffix == ".arrow" else load_jsonl(path)
     return Corpora(cfg, splits, key, manifest.get("inputs", {}), folder, manifest.get("pool_removals", {}))
+
+
+def _iter_role(cfg: DataConfig, name: str):
+    """A general source's documents one at a time (``min_words`` is applied by the caller)."""
+    try:
+        yield from get_source(name).iter(cfg.source_options.get(name))
+    except KeyError as err:
+        raise ValueError(f"source {name!r}: {err.args[0] if err.args else err}") from err
 
 
 def _load_role(cfg: DataConfig, name: str, min_words: int) -> list[Document]:
@@ -196,11 +229,20 @@ def _domain_docs(cfg: DataConfig, dom: Domain, claimed: set[str]) -> _DomainDocs
     return _DomainDocs(dom, main, own, ood, negatives)
 
 
-def assemble_splits(cfg: DataConfig, domains: Sequence[Domain]) -> tuple[dict[str, list[Document]], dict[str, int]]:
-    """Load every source, assign documents to splits, chunk, de-duplicate. Returns the splits
-    and, per domain, how many general documents were dropped because the domain holds them."""
+@dataclass
+class _Assigned:
+    """Every split but the general ones, decided (not yet chunked), and what the general
+    text needs from them."""
+
+    splits: dict[str, list[Document]]
+    planted: list[Document]              # the known domain share, planted in the pool
+    extra_general: list[Document]        # labelled negatives a domain sends to the general text
+    claimed: set[str]                    # texts (hashes) a domain or bios owns
+    owner: dict[str, str]                # text hash -> the domain that owns it
+
+
+def _assign_non_general(cfg: DataConfig, domains: Sequence[Domain]) -> _Assigned:
     seed = cfg.split_seed
-    general = [d for name in cfg.general_sources for d in _load_role(cfg, name, cfg.min_words)]
     bios = _load_role(cfg, cfg.bios_source, cfg.min_words) if cfg.bios_source else []
 
     # Priority for texts that occur in several roles: each domain in order (its OOD test,
@@ -217,13 +259,6 @@ def assemble_splits(cfg: DataConfig, domains: Sequence[Domain]) -> tuple[dict[st
     # Everything a domain source yields stays out of the general text, except what is
     # planted below and the labelled negatives a domain sends to the pool.
     extra_general = [d for dd in per_domain if dd.domain.negatives_to_pool for d in dd.negatives]
-    general_in = hash_order(general + extra_general, seed, "general")
-    removals = {dom.name: 0 for dom in domains}
-    for doc in general_in:
-        who = owner.get(text_hash(doc.text))
-        if who is not None:
-            removals[who] += 1
-    general = dedup(general_in, claimed)
 
     splits: dict[str, list[Document]] = {}
     planted: list[Document] = []
@@ -240,14 +275,42 @@ def assemble_splits(cfg: DataConfig, domains: Sequence[Domain]) -> tuple[dict[st
         planted += [d.with_meta(known_domain=dom.name) for d in known]
 
     splits["bios_train"], splits["bios_test"] = _split_bios(bios, cfg.bios_test_share)
+    return _Assigned(splits, planted, extra_general, claimed, owner)
+
+
+def _pool_labels(domains: Sequence[Domain]) -> dict[str, str]:
+    """General-document topic -> the domain its documents are labelled with in the pool."""
+    return {dom.pool_label_topic: dom.name for dom in domains if dom.pool_label_topic}
+
+
+def _label(doc: Document, labelled: Mapping[str, str]) -> Document:
+    if doc.topic in labelled and "known_domain" not in doc.meta:
+        return doc.with_meta(known_domain=labelled[doc.topic])
+    return doc
+
+
+def assemble_splits(cfg: DataConfig, domains: Sequence[Domain]) -> tuple[dict[str, list[Document]], dict[str, int]]:
+    """Load every source, assign documents to splits, chunk, de-duplicate. Returns the splits
+    and, per domain, how many general documents were dropped because the domain holds them."""
+    seed = cfg.split_seed
+    general = [d for name in cfg.general_sources for d in _load_role(cfg, name, cfg.min_words)]
+    assigned = _assign_non_general(cfg, domains)
+    claimed, owner, splits = assigned.claimed, assigned.owner, assigned.splits
+
+    general_in = hash_order(general + assigned.extra_general, seed, "general")
+    removals = {dom.name: 0 for dom in domains}
+    for doc in general_in:
+        who = owner.get(text_hash(doc.text))
+        if who is not None:
+            removals[who] += 1
+    general = dedup(general_in, claimed)
 
     heldout, pool = take_share(general, cfg.general_heldout_share)
     pool, _ = take_words(pool, cfg.general_max_words)
-    labelled = {dom.pool_label_topic: dom.name for dom in domains if dom.pool_label_topic}
-    pool = [d.with_meta(known_domain=labelled[d.topic]) if d.topic in labelled and "known_domain" not in d.meta else d
-            for d in pool]
+    labelled = _pool_labels(domains)
+    pool = [_label(d, labelled) for d in pool]
     splits["general_heldout"] = heldout
-    splits["general_pool"] = hash_order(pool + planted, seed, "pool")
+    splits["general_pool"] = hash_order(pool + assigned.planted, seed, "pool")
 
     # Chunk, then make the splits disjoint once more (two pieces of boilerplate can match).
     final_claimed: set[str] = set()
@@ -266,6 +329,19 @@ def _split_bios(bios: list[Document], test_share: float) -> tuple[list[Document]
     head, rest = stratified_share(free, test_share,
                                   lambda d: (d.meta.get("profession"), d.meta.get("gender")))
     return train + rest, test + head
+
+
+def find_documents(splits: Sequence[Sequence[Document]], ids: Iterable[str]) -> dict[str, Document]:
+    """doc_id -> Document for the ``ids`` found in ``splits`` (a later split wins for an id in
+    two, as ``dict.update`` would); of a DocumentTable only the wanted rows are read."""
+    wanted = set(ids)
+    found: dict[str, Document] = {}
+    for docs in splits:
+        if isinstance(docs, DocumentTable):
+            found.update((d.doc_id, d) for d in docs.take([i for i, x in enumerate(docs.doc_ids) if x in wanted]))
+        else:
+            found.update((d.doc_id, d) for d in docs if d.doc_id in wanted)
+    return found
 
 
 def split_hashes(corpora: Corpora) -> dict[str, set[str]]:

@@ -44,7 +44,7 @@ import torch
 
 from ssae_utils.activations import ActivationStore
 from ssae_utils.config import ProfileConfig
-from ssae_utils.data.corpora import Corpora, build_corpora
+from ssae_utils.data.corpora import Corpora, build_corpora, find_documents
 from ssae_utils.data.documents import Document
 from ssae_utils.data.splitting import sample_whole_documents
 from ssae_utils.domains import Domain
@@ -95,8 +95,8 @@ def load_selections(cfg: ProfileConfig) -> dict[str, dict[str, Selection]]:
 
 
 def selection_docs(corpora: Corpora, domain: Domain, selection: Selection) -> list[Document]:
-    by_id = {d.doc_id: d for d in corpora["general_pool"]}
-    by_id.update({d.doc_id: d for d in corpora[domain.split("seed")]})
+    # only the selected rows are read (the pool may be a 1M-document DocumentTable)
+    by_id = find_documents([corpora["general_pool"], corpora[domain.split("seed")]], selection.doc_ids)
     missing = [i for i in selection.doc_ids if i not in by_id]
     if missing:
         raise ValueError(f"{len(missing)} selected documents are not in this profile's corpora (e.g. {missing[:3]}); rerun notebooks 01 and 02")

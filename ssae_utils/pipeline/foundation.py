@@ -41,7 +41,7 @@ from ssae_utils.sae.gsae import gsae_cache_key, gsae_dir, load_sae, read_trainin
 from ssae_utils.sae.handle import SAEHandle
 from ssae_utils.sae.pretrained import check_matches_model, describe_release, input_space, load_pretrained, source_key
 from ssae_utils.sae.outliers import NormThreshold
-from ssae_utils.token_counts import token_counts
+from ssae_utils.token_counts import document_token_counts
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class World:
 
     def count_tokens(self, docs: Sequence[Document]) -> list[int]:
         """LM token counts of ``docs`` (cached per tokenizer, shared with later stages)."""
-        return token_counts([d.text for d in docs], self.model.tokenizer, self.model.fingerprint)
+        return document_token_counts(docs, self.model.tokenizer, self.model.fingerprint)
 
 
 def load_world(cfg: ProfileConfig) -> World:
@@ -198,9 +198,9 @@ def run_foundation(cfg: ProfileConfig) -> SetupResults:
     timings["load_corpora_and_model_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    every_doc = [d for _, docs in world.corpora.items() for d in docs]
-    by_text = dict(zip((d.text for d in every_doc), world.count_tokens(every_doc)))
-    card = data_card(world.corpora, tokenizer=by_text.__getitem__, domains=list(cfg.domains))
+    # per split, aligned with its documents: no list of every document or text (arrow storage)
+    counts = {name: world.count_tokens(docs) for name, docs in world.corpora.items()}
+    card = data_card(world.corpora, domains=list(cfg.domains), counts=counts)
     timings["data_card_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

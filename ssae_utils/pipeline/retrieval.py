@@ -55,7 +55,7 @@ from ssae_utils.retrieval import (
     select_to_budget,
 )
 from ssae_utils.retrieval.selection import token_count_array
-from ssae_utils.token_counts import token_counts
+from ssae_utils.token_counts import document_token_counts
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +197,12 @@ def run_retrieval(cfg: ProfileConfig) -> RetrievalResults:
     t = time.perf_counter()
     corpora = build_corpora(cfg.data, cfg.domains)
     model = load_model(cfg.model)  # only its tokenizer is used: budgets are in LM tokens
-    docs = list(corpora["general_pool"]) + [d for dom in cfg.domains.values() for d in corpora[dom.split("seed")]]
-    counts_list = token_counts([d.text for d in docs], model.tokenizer, model.fingerprint)
-    counts = {d.doc_id: c for d, c in zip(docs, counts_list)}
+    # split by split (a DocumentTable pool is counted from its text column, batch by batch)
+    counts: dict[str, int] = {}
+    for split in ["general_pool", *(dom.split("seed") for dom in cfg.domains.values())]:
+        docs = corpora[split]
+        ids = docs.doc_ids if hasattr(docs, "doc_ids") else [d.doc_id for d in docs]
+        counts.update(zip(ids, document_token_counts(docs, model.tokenizer, model.fingerprint)))
     timings["corpora_and_token_counts_s"] = time.perf_counter() - t
 
     for domain in cfg.domains.values():

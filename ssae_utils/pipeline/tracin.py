@@ -34,7 +34,7 @@ from scipy.stats import spearmanr
 
 from ssae_utils.activations import ActivationStore
 from ssae_utils.config import ProfileConfig
-from ssae_utils.data.corpora import Corpora, build_corpora
+from ssae_utils.data.corpora import Corpora, build_corpora, find_documents
 from ssae_utils.data.documents import Document
 from ssae_utils.model.registry import load_model
 from ssae_utils.pipeline.foundation import load_saved_gsae
@@ -51,7 +51,7 @@ from ssae_utils.retrieval import (
 )
 from ssae_utils.results import RetrievalDomain, TracinResults, write_results
 from ssae_utils.retrieval.config import RetrievalConfig
-from ssae_utils.token_counts import token_counts
+from ssae_utils.token_counts import document_token_counts
 from ssae_utils.tracin import TracInConfig, seed_gradient, tracin_scores, tracin_token_sums
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,6 @@ def rerank_domain(
     budget = cfg.domain(domain).token_budget
     if first_stage.budget != budget:
         raise ValueError(f"01_retrieval.json used a {domain} budget of {first_stage.budget}, this run {budget}; rerun notebook 01")
-    by_id = {d.doc_id: d for d in corpora["general_pool"]}
     positives = {d.doc_id for d in corpora.known_positives(domain)}
 
     seeds = corpora[cfg.domain(domain).split("seed")]
@@ -215,6 +214,7 @@ def rerank_domain(
     # Score the union of both retrievers' candidates once.
     candidates = {name: first_stage.prefilter[name].doc_ids for name in RETRIEVERS}
     union = list(dict.fromkeys(i for name in RETRIEVERS for i in candidates[name]))
+    by_id = find_documents([corpora["general_pool"]], union)   # only the candidates' rows are read
     missing = [i for i in union if i not in by_id]
     if missing:
         raise ValueError(f"{len(missing)} candidate ids from 01_retrieval.json are not in the pool (e.g. {missing[:3]}); rerun notebook 01")
@@ -279,7 +279,8 @@ def run_tracin(cfg: ProfileConfig) -> TracinResults:
     loss = tracin_settings(cfg.retrieval, setup.gsae.training)
     store = ActivationStore(model, cfg.activations)
     pool = corpora["general_pool"]
-    counts = dict(zip((d.doc_id for d in pool), token_counts([d.text for d in pool], model.tokenizer, model.fingerprint)))
+    counts = dict(zip(pool.doc_ids if hasattr(pool, "doc_ids") else (d.doc_id for d in pool),
+                      document_token_counts(pool, model.tokenizer, model.fingerprint)))
     timings["load_s"] = time.perf_counter() - t
 
     domains = {}

@@ -15,7 +15,7 @@ and results do not depend on where a checkout lives.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from ssae_utils.data.documents import Document, decode_bytes, make_document
 from ssae_utils.data.hf import iter_rows, require_columns
@@ -68,14 +68,13 @@ def _folder_docs(path: Path, opts: Mapping[str, Any]) -> list[Document]:
     return docs
 
 
-def _table_docs(label: str, opts: Mapping[str, Any]) -> list[Document]:
+def _table_docs(label: str, opts: Mapping[str, Any]) -> Iterator[Document]:
+    # a generator: a table file or hub dataset streams (Source.load makes the list if wanted)
     text_col, topic_col = opts["text_column"], opts["topic_column"]
-    docs = []
     for i, row in enumerate(iter_rows(opts["path"], opts["split"], opts["name"], opts["revision"], opts["max_rows"])):
         if i == 0:
             require_columns(row, [text_col] + ([topic_col] if topic_col else []), opts["path"], label)
         text = row[text_col]
         if text:
             topic = str(row[topic_col]) if topic_col and row.get(topic_col) is not None else None
-            docs.append(make_document(str(text), label, topic, {"row": i}))
-    return docs
+            yield make_document(str(text), label, topic, {"row": i})

@@ -26,23 +26,22 @@ def _rows(opts: Mapping[str, Any], split: str | None = None) -> Iterator[dict[st
                      opts["max_rows"])
 
 
-def _text_docs(source: str, opts: Mapping[str, Any], topic: str | None) -> list[Document]:
+def _text_docs(source: str, opts: Mapping[str, Any], topic: str | None) -> Iterator[Document]:
+    # a generator: the rows stream from the dataset (Source.load makes the list if wanted)
     columns = list(opts["text_columns"])
-    docs = []
     for i, row in enumerate(_rows(opts)):
         if i == 0:
             require_columns(row, columns, opts["path"], source)
         parts = [str(row[c]).strip() for c in columns if row[c]]
         if parts:
-            docs.append(make_document(opts["joiner"].join(parts), source, topic, {"row": i}))
-    return docs
+            yield make_document(opts["joiner"].join(parts), source, topic, {"row": i})
 
 
 @register_source("openwebtext", kind="general",
                  defaults=_hub("Skylion007/openwebtext", text_columns=["text"], joiner="\n\n",
                                max_rows=1_000_000),
                  description="OpenWebText (paper's general corpus); first max_rows documents")
-def load_openwebtext(opts: Mapping[str, Any]) -> list[Document]:
+def load_openwebtext(opts: Mapping[str, Any]) -> Iterator[Document]:
     return _text_docs("openwebtext", opts, None)
 
 
@@ -50,7 +49,7 @@ def load_openwebtext(opts: Mapping[str, Any]) -> list[Document]:
                  defaults=_hub("anonymousdatasets/arxiv-physics", text_columns=["text"],
                                joiner="\n\n"),
                  description="arXiv physics papers (paper's physics seed and in-domain test)")
-def load_arxiv_physics(opts: Mapping[str, Any]) -> list[Document]:
+def load_arxiv_physics(opts: Mapping[str, Any]) -> Iterator[Document]:
     return _text_docs("arxiv_physics", opts, "physics")
 
 
@@ -59,7 +58,7 @@ def load_arxiv_physics(opts: Mapping[str, Any]) -> list[Document]:
                                text_columns=["question", "answer"], joiner="\n\n"),
                  description="arXiv physics instruction pairs, question + answer "
                              "(paper's out-of-distribution physics test)")
-def load_physics_instruct(opts: Mapping[str, Any]) -> list[Document]:
+def load_physics_instruct(opts: Mapping[str, Any]) -> Iterator[Document]:
     return _text_docs("physics_instruct", opts, "physics")
 
 

@@ -16,13 +16,14 @@ a folder / table file / hub dataset named by its path (``files.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ssae_utils.data.documents import Document
 
 KINDS = ("general", "physics", "physics_ood", "toxicity", "bios")
 
-Loader = Callable[[Mapping[str, Any]], list[Document]]
+# A loader may return a list or be a generator (streamed sources: ``Source.iter``).
+Loader = Callable[[Mapping[str, Any]], Iterable[Document]]
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,12 @@ class Source:
         return {**self.defaults, **(overrides or {})}
 
     def load(self, overrides: Mapping[str, Any] | None = None) -> list[Document]:
-        return self.load_fn(self.options(overrides))
+        return list(self.load_fn(self.options(overrides)))
+
+    def iter(self, overrides: Mapping[str, Any] | None = None) -> Iterator[Document]:
+        """The documents one at a time: a streamed source (a generator loader) never holds
+        them all (``data.storage="arrow"`` builds the general pool this way)."""
+        return iter(self.load_fn(self.options(overrides)))
 
 
 SOURCES: dict[str, Source] = {}
