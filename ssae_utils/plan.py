@@ -696,8 +696,13 @@ class Ctx:
 
     # --- RAM / GPU pieces held by most stages
     def corpora_ram_gb(self) -> float:
-        # every stage that calls build_corpora holds all splits as Documents: the text, plus
-        # ~1 KB of Python objects per document (ids, meta dict, hashes while de-duplicating)
+        # data.storage=jsonl: every stage that calls build_corpora holds all splits as
+        # Documents: the text, plus ~1 KB of Python objects per document (ids, meta dict, hashes
+        # while de-duplicating). arrow: the splits are memory-mapped tables (pages the kernel
+        # can drop) and ~110 bytes a document of hashes and sort keys while building
+        # (bench/results/corpora.json); stage 01 still lists the pool's texts (counted there).
+        if getattr(self.cfg.data, "storage", "jsonl") == "arrow":
+            return self.data.total_docs * 110 / GB
         return (self.data.total_tokens * BYTES_PER_TOKEN_TEXT * 1.5 + self.data.total_docs * 1_000) / GB
 
     def model_ram_gb(self) -> float:
@@ -804,6 +809,9 @@ def estimate_01(ctx: Ctx) -> StageEstimate:
     st.gpu += model_gpu
     st.ram += [*model_ram,
                Part("corpora in memory", ctx.corpora_ram_gb(), "--set data.general_max_words=..."),
+               # stage 01 lists the pool's texts for BM25 and the embedder, whatever the storage
+               *([Part("pool texts as one list (stage 01)", pool.tokens * BYTES_PER_TOKEN_TEXT * 1.2 / GB,
+                       "--set data.general_max_words=...")] if getattr(ctx.cfg.data, "storage", "jsonl") == "arrow" else []),
                Part("BM25 index" + (" (streaming)" if streaming else ""), bm25_ram,
                     "a streaming BM25 (retrieval.bm25_backend)" if not streaming else "--set data.general_max_words=...")]
     st.time.append(Part("BM25 tokenize + index" + (" (streaming: 2 passes)" if streaming else ""),

@@ -27,7 +27,7 @@ from ssae_utils.data.sources import get_source
 
 # knobs whose paper value *is* the code path under test: never replaced by the smoke value
 PAPER_PATHS = {
-    "data": {"profile", "general_sources", "bios_source"},
+    "data": {"profile", "general_sources", "bios_source", "storage"},
     "activations": {"dtype"},
     "gsae": {"source", "outlier_norm_factor", "calibration_lambdas"},
     "model": {"context_length"},      # None: the pretrained GSAE's context_size

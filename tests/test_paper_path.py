@@ -20,7 +20,7 @@ def test_the_overrides_keep_the_paper_code_paths_and_shrink_only_sizes(tmp_path)
     from ssae_utils.config import load_profile
 
     cfg = load_profile("paper", paper_path_overrides(tmp_path))
-    assert cfg.data.general_sources == ("openwebtext",) and cfg.data.bios_source == "bias_in_bios"
+    assert cfg.data.general_sources == ("openwebtext",) and cfg.data.bios_source == "bias_in_bios" and cfg.data.storage == "arrow"
     assert cfg.gsae.source == "pretrained" and cfg.gsae.pretrained_path
     assert (cfg.retrieval.bm25_backend, cfg.retrieval.embedding_dtype, cfg.retrieval.tracin_stream) == ("streaming", "float16", True)
     assert cfg.activations.dtype == "float16"
