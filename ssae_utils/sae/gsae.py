@@ -51,10 +51,11 @@ def shuffled_batches(acts: torch.Tensor, batch_size: int, seed: int, device: str
             yield acts[order[start : start + batch_size]].to(device)
 
 
-# Knobs of the pretrained-GSAE path (source="pretrained"): they never touch a GSAE we train,
-# so a trained GSAE's cache key leaves them out (adding them did not invalidate trained GSAEs).
-PRETRAINED_ONLY = ("pretrained_release", "pretrained_sae_id", "pretrained_path", "calibration_lambdas",
-                   "calibration_steps", "calibration_batch_size", "calibration_lr")
+# Knobs added for the pretrained-GSAE path (source="pretrained"): they never touch a GSAE we
+# train, so its cache key leaves them out, and GSAEs trained before they existed keep their keys
+# (pretrained_release / pretrained_sae_id were always in the key, as None).
+PRETRAINED_ONLY = ("pretrained_path", "calibration_lambdas", "calibration_steps", "calibration_batch_size",
+                   "calibration_lr")
 
 
 def gsae_cache_key(cfg: GSAEConfig, data_key: str, hook_name: str, d_in: int) -> str:

@@ -86,3 +86,18 @@ def test_fold_norm_scaling_matches_normalised_forward(tmp_path):
     assert got_factor == pytest.approx(float(factor), rel=1e-5)
     torch.testing.assert_close(sae(acts), expected, rtol=1e-4, atol=1e-3)
     assert fold_norm_scaling(sae, acts) is None  # already folded
+
+
+def test_a_trained_gsae_cache_key_ignores_the_pretrained_only_knobs_and_stays_stable():
+    import dataclasses
+
+    from ssae_utils.sae.config import GSAEConfig
+    from ssae_utils.sae.gsae import gsae_cache_key
+
+    cfg = GSAEConfig.embedded()
+    key = gsae_cache_key(cfg, "data", "blocks.12.hook_resid_post", 640)
+    other = dataclasses.replace(cfg, calibration_lambdas=(0.5, 1.0), calibration_steps=7, calibration_lr=1e-3)
+    assert gsae_cache_key(other, "data", "blocks.12.hook_resid_post", 640) == key
+    assert gsae_cache_key(dataclasses.replace(cfg, l1_coefficient=2.0), "data", "blocks.12.hook_resid_post", 640) != key
+    # pinned: a change here retrains every user's GSAE and, through its folder, every SSAE
+    assert key == "cc08fb1b8ed32940"
