@@ -2,14 +2,22 @@
 
 Data cards, GSAE sampling and selection budgets all need the token count of the same
 documents; tokenizing the embedded corpora takes ~25 s, so each document is counted once
-per tokenizer. The cache is one JSON map (document content hash -> count) per tokenizer,
-extended with whatever a later request adds.
+per tokenizer. The cache is one JSON file per tokenizer, ``{"format": 2, "xxh3_128": ...,
+"counts": {document content hash: count}}``, extended with whatever a later request adds.
+
+A count read back wrong would silently move every token budget, so the file is checked when
+read: the digest of the counts (catches a changed digit), and every entry must map a string
+to a non-negative int (catches JSON of the wrong shape). A file that fails is recounted with
+a warning. A plain map (format 1, before digests) gets the shape check only, and is written
+in the new format the next time a request adds counts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+
+import xxhash
 from typing import Any, Iterable, Sequence
 
 from ssae_utils.activations import document_hash, encode
@@ -19,15 +27,42 @@ from ssae_utils.paths import cache_dir
 log = logging.getLogger(__name__)
 
 
+FORMAT = 2
+
+
+def _digest(counts: dict[str, int]) -> str:
+    return xxhash.xxh3_128_hexdigest(json.dumps(counts, separators=(",", ":")).encode("utf-8"))
+
+
+def _checked(data: Any) -> dict[str, int]:
+    """The counts in a parsed cache file; ValueError saying what is wrong with it."""
+    if isinstance(data, dict) and data.get("format") == FORMAT:
+        counts = data.get("counts")
+        if not isinstance(counts, dict) or data.get("xxh3_128") != _digest(counts):
+            raise ValueError("its counts do not match their digest")
+    elif isinstance(data, dict) and "format" not in data:
+        counts = data                                  # format 1: a plain map, shape check only
+    else:
+        raise ValueError(f"it is not a token-count map (a {type(data).__name__})")
+    for h, n in counts.items():
+        if type(n) is not int or n < 0:              # bool is an int subclass: excluded too
+            raise ValueError(f"document {h} has count {n!r}, not a non-negative int")
+    return counts
+
+
 def _cache(tokenizer_id: str) -> tuple[Any, dict[str, int]]:
     path = cache_dir("token_counts") / f"{stable_hash({'tokenizer': tokenizer_id})}.json"
     known: dict[str, int] = {}
     if path.exists():
         try:
-            known = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            log.warning("damaged token-count cache %s: recounting", path)
+            known = _checked(json.loads(path.read_text()))
+        except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+            log.warning("damaged token-count cache %s (%s): recounting", path, err)
     return path, known
+
+
+def _write(path: Any, known: dict[str, int]) -> None:
+    write_json_atomic(path, {"format": FORMAT, "xxh3_128": _digest(known), "counts": known})
 
 
 def token_counts(texts: Sequence[str], tokenizer: Any, tokenizer_id: str) -> list[int]:
@@ -37,7 +72,7 @@ def token_counts(texts: Sequence[str], tokenizer: Any, tokenizer_id: str) -> lis
     missing = {h: t for h, t in zip(hashes, texts) if h not in known}
     if missing:
         known.update(zip(missing, count_tokens(list(missing.values()), tokenizer)))
-        write_json_atomic(path, known)
+        _write(path, known)
     return [known[h] for h in hashes]
 
 
@@ -55,7 +90,7 @@ def token_counts_batched(batches: Iterable[Sequence[str]], tokenizer: Any, token
             added = True
         out.extend(known[h] for h in hashes)
     if added:
-        write_json_atomic(path, known)
+        _write(path, known)
     return out
 
 
