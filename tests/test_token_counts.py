@@ -51,13 +51,14 @@ def test_valid_json_with_wrong_counts_is_recounted(tmp_cache, caplog, edit):
     bad = {"changed digit": 7, "negative": -3, "float": 3.0, "string": "3", "bool": True}
     if edit in bad:
         data["counts"][first] = bad[edit]
-        if edit != "changed digit":            # a consistent digest: only the shape check can catch it
-            data["xxh3_128"] = token_counts_module._digest(data["counts"])
-    elif edit == "a list":
-        data = list(data["counts"].values())
+        if edit == "changed digit":
+            path.write_bytes(path.read_bytes().replace(b":3,", b":7,", 1))     # in place, digest untouched
+            assert json.loads(path.read_text())["counts"] == data["counts"]
+        else:                                  # a consistent digest: only the shape check can catch it
+            token_counts_module._write(path, data["counts"])
     else:
-        del data["counts"]
-    path.write_text(json.dumps(data))
+        path.write_text(json.dumps(list(data["counts"].values()) if edit == "a list" else
+                                   {k: v for k, v in data.items() if k != "counts"}))
     caplog.set_level(logging.WARNING)
     assert token_counts(["a b c", "d e"], tok, "toy") == [3, 2]
     assert tok.calls == 4 and f"damaged token-count cache {path}" in caplog.text
