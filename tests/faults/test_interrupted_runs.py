@@ -75,3 +75,32 @@ def test_two_concurrent_runs_on_one_cache_both_succeed_with_equal_results(clean,
     a, b = (tmp_path / name / "results" / "smoke" / "00_setup.json" for name in ("a", "b"))
     assert results_differences(a, b) == []
     assert results_differences(a, clean / "results" / "smoke" / "00_setup.json") == []
+
+
+@pytest.fixture(scope="module")
+def upstream_of_03(tmp_path_factory):
+    """Notebooks 00-02 run once (cache + results), copied by each test that needs them."""
+    root = tmp_path_factory.mktemp("upstream")
+    _run(root / "cache", root, "00", "01", "02", timeout=400)
+    return root
+
+
+def _copy_of(upstream: Path, to: Path) -> Path:
+    import shutil
+
+    shutil.copytree(upstream / "cache", to / "cache", symlinks=True)
+    shutil.copytree(upstream / "results", to / "results")
+    return to
+
+
+def test_stage_03_killed_after_its_first_ssae_resumes_to_the_clean_results(upstream_of_03, tmp_path):
+    clean = _copy_of(upstream_of_03, tmp_path / "clean")
+    _run(clean / "cache", clean, "03", timeout=300)
+    killed = _copy_of(upstream_of_03, tmp_path / "killed")
+    proc = _start(killed / "cache", killed, "03")
+    # an SSAE folder is complete once its checksums (written last) are there
+    _kill_when(proc, lambda: any((killed / "cache" / "saes" / "ssae").glob("*/*/checksums.json")), timeout=250)
+    assert not (killed / "results" / "smoke" / "03_finetune.json").exists()
+    _run(killed / "cache", killed, "03", timeout=300)
+    assert results_differences(killed / "results" / "smoke" / "03_finetune.json",
+                               clean / "results" / "smoke" / "03_finetune.json") == []
