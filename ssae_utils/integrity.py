@@ -13,9 +13,11 @@ manifests), pool embeddings (``<key>.json`` beside the ``.npy``), corpora splits
 manifest), the token-count map (a digest of its counts inside the file), autointerp answers
 (a checksum and a schema check per entry). Entries written before digests existed are
 *legacy*: they are accepted when their content checks pass (shape, dtype, finiteness, norms,
-parsing), and their digests are recorded then, so any later damage is caught; where the cache
-is read-only the digest is just not recorded. A legacy entry damaged before that first check
-but still passing its content checks cannot be told apart from a good one.
+parsing). Embedding and corpora entries then get their digests recorded, so any later damage
+is caught (a read-only cache just skips that); the token-count map gets one on its next write;
+an SAE folder without ``checksums.json`` stays content-checked (finite weights) only. A legacy
+entry damaged before its first check but still passing its content checks cannot be told apart
+from a good one.
 """
 
 from __future__ import annotations
