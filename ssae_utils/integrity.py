@@ -6,6 +6,18 @@ stays on by default; ``bench/bench_integrity.py`` measures it). A read that find
 changed since (bytes flipped, truncated, edited) raises ``CorruptCacheError`` with the path;
 callers that can recompute the artifact do so, the others say which notebook rebuilds it.
 Checks are remembered per process by (path, size, mtime), so a file is hashed once per run.
+
+The same rule covers every cached artifact, each in its own module: SAE folders
+(``checksums.json``), activation shards and float16 embedding shards (digests in their
+manifests), pool embeddings (``<key>.json`` beside the ``.npy``), corpora splits (the corpora
+manifest), the token-count map (a digest of its counts inside the file), autointerp answers
+(a checksum and a schema check per entry). Entries written before digests existed are
+*legacy*: they are accepted when their content checks pass (shape, dtype, finiteness, norms,
+parsing). Embedding and corpora entries then get their digests recorded, so any later damage
+is caught (a read-only cache just skips that); the token-count map gets one on its next write;
+an SAE folder without ``checksums.json`` stays content-checked (finite weights) only. A legacy
+entry damaged before its first check but still passing its content checks cannot be told apart
+from a good one.
 """
 
 from __future__ import annotations

@@ -2,21 +2,58 @@
 
 Data cards, GSAE sampling and selection budgets all need the token count of the same
 documents; tokenizing the embedded corpora takes ~25 s, so each document is counted once
-per tokenizer. The cache is one JSON map (document content hash -> count) per tokenizer,
-extended with whatever a later request adds.
+per tokenizer. The cache is one JSON file per tokenizer, ``{"format": 2, "xxh3_128": ...,
+"counts": {document content hash: count}}``, extended with whatever a later request adds.
+
+A count read back wrong would silently move every token budget, so the file is checked when
+read: the digest of the counts (catches a changed digit), and every entry must map a string
+to a non-negative int (catches JSON of the wrong shape). A file that fails is recounted with
+a warning. A plain map (format 1, before digests) gets the shape check only, and is written
+in the new format the next time a request adds counts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+
+import xxhash
 from typing import Any, Iterable, Sequence
 
 from ssae_utils.activations import document_hash, encode
-from ssae_utils.io import stable_hash, write_json_atomic
+from ssae_utils.io import stable_hash, write_bytes_atomic
 from ssae_utils.paths import cache_dir
 
 log = logging.getLogger(__name__)
+
+
+FORMAT = 2
+# the file is this header, the counts as compact JSON, then "}\n": valid JSON whose digest
+# covers the raw bytes of the counts (hashing them costs ~1% of parsing them; re-serialising
+# the parsed map to hash it would cost more than the parse)
+_HEADER = '{{"format": 2, "xxh3_128": "{}", "counts": '
+_HEADER_LEN = len(_HEADER.format("0" * 32))
+
+
+def _checked(raw: bytes) -> dict[str, int]:
+    """The counts in a cache file's bytes; ValueError saying what is wrong with them."""
+    data = json.loads(raw)
+    if isinstance(data, dict) and data.get("format") == FORMAT:
+        digest = data.get("xxh3_128")
+        if (not isinstance(digest, str) or not raw.startswith(_HEADER.format(digest).encode())
+                or xxhash.xxh3_128_hexdigest(raw[_HEADER_LEN:-2]) != digest):
+            raise ValueError("its counts do not match their digest")
+        counts = data["counts"]
+    elif isinstance(data, dict) and "format" not in data:
+        counts = data                                  # format 1: a plain map, shape check only
+    else:
+        raise ValueError(f"it is not a token-count map (a {type(data).__name__})")
+    values = counts.values()
+    # set(map(type)) and min() run in C: ~30 ms per million documents (bool, an int subclass, is refused too)
+    if (set(map(type, values)) - {int}) or (values and min(values) < 0):
+        h, n = next((h, n) for h, n in counts.items() if type(n) is not int or n < 0)
+        raise ValueError(f"document {h} has count {n!r}, not a non-negative int")
+    return counts
 
 
 def _cache(tokenizer_id: str) -> tuple[Any, dict[str, int]]:
@@ -24,10 +61,15 @@ def _cache(tokenizer_id: str) -> tuple[Any, dict[str, int]]:
     known: dict[str, int] = {}
     if path.exists():
         try:
-            known = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            log.warning("damaged token-count cache %s: recounting", path)
+            known = _checked(path.read_bytes())
+        except (ValueError, KeyError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+            log.warning("damaged token-count cache %s (%s): recounting", path, err)
     return path, known
+
+
+def _write(path: Any, known: dict[str, int]) -> None:
+    body = json.dumps(known, separators=(",", ":")).encode("utf-8")
+    write_bytes_atomic(path, _HEADER.format(xxhash.xxh3_128_hexdigest(body)).encode() + body + b"}\n")
 
 
 def token_counts(texts: Sequence[str], tokenizer: Any, tokenizer_id: str) -> list[int]:
@@ -37,7 +79,7 @@ def token_counts(texts: Sequence[str], tokenizer: Any, tokenizer_id: str) -> lis
     missing = {h: t for h, t in zip(hashes, texts) if h not in known}
     if missing:
         known.update(zip(missing, count_tokens(list(missing.values()), tokenizer)))
-        write_json_atomic(path, known)
+        _write(path, known)
     return [known[h] for h in hashes]
 
 
@@ -55,7 +97,7 @@ def token_counts_batched(batches: Iterable[Sequence[str]], tokenizer: Any, token
             added = True
         out.extend(known[h] for h in hashes)
     if added:
-        write_json_atomic(path, known)
+        _write(path, known)
     return out
 
 

@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import json
+import logging
+
+import pytest
+
+import ssae_utils.token_counts as token_counts_module
 from ssae_utils.token_counts import token_counts
 from tests.fakes import WordTokenizer
 
@@ -28,6 +34,46 @@ def test_damaged_cache_is_recounted(tmp_cache):
     for path in (tmp_cache / "cache" / "token_counts").glob("*.json"):
         path.write_text("{broken")
     assert token_counts(["a b"], tok, "toy") == [2]
+
+
+def _only_cache_file(tmp_cache):
+    (path,) = (tmp_cache / "cache" / "token_counts").glob("*.json")
+    return path
+
+
+@pytest.mark.parametrize("edit", ["changed digit", "negative", "float", "string", "bool", "a list", "no counts"])
+def test_valid_json_with_wrong_counts_is_recounted(tmp_cache, caplog, edit):
+    tok = CountingTokenizer()
+    assert token_counts(["a b c", "d e"], tok, "toy") == [3, 2]
+    path = _only_cache_file(tmp_cache)
+    data = json.loads(path.read_text())
+    first = next(iter(data["counts"]))
+    bad = {"changed digit": 7, "negative": -3, "float": 3.0, "string": "3", "bool": True}
+    if edit in bad:
+        data["counts"][first] = bad[edit]
+        if edit == "changed digit":
+            path.write_bytes(path.read_bytes().replace(b":3,", b":7,", 1))     # in place, digest untouched
+            assert json.loads(path.read_text())["counts"] == data["counts"]
+        else:                                  # a consistent digest: only the shape check can catch it
+            token_counts_module._write(path, data["counts"])
+    else:
+        path.write_text(json.dumps(list(data["counts"].values()) if edit == "a list" else
+                                   {k: v for k, v in data.items() if k != "counts"}))
+    caplog.set_level(logging.WARNING)
+    assert token_counts(["a b c", "d e"], tok, "toy") == [3, 2]
+    assert tok.calls == 4 and f"damaged token-count cache {path}" in caplog.text
+
+
+def test_a_legacy_plain_map_is_read_then_upgraded(tmp_cache):
+    tok = CountingTokenizer()
+    token_counts(["a b c"], tok, "toy")
+    path = _only_cache_file(tmp_cache)
+    path.write_text(json.dumps(json.loads(path.read_text())["counts"]))      # format 1
+    assert token_counts(["a b c"], tok, "toy") == [3] and tok.calls == 1     # used as it is
+    assert token_counts(["d e"], tok, "toy") == [2]
+    assert json.loads(path.read_text())["format"] == 2
+    path.write_text(json.dumps({"x": -1}))                                  # a bad plain map
+    assert token_counts(["a b c"], tok, "toy") == [3] and tok.calls == 3
 
 
 def test_a_fast_tokenizer_counts_in_batches_exactly_as_one_text_at_a_time():

@@ -3,8 +3,10 @@
 One JSON file per entry, ``<root>/<key[:2]>/<key>.json``, where the key is a hash of
 everything that determines the answer (model, system prompt, user prompt, max_tokens,
 effort). Each file is written atomically (temporary file + rename), so a killed run leaves
-either a complete entry or none. An entry whose key or checksum does not match its content
-(a damaged file) is reported, ignored, and replaced by the next answer. Entries hold prompts
+either a complete entry or none. An entry that does not parse (truncated, garbled bytes),
+whose key or checksum does not match its content, or whose response breaks the schema (text a
+string, token counts non-negative ints, stop reason a string or null: the checksum alone would
+pass an entry written with a wrong type) is reported, ignored, and replaced by the next answer. Entries hold prompts
 and answers only: never the API key or request headers.
 """
 
@@ -51,11 +53,12 @@ class ResponseCache:
             response = entry["response"]
             if not ok:
                 raise ValueError("key or checksum mismatch")
-            return LLMResponse(str(response["text"]), int(response["input_tokens"]), int(response["output_tokens"]),
+            _check_schema(entry)
+            return LLMResponse(response["text"], response["input_tokens"], response["output_tokens"],
                                response.get("stop_reason"), cached=True)
         except (ValueError, KeyError, TypeError, AttributeError) as err:  # AttributeError: JSON of the wrong shape
             self.corrupt += 1
-            log.warning("damaged autointerp cache entry %s (%s): ignoring it", path.name, err)
+            log.warning("damaged autointerp cache entry %s (%s): ignoring it, the request is sent again", path, err)
             return None
 
     def put(self, request: LLMRequest, response: LLMResponse) -> None:
@@ -72,3 +75,17 @@ class ResponseCache:
 
 def _checksum(request: dict[str, Any], response: dict[str, Any]) -> str:
     return stable_hash({"request": request, "response": response}, length=32)
+
+
+def _check_schema(entry: dict[str, Any]) -> None:
+    """ValueError unless the entry has this format and a response of the right types."""
+    if entry.get("format") != CACHE_FORMAT:
+        raise ValueError(f"format {entry.get('format')!r}, expected {CACHE_FORMAT}")
+    r = entry["response"]
+    if not isinstance(r["text"], str):
+        raise ValueError(f"text is a {type(r['text']).__name__}, not a string")
+    for name in ("input_tokens", "output_tokens"):
+        if type(r[name]) is not int or r[name] < 0:
+            raise ValueError(f"{name}={r[name]!r} is not a non-negative int")
+    if r.get("stop_reason") is not None and not isinstance(r["stop_reason"], str):
+        raise ValueError(f"stop_reason={r['stop_reason']!r} is not a string")

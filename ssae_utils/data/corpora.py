@@ -20,6 +20,13 @@ a subdomain uses is removed from the general text by content hash, and the remov
 counted per domain (``Corpora.pool_removals``, shown in the data card). Splits are decided on
 whole documents, then long documents are chunked (so pieces of one article never straddle
 two splits). Order inside each split is a seeded hash shuffle.
+
+Cache integrity: the manifest (written last) records each split file's xxh3-128 digest, and a
+load checks them (once per process; xxh3 reads at several GB/s, far under a JSONL parse). A
+split file that does not match is rebuilt with a warning (``build_corpora(force=True)``); if
+the rebuild itself fails, the error names the file and the command that rebuilds it. A
+manifest without digests (older entries) is accepted as it is (its JSONL still has to parse),
+and its digests are recorded then, so later damage is caught.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from ssae_utils.data.sources import get_source
 from ssae_utils.data.splitting import dedup, hash_order, stratified_share, take_share, take_words
 from ssae_utils.data.table import DocumentTable
 from ssae_utils.domains import Domain, preset_domains
+from ssae_utils.integrity import CorruptCacheError, file_digest, verify_file
 from ssae_utils.io import read_json, sha256_file, stable_hash, write_json_atomic
 from ssae_utils.paths import cache_dir
 
@@ -137,7 +145,16 @@ def build_corpora(cfg: DataConfig, domains: Any = None, force: bool = False) -> 
     folder = cache_dir("corpora", key)
     manifest = folder / "manifest.json"
     if manifest.exists() and not force:
-        return _load(cfg, doms, key, folder)
+        try:
+            return _load(cfg, doms, key, folder)
+        except CorruptCacheError as err:
+            log.warning("damaged corpora cache entry: %s; rebuilding %s", err, folder)
+            try:
+                return build_corpora(cfg, doms, force=True)
+            except Exception as rebuild_err:
+                raise CorruptCacheError(
+                    f"{err}; rebuilding it failed ({type(rebuild_err).__name__}: {rebuild_err}). Delete {folder} and "
+                    f"run `python run_all.py --profile {cfg.profile} --from 00` where the sources can be read") from rebuild_err
     start = time.perf_counter()
     if cfg.storage == "arrow":
         stats, removals = _build_arrow(cfg, doms, folder)
@@ -148,12 +165,14 @@ def build_corpora(cfg: DataConfig, domains: Any = None, force: bool = False) -> 
             save_jsonl(docs, folder / f"{name}.jsonl")
         stats = {n: {"docs": len(d), "words": sum(x.n_words for x in d)} for n, d in splits.items()}
     inputs = _input_digests(cfg, doms)
+    suffix = ".arrow" if cfg.storage == "arrow" else ".jsonl"
+    files = {f"{n}{suffix}": file_digest(folder / f"{n}{suffix}") for n in split_names(doms)}
     # The manifest is written last: its presence marks a complete cache entry.
     write_json_atomic(manifest, {
         "key": key, "data_version": DATA_VERSION, "config": cfg.to_dict(),
         "domains": [d.data_key() for d in doms], "inputs": inputs,
         "build_seconds": round(time.perf_counter() - start, 2), "pool_removals": removals,
-        "splits": {n: stats[n] for n in split_names(doms)}})
+        "splits": {n: stats[n] for n in split_names(doms)}, "xxh3_128": files})
     return Corpora(cfg, splits, key, inputs, folder, removals)
 
 
@@ -166,16 +185,33 @@ def _build_arrow(cfg: DataConfig, doms: Sequence[Domain], folder: Path) -> tuple
 
 
 def _load(cfg: DataConfig, domains: Sequence[Domain], key: str, folder: Path) -> Corpora:
-    manifest = read_json(folder / "manifest.json")
+    try:
+        manifest = read_json(folder / "manifest.json")
+    except ValueError as err:  # a garbled manifest: the entry is rebuilt like a damaged split
+        raise CorruptCacheError(str(err)) from err
     splits: dict[str, Sequence[Document]] = {}
     suffix = ".arrow" if cfg.storage == "arrow" else ".jsonl"
+    digests = manifest.get("xxh3_128")
     for name in split_names(domains):
         path = folder / f"{name}{suffix}"
         if not path.exists():
-            raise FileNotFoundError(f"{path} is missing from a complete cache entry; delete "
-                                    f"{folder} and rebuild.")
-        # a table is memory-mapped: nothing is parsed until a row is read
-        splits[name] = DocumentTable(path) if suffix == ".arrow" else load_jsonl(path)
+            raise CorruptCacheError(f"{path} is missing from a complete cache entry")
+        if digests is not None:
+            if path.name not in digests:
+                raise CorruptCacheError(f"{folder / 'manifest.json'} has no digest for {path.name}")
+            verify_file(path, digests[path.name])
+        try:
+            # a table is memory-mapped: nothing is parsed until a row is read
+            splits[name] = DocumentTable(path) if suffix == ".arrow" else load_jsonl(path)
+        except ValueError as err:  # a JSONL line or Arrow file that does not parse
+            raise CorruptCacheError(str(err)) from err
+    if digests is None:  # an older entry: record its digests now, so that later damage is caught
+        log.debug("%s has no split digests: recording them", folder)
+        try:
+            write_json_atomic(folder / "manifest.json", {**manifest, "xxh3_128": {
+                f"{n}{suffix}": file_digest(folder / f"{n}{suffix}") for n in split_names(domains)}})
+        except OSError as err:  # a read-only cache is still good to read
+            log.debug("cannot record the digests in %s (%s)", folder, err)
     return Corpora(cfg, splits, key, manifest.get("inputs", {}), folder, manifest.get("pool_removals", {}))
 
 

@@ -42,6 +42,7 @@ from ssae_utils.autointerp.scoring import bootstrap_mean_ci
 from ssae_utils.config import ProfileConfig
 from ssae_utils.io import atomic_path
 from ssae_utils.paths import results_dir
+from ssae_utils.pipeline.failures import MAX_FAILED_SHARE, StageItemsFailed, check_item_failures
 from ssae_utils.results import EXPLANATIONS, AutointerpResults, FinetuneResults, SetupResults, read_stage, write_results
 
 log = logging.getLogger(__name__)
@@ -196,17 +197,18 @@ def interpret(cfg: ProfileConfig, collected: Collected, http_client: Any = None,
     return out
 
 
-class AutointerpFailed(RuntimeError):
+class AutointerpFailed(StageItemsFailed):
     """Most features got no F1: the stage fails rather than report an empty result."""
 
 
-def check_failures(done: list[FeatureResult], max_share: float = 0.5) -> None:
+def check_failures(done: list[FeatureResult], max_share: float = MAX_FAILED_SHARE) -> None:
     """Raise when more than ``max_share`` of the features failed, naming the commonest cause."""
     failed = [r.failure for r in done if r.failure is not None]
-    if done and len(failed) > max_share * len(done):
+    if failed:
         cause, count = Counter(failed).most_common(1)[0]
-        raise AutointerpFailed(f"{len(failed)} of {len(done)} features failed (most often, {count}x: {cause}); "
-                               f"nothing was written and the previous results were kept")
+        check_item_failures("features", len(failed), len(done), f"most often, {count}x: {cause}",
+                            "See the failures in the log; --set autointerp.mode=offline runs without Claude.",
+                            max_share, AutointerpFailed)
 
 
 def write_explanations_csv(results: AutointerpResults) -> None:

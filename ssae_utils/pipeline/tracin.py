@@ -37,6 +37,7 @@ from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora, build_corpora, find_documents
 from ssae_utils.data.documents import Document
 from ssae_utils.model.registry import load_model
+from ssae_utils.pipeline.failures import check_item_failures
 from ssae_utils.pipeline.foundation import load_saved_gsae
 from ssae_utils.pipeline.retrieval import load_stage01
 from ssae_utils.retrieval import (
@@ -175,6 +176,17 @@ def _score_streamed(sae: Any, store: ActivationStore, docs: Sequence[Document], 
     return scores, info
 
 
+def scorable_ids(domain: str, retriever: str, candidates: Sequence[str], score_of: dict[str, float]) -> list[str]:
+    """The candidates with a TracIn score; a document whose every scored token is an outlier
+    has none and drops out of the ranking, so most dropping out fails the stage."""
+    ids = [i for i in candidates if np.isfinite(score_of[i])]
+    check_item_failures(f"{domain} {retriever} TracIn candidates", len(candidates) - len(ids), len(candidates),
+                        "no scorable token: every scored token is above the GSAE outlier threshold",
+                        "Raise gsae.outlier_norm_factor or retrieval.tracin_max_doc_tokens, or set "
+                        "retrieval.tracin_drop_outliers=false.")
+    return ids
+
+
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
@@ -226,7 +238,7 @@ def rerank_domain(
     selections: dict[str, Selection] = {}
     diagnostics: dict[str, Any] = {"candidates": {}, "score_histograms": {}, "ranking_quality": {}}
     for name in RETRIEVERS:
-        ids = [i for i in candidates[name] if np.isfinite(score_of[i])]
+        ids = scorable_ids(domain, name, candidates[name], score_of)
         docs = [by_id[i] for i in ids]
         tracin = np.array([score_of[i] for i in ids])
         first = dict(zip(candidates[name], first_stage.prefilter[name].scores))

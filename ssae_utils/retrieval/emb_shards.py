@@ -3,7 +3,12 @@
 ``embed_to_shards(embedder, texts, dtype="float16", shard_docs=262_144)`` embeds ``texts``
 ``shard_docs`` at a time and writes each shard as ``shard_00000.npy`` ... (atomically, so a
 killed run keeps every finished shard and resumes from the first missing one), then a
-``manifest.json`` naming the shards, their rows, the dtype and the embedder identity. The
+``manifest.json`` naming the shards, their rows, their xxh3-128 digests, the dtype and the
+embedder identity. Opening a cached folder checks every shard against its digest (once per
+process; a shard a stage reads is read whole anyway); a damaged shard is re-embedded with a
+warning, and so is a finished shard that fails its content check (shape, finiteness, unit
+norm) on resume. A manifest without digests (older entries) is accepted if every shard passes
+the content check, and rewritten with digests. The
 folder is ``<cache>/embeddings/<embedder>/shards-<key>/``, keyed like ``embed_cached``
 (embedder identity, SHA-256 of the texts, their number) plus the dtype and shard size.
 
@@ -27,8 +32,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ssae_utils.io import atomic_path, stable_hash
+from ssae_utils.integrity import CorruptCacheError, file_digest, verify_file
+from ssae_utils.io import atomic_path, stable_hash, write_json_atomic
 from ssae_utils.paths import cache_dir
+from ssae_utils.retrieval.embedders import EmbeddingCacheError, texts_digest
 from ssae_utils.retrieval.tokenize import check_texts
 
 log = logging.getLogger(__name__)
@@ -79,23 +86,18 @@ class EmbeddingShards:
 
 
 def shards_folder(embedder: Any, texts: Sequence[str], dtype: str, shard_docs: int) -> Path:
-    from ssae_utils.retrieval.embedders import texts_digest
-
     key = stable_hash({"embedder": embedder.identity(), "texts": texts_digest(texts), "n": len(texts),
                        "dtype": dtype, "shard_docs": shard_docs})
     return cache_dir("embeddings", embedder.name) / f"shards-{key}"
 
 
 def _check_shard(arr: np.ndarray, rows: int, dim: int, dtype: str, what: str) -> None:
-    from ssae_utils.retrieval.embedders import EmbeddingCacheError
-
     if arr.dtype != np.dtype(dtype) or arr.shape != (rows, dim):
         raise EmbeddingCacheError(f"{what} holds a {arr.dtype} array of shape {arr.shape}, expected "
-                                  f"{dtype} ({rows}, {dim}); delete it (or embed_to_shards(..., recompute=True))")
+                                  f"{dtype} ({rows}, {dim})")
     x = np.asarray(arr, dtype=np.float32)
     if not np.all(np.isfinite(x)) or not np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=NORM_ATOL[dtype]):
-        raise EmbeddingCacheError(f"{what} holds non-finite or non-unit-norm rows; delete it "
-                                  f"(or embed_to_shards(..., recompute=True))")
+        raise EmbeddingCacheError(f"{what} holds non-finite or non-unit-norm rows")
 
 
 def embed_to_shards(embedder: Any, texts: Sequence[str], *, dtype: str = "float16",
@@ -111,13 +113,15 @@ def embed_to_shards(embedder: Any, texts: Sequence[str], *, dtype: str = "float1
     folder = shards_folder(embedder, texts, dtype, shard_docs)
     manifest = folder / "manifest.json"
     if manifest.exists() and not recompute:
-        shards = EmbeddingShards.open(folder)
-        if shards.shape != (len(texts), embedder.dim) or shards.dtype != dtype:
-            from ssae_utils.retrieval.embedders import EmbeddingCacheError
-            raise EmbeddingCacheError(f"{manifest} describes {shards.shape} {shards.dtype}, expected "
-                                      f"({len(texts)}, {embedder.dim}) {dtype}; delete the folder")
-        return shards
-    files, rows = [], []
+        try:
+            return _open_checked(folder, (len(texts), embedder.dim), dtype, shard_docs)
+        except (_BadShard, EmbeddingCacheError, ValueError, KeyError, TypeError) as err:
+            # the damaged shard goes; the resume below re-embeds it and checks the others
+            log.warning("damaged embedding shards in %s: %s; embedding the damaged part again", folder, err)
+            manifest.unlink(missing_ok=True)
+            for bad in getattr(err, "bad_files", ()):
+                (folder / bad).unlink(missing_ok=True)
+    files, rows, digests = [], [], {}
     for i, start in enumerate(range(0, len(texts), shard_docs)):
         chunk = texts[start:start + shard_docs]
         name = f"shard_{i:05d}.npy"
@@ -125,19 +129,72 @@ def embed_to_shards(embedder: Any, texts: Sequence[str], *, dtype: str = "float1
         files.append(name)
         rows.append(len(chunk))
         if path.exists() and not recompute:                     # resume: a finished shard
-            _check_shard(np.load(path, mmap_mode="r"), len(chunk), embedder.dim, dtype, str(path))
-            continue
+            try:
+                _check_shard(_load_shard(path), len(chunk), embedder.dim, dtype, str(path))
+                digests[name] = file_digest(path)
+                continue
+            except EmbeddingCacheError as err:
+                log.warning("%s; embedding that shard again", err)
         arr = embedder.embed(chunk)
         _check_shard(arr, len(chunk), embedder.dim, "float32", f"{embedder.name}.embed() output")
         arr = arr.astype(dtype)
         _check_shard(arr, len(chunk), embedder.dim, dtype, f"{embedder.name}.embed() output as {dtype}")
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, arr, allow_pickle=False)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, arr, allow_pickle=False)
+            digests[name] = file_digest(tmp)
         log.info("embedding shard %d (%d texts) -> %s", i, len(chunk), path)
-    with atomic_path(manifest) as tmp:
-        tmp.write_text(json.dumps({"files": files, "rows": rows, "dim": embedder.dim, "dtype": dtype,
-                                   "embedder": embedder.identity()}, indent=1))
+    _write_manifest(folder, files, rows, embedder.dim, dtype, embedder.identity(), digests)
     return EmbeddingShards.open(folder)
+
+
+def _load_shard(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as err:  # truncated / not an .npy file
+        raise EmbeddingCacheError(f"{path} is not a readable .npy file ({err})") from err
+
+
+def _write_manifest(folder: Path, files, rows, dim: int, dtype: str, identity: dict, digests: dict) -> None:
+    # written last: its presence marks a complete folder
+    write_json_atomic(folder / "manifest.json", {"files": files, "rows": rows, "dim": dim, "dtype": dtype,
+                                                 "embedder": identity, "xxh3_128": digests})
+
+
+class _BadShard(RuntimeError):
+    def __init__(self, message: str, bad_files: list[str]):
+        super().__init__(message)
+        self.bad_files = bad_files
+
+
+def _open_checked(folder: Path, shape: tuple[int, int], dtype: str, shard_docs: int) -> EmbeddingShards:
+    """The cached shards after their digests (or, for a manifest without them, their content)
+    are checked; raises naming the damaged files."""
+    shards = EmbeddingShards.open(folder)
+    if shards.shape != shape or shards.dtype != dtype:
+        raise EmbeddingCacheError(f"{folder / 'manifest.json'} describes {shards.shape} {shards.dtype}, expected {shape} {dtype}")
+    digests = json.loads((folder / "manifest.json").read_text()).get("xxh3_128")
+    bad, errors = [], []
+    for name, n in zip(shards.files, shards.rows):
+        try:
+            if digests is not None:
+                verify_file(folder / name, digests[name])
+            else:
+                _check_shard(_load_shard(folder / name), n, shape[1], dtype, str(folder / name))
+        except (CorruptCacheError, EmbeddingCacheError) as err:
+            bad.append(name)
+            errors.append(str(err))
+    if bad:
+        raise _BadShard("; ".join(errors[:3]) + (f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""), bad)
+    if digests is None:  # an older folder whose shards passed the content check: record digests from now on
+        log.debug("%s has no shard digests: recording them", folder)
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+            _write_manifest(folder, shards.files, shards.rows, shards.dim, shards.dtype, manifest.get("embedder"),
+                            {name: file_digest(folder / name) for name in shards.files})
+        except OSError as err:  # read-only cache: the shards are still good to read
+            log.debug("cannot record the shard digests in %s (%s)", folder, err)
+    return shards
 
 
 def embed_pool(cfg: Any, embedder: Any, texts: Sequence[str]) -> Any:

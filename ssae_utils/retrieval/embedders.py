@@ -17,8 +17,11 @@ similarity. Registered:
 
 ``embed_cached(embedder, texts)`` stores the array under ``<cache>/embeddings/`` keyed by the
 embedder's identity (name, version, dim, truncation) and the SHA-256 of the texts; it is
-written atomically, and a cached file of the wrong shape, dtype or norm is reported, never
-silently used.
+written atomically, then its xxh3-128 digest beside it (``<key>.json``, written last). A read
+checks the digest (once per process), the shape, dtype, finiteness and unit norms; a cached
+file that fails any check is re-embedded with a warning naming it, never silently used. A
+file without a digest (written before digests existed, or a run killed between the two
+writes) is used if its content checks pass, and its digest is recorded then.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from ssae_utils.io import atomic_path, stable_hash
+from ssae_utils.integrity import CorruptCacheError, file_digest, verify_file
+from ssae_utils.io import atomic_path, read_json, stable_hash, write_json_atomic
 from ssae_utils.paths import cache_dir
 from ssae_utils.registry import Registry
 from ssae_utils.retrieval.tokenize import check_texts
@@ -312,35 +316,67 @@ def _check_array(arr: np.ndarray, n: int, dim: int, path) -> None:
     if arr.dtype != np.float32 or arr.ndim != 2 or arr.shape != (n, dim):
         raise EmbeddingCacheError(
             f"{path} holds a {arr.dtype} array of shape {arr.shape}, expected float32 "
-            f"({n}, {dim}); delete it (or call embed_cached(..., recompute=True)).")
+            f"({n}, {dim})")
     norms = np.linalg.norm(arr, axis=1) if n else np.ones(0)
     if not np.all(np.isfinite(arr)) or not np.allclose(norms, 1.0, atol=1e-3):
         raise EmbeddingCacheError(
-            f"{path} holds non-finite or non-unit-norm rows; delete it (or call "
-            f"embed_cached(..., recompute=True)).")
+            f"{path} holds non-finite or non-unit-norm rows")
+
+
+def _digest_path(path):
+    return path.with_suffix(".json")
+
+
+def _read_cached(path, n: int, dim: int) -> np.ndarray:
+    """The cached array at ``path`` after every check (``EmbeddingCacheError`` if one fails)."""
+    sidecar = _digest_path(path)
+    recorded = None
+    if sidecar.exists():
+        try:
+            recorded = read_json(sidecar)["xxh3_128"]
+            verify_file(path, recorded)
+        except (ValueError, KeyError, TypeError, CorruptCacheError) as err:
+            raise EmbeddingCacheError(str(err)) from err
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as err:  # truncated / not an .npy file
+        raise EmbeddingCacheError(f"{path} is not a readable .npy file ({err})") from err
+    _check_array(arr, n, dim, path)
+    if recorded is None:  # legacy entry whose content checks passed: record its digest from now on
+        log.debug("%s has no digest: recording it", path)
+        _write_digest(path, file_digest(path))
+    return arr
+
+
+def _write_digest(path, digest: str) -> None:
+    try:
+        write_json_atomic(_digest_path(path), {"xxh3_128": digest})
+    except OSError as err:  # a read-only cache still serves the array; the check just stays content-only
+        log.debug("cannot record the digest of %s (%s)", path, err)
 
 
 def embed_cached(embedder: Embedder, texts: Sequence[str], *, recompute: bool = False) -> np.ndarray:
     """``embedder.embed(texts)``, read from / written to the on-disk cache.
 
-    A cached file that cannot be read, or whose shape, dtype or norms are wrong, raises
-    ``EmbeddingCacheError`` naming the file; ``recompute=True`` overwrites it instead.
+    A cached file that cannot be read, does not match its digest, or whose shape, dtype or
+    norms are wrong is re-embedded with a warning; ``recompute=True`` re-embeds regardless.
     """
     texts = check_texts(texts)
     path = embedding_cache_path(embedder, texts)
     if path.exists() and not recompute:
         try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as err:  # truncated / not an .npy file
-            raise EmbeddingCacheError(f"{path} is not a readable .npy file ({err}); delete it "
-                                      f"(or call embed_cached(..., recompute=True)).") from err
-        _check_array(arr, len(texts), embedder.dim, path)
-        return arr
+            return _read_cached(path, len(texts), embedder.dim)
+        except EmbeddingCacheError as err:
+            log.warning("damaged embedding cache entry: %s; embedding the texts again", err)
     start = time.perf_counter()
     arr = embedder.embed(texts)
     _check_array(arr, len(texts), embedder.dim, f"{embedder.name}.embed() output")
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, arr, allow_pickle=False)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, arr, allow_pickle=False)
+        digest = file_digest(tmp)     # of the bytes written, before anyone can read them
+    # written last: a run killed before this leaves an entry checked by content only
+    write_json_atomic(_digest_path(path), {"xxh3_128": digest})
     log.info("embedded %d texts with %s in %.1f s -> %s", len(texts), embedder.name,
              time.perf_counter() - start, path)
     return arr

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from ssae_utils.autointerp.cache import ResponseCache, request_key
+import pytest
+
+from ssae_utils.autointerp.cache import ResponseCache, _checksum, request_key
 from ssae_utils.autointerp.client import LLMRequest, LLMResponse
 
 
@@ -37,3 +39,30 @@ def test_damaged_entries_are_ignored_and_replaced(tmp_path):
     assert cache.get(_req()) is None and cache.corrupt == 2
     cache.put(_req(), LLMResponse("again", 1, 1, "end_turn"))
     assert cache.get(_req()).text == "again"
+
+
+@pytest.mark.parametrize("field, value", [("text", 42), ("text", None), ("input_tokens", -1), ("output_tokens", "3"),
+                                          ("output_tokens", 2.5), ("input_tokens", True), ("stop_reason", 7),
+                                          ("format", 0)])
+def test_entries_of_the_wrong_schema_are_ignored_even_with_a_matching_checksum(tmp_path, field, value, caplog):
+    cache = ResponseCache(tmp_path)
+    cache.put(_req(), LLMResponse("answer", 5, 3, "end_turn"))
+    path = cache.path(_req())
+    entry = json.loads(path.read_text())
+    if field == "format":
+        entry["format"] = value
+    else:
+        entry["response"][field] = value
+        entry["checksum"] = _checksum(entry["request"], entry["response"])   # consistent: only the schema catches it
+    path.write_text(json.dumps(entry))
+    assert cache.get(_req()) is None and cache.corrupt == 1
+    assert f"damaged autointerp cache entry {path}" in caplog.text
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b"\xff\xfe" + b[2:], lambda b: b""])
+def test_truncated_or_garbled_entries_are_ignored(tmp_path, damage):
+    cache = ResponseCache(tmp_path)
+    cache.put(_req(), LLMResponse("answer", 5, 3, "end_turn"))
+    path = cache.path(_req())
+    path.write_bytes(damage(path.read_bytes()))
+    assert cache.get(_req()) is None and cache.corrupt == 1

@@ -121,3 +121,57 @@ def test_a_garbled_results_file_names_itself_and_the_fix(tmp_cache, garbage):
     path.write_bytes(garbage)
     with pytest.raises(ValueError, match=f"{path} is not valid JSON.*rerun"):
         load_saved_gsae(load_profile("smoke"))
+
+
+# --- corpora --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("storage", ["jsonl", "arrow"])
+def test_a_damaged_corpora_split_is_rebuilt(tmp_cache, caplog, storage):
+    from ssae_utils.data import DataConfig, build_corpora
+
+    cfg = DataConfig.smoke(storage=storage)
+    first = build_corpora(cfg)
+    ids = {n: [d.doc_id for d in docs] for n, docs in first.items()}
+    path = first.path / f"physics_seed.{storage}"
+    clean = path.read_bytes()
+    # a changed word that still parses: only the digest can tell
+    raw = clean.replace(b"the", b"teh", 1) if b"the" in clean else clean[::-1]
+    assert raw != clean and len(raw) == len(clean)
+    path.write_bytes(raw)
+    caplog.set_level(logging.WARNING)
+    again = build_corpora(cfg)
+    assert {n: [d.doc_id for d in docs] for n, docs in again.items()} == ids
+    assert path.read_bytes() == clean
+    assert f"damaged corpora cache entry: {path} does not match its checksum" in caplog.text
+
+
+def test_a_corpora_entry_without_digests_is_accepted_and_given_them(tmp_cache):
+    import json
+
+    from ssae_utils.data import DataConfig, build_corpora
+
+    first = build_corpora(DataConfig.smoke())
+    manifest = first.path / "manifest.json"
+    data = json.loads(manifest.read_text())
+    digests = data.pop("xxh3_128")
+    assert set(digests) == {f"{n}.jsonl" for n in first.splits}
+    manifest.write_text(json.dumps(data))                 # as written before digests existed
+    build_corpora(DataConfig.smoke())
+    assert json.loads(manifest.read_text())["xxh3_128"] == digests
+
+
+def test_a_damaged_corpora_entry_that_cannot_be_rebuilt_names_the_file_and_the_command(tmp_cache, monkeypatch):
+    from ssae_utils.data import DataConfig, build_corpora
+    from ssae_utils.data import corpora as corpora_module
+
+    first = build_corpora(DataConfig.smoke())
+    path = first.path / "general_pool.jsonl"
+    path.write_bytes(path.read_bytes()[:-50])                # truncated
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(corpora_module, "assemble_splits", offline)
+    with pytest.raises(CorruptCacheError, match=f"{path} does not match its checksum.*ConnectionError.*"
+                                                f"Delete {first.path} and run `python run_all.py --profile smoke --from 00`"):
+        build_corpora(DataConfig.smoke())

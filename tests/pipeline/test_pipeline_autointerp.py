@@ -176,3 +176,29 @@ def test_a_run_whose_features_mostly_fail_fails_and_writes_nothing(tmp_cache, mo
         stage06.interpret(_cfg(), _collected(), http_client=fake.http_client(), sleep=lambda s: None)
     assert _results_bytes() == before
     stage06.check_failures([])                                    # nothing to judge: no error
+
+
+@pytest.mark.parametrize("drop", ["connect", "timeout"])
+def test_a_network_that_drops_after_the_probe_fails_the_stage_and_keeps_earlier_results(tmp_cache, monkeypatch, drop):
+    """The probe passes, then every feature's call fails on the network (after its retries):
+    the stage stops with the cause instead of writing a table of failures."""
+    import httpx2
+
+    from tests.autointerp.fakes import is_probe
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    stage06.interpret(_cfg(), _collected())
+    before = _results_bytes()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SENTINEL)
+
+    def script(n, body):
+        if is_probe(body):
+            return None
+        raise httpx2.ConnectError("network is down") if drop == "connect" else httpx2.ReadTimeout("timed out")
+
+    fake = FakeClaude(script)
+    with pytest.raises(stage06.AutointerpFailed, match=r"6 of 6 features failed .*still failing after 1 retries.*"
+                                                       r"previous results were kept"):
+        stage06.interpret(_cfg(**{"autointerp.max_retries": 1}), _collected(), http_client=fake.http_client(),
+                          sleep=lambda s: None)
+    assert _results_bytes() == before

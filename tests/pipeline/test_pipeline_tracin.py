@@ -114,3 +114,41 @@ def test_streamed_scoring_equals_cached_scoring(tmp_path):
     streamed, info = score_candidates(sae, store, docs, seed_grad, TracInSettings(score, "test", threshold, None, stream=True), "streamed")
     np.testing.assert_allclose(streamed, cached, rtol=1e-6, equal_nan=True)
     assert info["streamed"] and info["outlier_tokens_dropped"] > 0
+
+
+def test_candidates_mostly_without_a_tracin_score_fail_the_stage():
+    from ssae_utils.pipeline.failures import StageItemsFailed
+    from ssae_utils.pipeline.tracin import scorable_ids
+
+    score_of = {"a": 1.0, "b": float("nan"), "c": 2.0, "d": float("nan")}
+    assert scorable_ids("physics", "bm25", ["a", "b", "c", "d"], score_of) == ["a", "c"]      # half: kept
+    score_of["c"] = float("nan")
+    with pytest.raises(StageItemsFailed, match=r"3 of 4 physics bm25 TracIn candidates failed \(no scorable token.*"
+                                               r"previous results were kept\. Raise gsae.outlier_norm_factor"):
+        scorable_ids("physics", "bm25", ["a", "b", "c", "d"], score_of)
+
+
+def test_an_outlier_threshold_below_every_token_fails_scoring_with_the_knob(tmp_path):
+    """Through score_candidates (streamed: the cached path already refuses an empty token set):
+    every token an outlier -> every score NaN -> the stage stops."""
+    from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
+
+    from ssae_utils.activations import ActivationConfig, ActivationStore
+    from ssae_utils.data.documents import Document
+    from ssae_utils.pipeline.failures import StageItemsFailed
+    from ssae_utils.pipeline.tracin import TracInSettings, score_candidates, scorable_ids
+    from ssae_utils.tracin import TracInConfig, seed_gradient
+    from tests.fakes import CausalToyModel
+
+    model = CausalToyModel()
+    model.context_length = 8
+    store = ActivationStore(model, ActivationConfig(batch_size=3, shard_contexts=4), root=tmp_path / "acts")
+    docs = [Document(f"d{i}", " ".join(f"w{(i * 5 + j) % 40}" for j in range(3 + 2 * i)), "pool") for i in range(5)]
+    sae = StandardSAE(StandardSAEConfig(d_in=model.d_model, d_sae=8))
+    score = TracInConfig(0.5, "decoder_norm", batch_tokens=7)
+    grad = seed_gradient(sae, store.load([docs[0].text]).acts, score)
+    scores, info = score_candidates(sae, store, docs, grad, TracInSettings(score, "test", 1e-9, None, stream=True),
+                                    "tiny threshold")
+    assert info["unscorable_docs"] == len(docs)
+    with pytest.raises(StageItemsFailed, match="5 of 5 toxicity dense TracIn candidates failed"):
+        scorable_ids("toxicity", "dense", [d.doc_id for d in docs], dict(zip([d.doc_id for d in docs], scores)))

@@ -61,20 +61,29 @@ def test_cache_roundtrip(tmp_cache):
     assert texts_digest(["ab", "c"]) != texts_digest(["a", "bc"])
 
 
-def test_cache_mismatch_and_corruption(tmp_cache):
+def test_cache_mismatch_and_corruption_is_re_embedded_with_a_warning(tmp_cache, caplog):
     emb = get_embedder("hashing", dim=32)
+    good = embed_cached(emb, TEXTS)
     path = embedding_cache_path(emb, TEXTS)
-    np.save(path, np.ones((len(TEXTS), 16), dtype=np.float32))     # wrong dimension
-    with pytest.raises(EmbeddingCacheError, match="expected float32"):
-        embed_cached(emb, TEXTS)
-    path.write_bytes(b"not an npy file")                              # corrupt
-    with pytest.raises(EmbeddingCacheError, match="not a readable"):
-        embed_cached(emb, TEXTS)
-    np.save(path, np.full((len(TEXTS), 32), 3.0, dtype=np.float32))  # not unit norm
-    with pytest.raises(EmbeddingCacheError, match="unit-norm"):
-        embed_cached(emb, TEXTS)
-    good = embed_cached(emb, TEXTS, recompute=True)                   # explicit repair
-    np.testing.assert_array_equal(np.load(path), good)
+    assert path.with_suffix(".json").exists()                       # the digest, written last
+    damaged = {"wrong dimension": lambda: np.save(path, np.ones((len(TEXTS), 16), dtype=np.float32)),
+               "not an npy file": lambda: path.write_bytes(b"not an npy file"),
+               "not unit norm": lambda: np.save(path, np.full((len(TEXTS), 32), 3.0, dtype=np.float32)),
+               "finite noise": lambda: np.save(path, np.roll(good, 1, axis=0))}  # passes every content check
+    for what, damage in damaged.items():
+        damage()
+        caplog.clear()
+        np.testing.assert_array_equal(embed_cached(emb, TEXTS), good, err_msg=what)
+        assert f"damaged embedding cache entry: {path}" in caplog.text, what
+        np.testing.assert_array_equal(np.load(path), good)          # and the entry is whole again
+    # without a digest (an older entry): content checks only, then the digest is recorded
+    path.with_suffix(".json").unlink()
+    np.save(path, np.full((len(TEXTS), 32), 3.0, dtype=np.float32))
+    np.testing.assert_array_equal(embed_cached(emb, TEXTS), good)
+    path.with_suffix(".json").unlink()
+    np.testing.assert_array_equal(embed_cached(emb, TEXTS), good)   # a good legacy entry is used as it is
+    assert path.with_suffix(".json").exists()
+    np.testing.assert_array_equal(embed_cached(emb, TEXTS, recompute=True), good)
 
 
 def _unit(x):

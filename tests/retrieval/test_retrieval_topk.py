@@ -4,6 +4,8 @@ memory-mapped embedding shards."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -183,11 +185,24 @@ def test_embedding_shards_roundtrip_resume_and_search(tmp_cache):
     np.testing.assert_allclose(by_shards[1], by_faiss[1], atol=1e-6)
     with pytest.raises(ValueError, match="dense_backend='auto' or 'blockwise'"):
         DenseIndex(again, backend="faiss")
-    # a corrupt shard is reported, not used
-    np.save(again.folder / again.files[0], np.ones((3, 32), dtype=np.float16))
-    (again.folder / "manifest.json").unlink()
-    with pytest.raises(EmbeddingCacheError, match="non-unit-norm"):
-        embed_to_shards(emb, texts, dtype="float16", shard_docs=3)
+    # a damaged shard is re-embedded (alone), never used: on resume by its content check, in a
+    # complete folder by its digest (finite unit-norm noise passes every content check)
+    expected = full.astype(np.float16)
+    for damage, manifest in ((lambda a: np.ones_like(a), False), (lambda a: a[::-1].copy(), True)):
+        np.save(again.folder / again.files[0], damage(np.asarray(again.shard(0))))
+        if not manifest:
+            (again.folder / "manifest.json").unlink()
+        calls.clear()
+        emb.embed = lambda chunk: calls.append(len(chunk)) or real(chunk)
+        again = embed_to_shards(emb, texts, dtype="float16", shard_docs=3)
+        emb.embed = real
+        assert calls == [3]
+        np.testing.assert_array_equal(again.to_array("float16"), expected)
+    # a manifest without digests (an older folder) is checked by content and given digests
+    manifest = json.loads((again.folder / "manifest.json").read_text())
+    (again.folder / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "xxh3_128"}))
+    embed_to_shards(emb, texts, dtype="float16", shard_docs=3)
+    assert json.loads((again.folder / "manifest.json").read_text())["xxh3_128"] == manifest["xxh3_128"]
     with pytest.raises(ValueError, match="retrieval.embedding_dtype"):
         embed_to_shards(emb, texts, dtype="bfloat16")
 
