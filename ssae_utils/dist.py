@@ -106,7 +106,8 @@ def requested() -> dict[str, Any] | None:
 def torchrun_command(stage: str, worker_args: Sequence[str], nproc: int, nnodes: str = "1",
                      rdzv_endpoint: str | None = None, rdzv_id: str | None = None) -> list[str]:
     """The torchrun command line (as ``python -m torch.distributed.run``) for ``stage``."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--max-restarts", "0"]
+    # --tee 3: each rank's lines are marked "[rank]:", so a failure can quote the right one
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--max-restarts", "0", "--tee", "3"]
     if rdzv_endpoint is None and str(nnodes) == "1":
         cmd.append("--standalone")
     else:
@@ -122,13 +123,30 @@ class RankFailed(RuntimeError):
 
 
 def failure_summary(output: str, lines: int = 40) -> str:
-    """The failing rank's part of torchrun's output: its "Root Cause" block (rank, exit
-    code, traceback), else the output's tail."""
+    """What failed, from torchrun's output: "rank R (exit code C): <its error>" from the
+    "Root Cause" block torchrun prints (the traceback's last line; for a rank that died
+    without one, the last lines it printed, which ``--tee`` marks "[R]:"), then the block."""
+    import re
+
     text = output.rstrip()
     marker = text.rfind("Root Cause")
-    if marker >= 0:
-        return text[marker:]
-    return "\n".join(text.splitlines()[-lines:])
+    if marker < 0:
+        return "\n".join(text.splitlines()[-lines:])
+    block = text[marker:]
+    rank = re.search(r"rank\s*:\s*(\d+)", block)
+    code = re.search(r"exitcode\s*:\s*(-?\d+)", block)
+    who = f"rank {rank.group(1) if rank else '?'} (exit code {code.group(1) if code else '?'})"
+    error = ""
+    if "traceback : Traceback" in block:
+        tb = block[block.index("traceback : Traceback"):].splitlines()
+        body = [ln.strip() for ln in tb[1:] if ln.strip() and not ln.startswith("=")]
+        error = body[-1] if body else ""
+    elif rank:
+        own = [ln.split("]:", 1)[1].strip() for ln in text[:marker].splitlines()
+               if re.match(rf"\[(default)?{rank.group(1)}\]:", ln)]
+        own = [ln for ln in own if ln and not re.search(r"\d+%\|", ln)]   # progress bars say nothing
+        error = " | ".join(own[-2:])
+    return f"{who}: {error or 'no error message'}\n{block}"
 
 
 def launch(stage: str, cfg: Any, nproc: int, nnodes: str = "1", rdzv_endpoint: str | None = None,
