@@ -52,6 +52,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -164,6 +165,7 @@ def launch(stage: str, cfg: Any, nproc: int, nnodes: str = "1", rdzv_endpoint: s
             pickle.dump(cfg, handle)
         cmd = torchrun_command(stage, ["--config-pickle", name], nproc, nnodes, rdzv_endpoint, rdzv_id)
         print(f"[dist] {stage}: {nproc} process(es) per node x {nnodes} node(s), {env[ENV_THREADS]} torch thread(s) each", flush=True)
+        start = time.perf_counter()
         tail: collections.deque[str] = collections.deque(maxlen=4000)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1)
         assert proc.stdout is not None
@@ -173,6 +175,7 @@ def launch(stage: str, cfg: Any, nproc: int, nnodes: str = "1", rdzv_endpoint: s
         rc = proc.wait()
     finally:
         Path(name).unlink(missing_ok=True)
+    print(f"[dist] {stage}: torchrun finished in {time.perf_counter() - start:.1f} s (exit {rc})", flush=True)
     if rc != 0:
         raise RankFailed(f"stage {stage}: a torchrun rank failed (exit {rc}); nothing was written. "
                          f"{failure_summary(''.join(tail))}")
