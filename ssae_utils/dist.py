@@ -235,8 +235,8 @@ class Context:
             self.fault = (int(rank), int(after), mode)
 
     def barrier(self) -> None:
-        if self.initialized:
-            self.dist.barrier()
+        if self.initialized:   # NCCL wants to know the rank's GPU
+            self.dist.barrier(device_ids=[self.local_rank]) if self.cuda else self.dist.barrier()
 
     def finished_item(self) -> None:
         """Count one finished item; the injected fault (``SSAE_DIST_FAULT``) fires here."""
@@ -303,14 +303,19 @@ def finetune_worker(cfg: Any, ctx: Context) -> None:
     # what the single-process run would cache and train, in its order
     text_lists: list[list[str]] = []
     todo: list[ft.GridItem] = []
+    keys: set[str] = set()
     for name in selections:
         splits = ft.split_eval_documents(cfg, name, corpora, store)
         text_lists += [[d.text for d in stats_docs] for _, stats_docs in splits.values()]
         val_key = ft.eval_key(store, splits["val"][1], threshold)
         for item in ft.domain_grids(cfg, name, selections, corpora):
-            if not ft.grid_cached(setup.gsae.folder, item, val_key, keep):
+            # two strategies that selected the same documents share one grid (one cache
+            # entry): it is trained once, by one rank, as a single process loads it the second time
+            key = ft.grid_key(setup.gsae.folder, item)
+            if key not in keys and not ft.grid_cached(setup.gsae.folder, item, val_key, keep):
                 text_lists.append([d.text for d in item.train_docs])
                 todo.append(item)
+            keys.add(key)
     plans = plan_shards(store, text_lists)
     ctx.barrier()  # every rank has planned from the same cache state before anyone writes
     mine = [i for i in range(len(plans)) if i % ctx.world_size == ctx.rank]

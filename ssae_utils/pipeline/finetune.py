@@ -404,11 +404,16 @@ def split_eval_documents(cfg: ProfileConfig, name: str, corpora: Corpora, store:
     return out
 
 
+def grid_key(gsae_folder: str, item: GridItem) -> str:
+    """The cache entry of ``item``'s grid (items with equal keys are one grid)."""
+    return _run_key(gsae_folder, item.train_docs, item.fcfg)
+
+
 def grid_cached(gsae_folder: str, item: GridItem, val_key: str, keep_unpicked: bool) -> bool:
     """Whether ``train_and_pick`` would load this grid instead of training it (its recorded
     picks, or every kept checkpoint, are in the cache; their integrity is checked on loading)."""
     fcfg = item.fcfg
-    root = cache_root() / "saes" / "ssae" / _run_key(gsae_folder, item.train_docs, fcfg)
+    root = cache_root() / "saes" / "ssae" / grid_key(gsae_folder, item)
     if not keep_unpicked and val_key and (root / f"picked-{val_key}.json").exists():
         return True
     return all((_sae_folder(root, lam, step, fcfg.steps) / "cfg.json").exists()
