@@ -58,7 +58,7 @@ from typing import Any, Sequence
 
 log = logging.getLogger(__name__)
 
-STAGES = ("finetune",)
+STAGES = ("tracin", "finetune")
 ENV_NPROC, ENV_NNODES, ENV_RDZV = "SSAE_NPROC", "SSAE_NNODES", "SSAE_RDZV_ENDPOINT"
 ENV_RDZV_ID, ENV_THREADS, ENV_FAULT = "SSAE_RDZV_ID", "SSAE_TORCH_THREADS", "SSAE_DIST_FAULT"
 ENV_TIMEOUT = "SSAE_DIST_TIMEOUT_S"
@@ -256,23 +256,37 @@ class Context:
         print(f"[rank {self.rank}/{self.world_size}] {text}", flush=True)
 
 
-def plan_shards(store: Any, text_lists: Sequence[Sequence[str]]) -> list[tuple[list[dict], list[list[int]]]]:
-    """The activation shards ``store.ensure`` would write if called on each list in turn,
-    starting from what is cached now: (documents, contexts) per shard."""
+def plan_shards(store: Any, text_lists: Sequence[Sequence[str] | tuple[Sequence[str], int | None]]) -> list[tuple[list[dict], list[list[int]]]]:
+    """The activation shards ``store.ensure`` would write if called on each list in turn
+    (a list, or (list, max_doc_tokens)), starting from what is cached now: (documents,
+    contexts) per shard."""
     from ssae_utils.activations import document_key
 
     seen = set(store._index())
     plans: list[tuple[list[dict], list[list[int]]]] = []
-    for texts in text_lists:
+    for entry in text_lists:
+        texts, limit = entry if isinstance(entry, tuple) else (entry, None)
         missing = []
         for text in texts:
-            h = document_key(text, None)
+            h = document_key(text, limit)
             if h not in seen:
                 missing.append((h, text))
                 seen.add(h)
         if missing:
-            plans.extend(store._plan_shards(missing))
+            plans.extend(store._plan_shards(missing, limit))
     return plans
+
+
+def cache_shards(ctx: "Context", store: Any, text_lists: Sequence[Any]) -> None:
+    """Phase 1 of a stage: the shards a single process would write for ``text_lists`` (in
+    its order), computed round robin over the ranks; every rank plans from the same cache
+    state (a barrier before anyone writes) and waits for all of them at the end."""
+    plans = plan_shards(store, text_lists)
+    ctx.barrier()
+    mine = [i for i in range(len(plans)) if i % ctx.world_size == ctx.rank]
+    ctx.say(f"{len(mine)} of {len(plans)} activation shard(s) to compute")
+    write_shards(store, plans, mine, f"rank {ctx.rank}: caching activations")
+    ctx.barrier()
 
 
 def write_shards(store: Any, plans: Sequence[tuple[list[dict], list[list[int]]]], mine: Sequence[int], desc: str) -> None:
@@ -316,12 +330,7 @@ def finetune_worker(cfg: Any, ctx: Context) -> None:
                 text_lists.append([d.text for d in item.train_docs])
                 todo.append(item)
             keys.add(key)
-    plans = plan_shards(store, text_lists)
-    ctx.barrier()  # every rank has planned from the same cache state before anyone writes
-    mine = [i for i in range(len(plans)) if i % ctx.world_size == ctx.rank]
-    ctx.say(f"{len(mine)} of {len(plans)} activation shard(s) to compute")
-    write_shards(store, plans, mine, f"rank {ctx.rank}: caching activations")
-    ctx.barrier()
+    cache_shards(ctx, store, text_lists)
 
     ranks = assign([item.cost for item in todo], ctx.world_size)
     share = [item for item, r in zip(todo, ranks) if r == ctx.rank]
@@ -333,7 +342,62 @@ def finetune_worker(cfg: Any, ctx: Context) -> None:
     ctx.barrier()
 
 
-WORKERS = {"finetune": finetune_worker}
+def tracin_worker(cfg: Any, ctx: Context) -> None:
+    """Stage 02, this rank's share: the activation shards a single process would cache (seed
+    sets, and the candidates unless streamed), then, when TracIn is streamed
+    (``retrieval.tracin_stream``), every ``ws``-th chunk of each domain's candidate stream:
+    the per-document token sums are summed over the ranks (exact: each document lies in one
+    chunk) and rank 0 saves them under ``streamed_sums_key``, where the notebook finds them."""
+    import torch
+
+    from ssae_utils.activations import ActivationStore
+    from ssae_utils.data.corpora import build_corpora
+    from ssae_utils.model.registry import load_model
+    from ssae_utils.pipeline import tracin as tr
+    from ssae_utils.pipeline.foundation import load_saved_gsae
+    from ssae_utils.pipeline.retrieval import load_stage01
+
+    first = load_stage01(cfg)
+    corpora = build_corpora(cfg.data, cfg.domains)
+    model = load_model(cfg.model)
+    sae, setup = load_saved_gsae(cfg)
+    loss = tr.tracin_settings(cfg.retrieval, setup.gsae.training)
+    store = ActivationStore(model, cfg.activations)
+
+    text_lists: list[Any] = []
+    work = []
+    for domain, first_stage in first.domains.items():
+        seeds = tr.seed_documents(cfg, corpora, domain)
+        union_docs = tr.candidate_documents(corpora, first_stage)[2]
+        text_lists.append([d.text for d in seeds])
+        if not loss.stream:
+            text_lists.append(([d.text for d in union_docs], loss.max_doc_tokens))
+        else:
+            key = tr.streamed_sums_key(store, union_docs, seeds, loss, setup.gsae.folder)
+            if tr.load_sums(key, len(union_docs)) is None:   # checked before anyone writes one
+                work.append((domain, seeds, union_docs, key))
+    cache_shards(ctx, store, text_lists)
+    for domain, seeds, union_docs, key in work:
+        grad, _ = tr.domain_seed_gradient(sae, store, seeds, loss, domain)
+        part = tr.streamed_token_sums(sae, store, union_docs, grad, loss, f"rank {ctx.rank}: {domain} TracIn candidates",
+                                      only=lambda i: i % ctx.world_size == ctx.rank)
+        ctx.say(f"{domain}: scored {part.n_tokens} candidate tokens")
+        totals = torch.tensor([part.n_tokens, part.n_outliers, part.seconds], dtype=torch.float64)
+        tensors = [part.sums, part.counts, totals]
+        if ctx.initialized:
+            device = f"cuda:{ctx.local_rank}" if ctx.cuda else "cpu"
+            moved = [t.to(device) for t in tensors]
+            for t in moved:
+                ctx.dist.all_reduce(t)
+            tensors = [t.cpu() for t in moved]
+        if ctx.rank == 0:
+            sums, counts, totals = tensors
+            tr.save_sums(key, tr.StreamedSums(sums, counts, int(totals[0]), int(totals[1]), float(totals[2])))
+        ctx.finished_item()
+    ctx.barrier()
+
+
+WORKERS = {"finetune": finetune_worker, "tracin": tracin_worker}
 
 
 def load_config(args: argparse.Namespace) -> Any:
