@@ -4,7 +4,7 @@
     torchrun --standalone --nproc-per-node 2 -m ssae_utils.dist finetune --profile smoke
 
 A stage's independent work items (stage 03: one lambda grid per domain x strategy x tilt x
-seed) are listed in the order the single-process run meets them and shared out over the
+seed; stage 02: activation shards and chunks of the TracIn candidate stream) are listed in the order the single-process run meets them and shared out over the
 ranks (``assign``: cost-balanced by SAE steps x lambdas, deterministic). Every rank runs the
 existing cached functions on its own device (``cuda:LOCAL_RANK``; the CPU here, with
 ``cores // local processes`` torch threads), so its outputs land in the shared,
@@ -13,6 +13,12 @@ atomically. Nothing is merged by hand: the notebook's own single-process pass th
 every item in the cache and writes the stage's one results file (rank 0's job in the
 issue's terms), exactly as a rerun of a finished stage does. A rerun trains only the items
 not yet in the cache.
+
+Stage 02 (``tracin_worker``): the seed (and, unless streamed, candidate) activation shards
+as below; streamed (``retrieval.tracin_stream``), rank r runs the chunks i with
+i % world_size == r of each domain's candidate stream, and the per-document float64 token
+sums are all-reduced (exact: every document lies in one chunk) and saved by rank 0 under
+``pipeline.tracin.streamed_sums_key``, where the notebook's own pass finds them.
 
 Stage 03 in two phases, each ended by a barrier:
 

@@ -904,6 +904,9 @@ def estimate_02(ctx: Ctx) -> StageEstimate:
     st.time += [Part("LM forward of the candidates", ctx.lm_forward_s(rows)),
                 # closed-form score ~ one encoder pass (2 d s) plus the active-feature terms (~d s)
                 Part(f"TracIn scores (SAE on the {'GPU' if ctx.sae_on_gpu else 'CPU'})", ctx.sae_s(3 * scored * ctx.d * ctx.d_sae))]
+    # run_all.py --nproc: the ranks cache the shards (seeds, and candidates unless streamed)
+    # and, streamed, score their share of the candidate chunks
+    st.split_evenly = ("LM forward of the candidates",) + ((st.time[-1].what,) if streaming else ())
     if streaming:
         b = r.tracin_batch_tokens
         st.ram.append(Part("one batch of candidates (streamed)", b * (ctx.d * 4 + 6 * ctx.d_sae * 4) / GB,

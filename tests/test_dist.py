@@ -181,3 +181,41 @@ def test_a_failing_rank_fails_the_stage_without_results_and_a_rerun_completes(up
     shares = [tuple(map(int, m)) for m in re.findall(r"\] (\d+) of (\d+) grid\(s\) to train", again.stdout)]
     assert len(shares) == 2 and sum(mine for mine, _ in shares) == shares[0][1] < 14   # the smoke sweep has 14 grids
     assert _comparable(results) == reference
+
+
+# ------------------------------------------------------------------ slow: stage 02, streamed TracIn
+STREAM = "retrieval.tracin_stream=true"
+
+
+def _stage02(folder: Path, **extra: str) -> subprocess.CompletedProcess:
+    code = ("from ssae_utils.config import load_profile\nfrom ssae_utils.pipeline.tracin import run_tracin\n"
+            "run_tracin(load_profile('smoke', {'retrieval.tracin_stream': True}))")
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=_env(folder, **extra),
+                          capture_output=True, text=True, timeout=600)
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k not in ("timings", "scoring_s", "tokens_per_s", "gradient_s")}
+    return [_without_timings(v) for v in value] if isinstance(value, list) else value
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_streamed_tracin_over_2_ranks_equals_one_process(tmp_path):
+    upstream = tmp_path / "upstream"
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "run_all.py"), "--profile", "smoke", "--only", "00", "01", "--set", STREAM],
+                          cwd=REPO_ROOT, env=_env(upstream), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = {}
+    for name, extra in (("single", {}), ("split", {"SSAE_NPROC": "2"})):
+        folder = _copy(upstream, tmp_path / name)
+        proc = _stage02(folder, **extra)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        out[name] = _without_timings(json.loads((folder / "results" / "smoke" / "02_tracin.json").read_text()))
+        if extra:
+            # both ranks scored candidates, and the notebook used their sums
+            assert len(re.findall(r"\[rank [01]/2\] physics: scored \d+ candidate tokens", proc.stdout)) == 2
+            assert len(list((folder / "cache" / "tracin_sums").glob("*.pt"))) == 2
+    assert out["split"] == out["single"]
+    assert all(d["scoring"]["streamed"] for d in out["single"]["domains"].values())
