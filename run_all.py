@@ -10,6 +10,8 @@
     python run_all.py --set domains.biology=@biology.json --show-config   # the resolved config, then stop
     python run_all.py --profile paper --plan --machine gpu-h100   # will it fit? estimates, then stop
     python run_all.py --plan --json                               # the same as JSON (this machine)
+    python run_all.py --profile smoke --nproc 2                   # stages 02 and 03 over 2 torchrun processes
+    python run_all.py --profile paper --nproc 8 --nnodes 2 --rdzv-endpoint node0:29500 --only 03
 
 Executed copies go to runs/<profile>/<NN>_<name>.ipynb; the source notebooks are never
 overwritten. Notebooks talk to each other only through files in results/<profile>/. A
@@ -26,6 +28,15 @@ notebooks it will run first and refuses, before any work, one that does not fit 
 GPU memory (and, with --machine given, disk): one line naming the stage, the resource, the
 estimate vs what is available, and the knob to turn. --no-plan-check skips that check.
 
+Several processes, GPUs or machines: --nproc N runs stage 03's sweep (each lambda grid of
+domain x strategy x tilt x seed, and the activations they need) and stage 02's activation
+caching and streamed TracIn scoring over N torchrun processes per machine (python -m
+ssae_utils.dist; cuda:LOCAL_RANK each on GPUs, gloo with cores // N torch threads each on
+the CPU); the notebook then finishes the stage as usual, so the results file is the one a
+single process writes. --nnodes M --rdzv-endpoint HOST:PORT joins
+M machines sharing SSAE_CACHE: run the same torchrun worker on the others (README,
+"Several GPUs and machines"). A failing rank fails the notebook with that rank's error.
+
 Environment variables:
     SSAE_CACHE     content-addressed caches: models, corpora, activations, SAEs (default .cache/)
     SSAE_RESULTS   results/<profile>/ JSON and CSV files (default results/)
@@ -33,6 +44,9 @@ Environment variables:
     SSAE_RUNS      executed notebooks, runs/<profile>/ (default runs/)
     ANTHROPIC_API_KEY   Claude for notebook 06 (read from the environment only, never written)
     SSAE_DEFAULT_MALLOC=1   keep glibc's default allocator settings in the kernels
+    SSAE_TORCH_THREADS=K    torch threads per process (kernel and torchrun ranks; default: all
+                   cores, cores // N with --nproc N). On the CPU the last bits of the results
+                   depend on it, so two runs compared bit for bit use the same K.
 Relative folders are taken relative to the current folder; each must be a writable folder.
 """
 
@@ -190,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="with --plan: print the plan as JSON")
     parser.add_argument("--machine", default=None, metavar="NAME", help="the machine --plan and the check assume: cpu-2core, gpu-h100 or detect (default); NAME,field=value,... changes fields")
     parser.add_argument("--no-plan-check", action="store_true", help="skip the will-it-fit check before a normal run")
+    parser.add_argument("--nproc", type=int, default=1, metavar="N", help="torchrun processes per machine for stages 02 and 03 (one per GPU; default 1: no torchrun)")
+    parser.add_argument("--nnodes", default="1", metavar="M", help="machines taking part (torchrun --nnodes; needs --rdzv-endpoint)")
+    parser.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT", help="torchrun's rendezvous on several machines (c10d backend)")
+    parser.add_argument("--rdzv-id", default=None, metavar="ID", help="torchrun's job id, the same on every machine (default ssae-<stage>)")
     args = parser.parse_args(argv)
 
     # Imported here so that --help works before the package is installed.
@@ -229,9 +247,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {refusal} (estimates: python run_all.py --plan ...; skip with --no-plan-check)", file=sys.stderr)
             return 1
 
-    from ssae_utils.runtime import apply_allocator_env
+    if args.nproc < 1:
+        print(f"error: --nproc must be at least 1, not {args.nproc}", file=sys.stderr)
+        return 2
+    if args.nnodes != "1" and not args.rdzv_endpoint:
+        print(f"error: --nnodes {args.nnodes} needs --rdzv-endpoint HOST:PORT (a machine every node reaches)", file=sys.stderr)
+        return 2
+
+    from ssae_utils.runtime import apply_allocator_env, apply_dist_env
 
     apply_allocator_env()  # inherited by every kernel papermill starts (see ssae_utils/runtime.py)
+    # how to spread the work, never what is computed: read by ssae_utils.dist, kept out of
+    # the results and of the up-to-date fingerprints
+    apply_dist_env(args.nproc, args.nnodes, args.rdzv_endpoint, args.rdzv_id)
     run_dir = Path(os.environ.get("SSAE_RUNS", REPO / "runs")) / profile
     run_dir.mkdir(parents=True, exist_ok=True)
     # Machine-local (in the cache, not in results/): a fresh clone has none and runs everything.

@@ -473,12 +473,15 @@ class ActivationStore:
                                   torch.from_numpy(np.concatenate(rows)), torch.from_numpy(np.concatenate(doc_index)))
 
     def stream(self, texts: Sequence[str], exclude_bos: bool = True, max_doc_tokens: int | None = None,
-               chunk_contexts: int | None = None, desc: str = "streaming activations") -> Iterator[ActivationSet]:
+               chunk_contexts: int | None = None, desc: str = "streaming activations",
+               only: Callable[[int], bool] | None = None) -> Iterator[ActivationSet]:
         """The activations ``load`` would give, computed by the model and handed out in chunks of
         whole documents (about ``chunk_contexts`` contexts each; default the shard size), never
         written to disk: for one-pass consumers (TracIn scoring of the paper's ~90M candidate
         tokens) whose inputs would not fit in the cache. ``doc_index`` indexes ``texts``; a
-        document that yields no context is simply absent."""
+        document that yields no context is simply absent. ``only(i)`` False skips chunk i (the
+        model never runs on it): how torchrun ranks share one stream (``ssae_utils.dist``);
+        the chunks are the same whatever is skipped."""
         if len(texts) == 0:
             raise ValueError("no documents to stream: the document list is empty")
         limit = chunk_contexts or self.cfg.shard_contexts
@@ -503,7 +506,11 @@ class ActivationStore:
 
         with tqdm(total=len(texts), desc=desc, unit="doc") as bar:
             done = 0
-            for owners, contexts in chunks():
+            for index, (owners, contexts) in enumerate(chunks()):
+                if only is not None and not only(index):
+                    bar.update(owners[-1] + 1 - done)
+                    done = owners[-1] + 1
+                    continue
                 out, tokens, lengths = self._forward(contexts)
                 offsets = np.concatenate([[0], np.cumsum(lengths)])
                 rows = np.concatenate([np.arange(offsets[c] + first, offsets[c + 1]) for c in range(len(contexts))])

@@ -443,6 +443,12 @@ class StageEstimate:
     gpu: list[Part] = field(default_factory=list)     # ditto, on the GPU
     time: list[Part] = field(default_factory=list)    # seconds, in sequence
     notes: list[str] = field(default_factory=list)
+    # what torchrun spreads over processes (``ssae_utils.dist``; stage 03 so far): parts of
+    # ``time`` split evenly over the ranks (by ``what``), and independent items (seconds
+    # each) shared out longest-first as ``dist.assign`` does
+    split_evenly: tuple[str, ...] = ()
+    items: list[float] = field(default_factory=list)
+    items_part: str = ""
 
     @staticmethod
     def _sum(parts: list[Part]) -> float:
@@ -463,6 +469,20 @@ class StageEstimate:
     @property
     def seconds(self) -> float:
         return self._sum(self.time)
+
+    def seconds_on(self, nproc: int) -> float:
+        """Wall time with ``nproc`` torchrun processes (one GPU each): the split parts on
+        the ranks (one more start-up of the model and inputs, on the ranks), the rest as before."""
+        if nproc <= 1 or not (self.split_evenly or self.items):
+            return self.seconds
+        from ssae_utils.dist import assign
+
+        rest = sum(p.amount for p in self.time if p.what not in self.split_evenly and p.what != self.items_part)
+        even = sum(p.amount for p in self.time if p.what in self.split_evenly)
+        ranks = assign(self.items, nproc)
+        busiest = max(sum(c for c, r in zip(self.items, ranks) if r == k) for k in range(nproc))
+        startup = sum(p.amount for p in self.time if p.what in OVERHEAD_PARTS)   # each rank starts up too
+        return rest + startup + even / nproc + busiest
 
     def biggest(self, resource: str) -> Part | None:
         parts = [p for p in getattr(self, resource) if p.knob]
@@ -501,6 +521,11 @@ class Plan:
     @property
     def total_seconds(self) -> float:
         return sum(s.seconds for s in self.stages)
+
+    def total_seconds_on(self, nproc: int) -> float:
+        """``total_seconds`` with ``run_all.py --nproc nproc`` (only what ``ssae_utils.dist``
+        spreads gets faster)."""
+        return sum(s.seconds_on(nproc) for s in self.stages)
 
     @property
     def peak_ram_gb(self) -> float:
@@ -556,6 +581,12 @@ class Plan:
         lines += [f"DOES NOT FIT: {x.message()}" for x in misfits] or [
             f"fits: {self.cumulative_disk[-1]:.1f} of {m.disk_free_gb:.0f} GB disk, {self.peak_ram_gb:.1f} of "
             f"{m.ram_gb:.0f} GB RAM, {self.peak_gpu_gb:.1f} of {m.gpu_mem_gb:.0f} GB GPU memory"]
+        if any(s.items or s.split_evenly for s in self.stages):
+            split = ", ".join(s.number for s in self.stages if s.items or s.split_evenly)
+            spread = [s for s in self.stages if s.items or s.split_evenly]
+            lines += ["", f"wall time with run_all.py --nproc N (one GPU each; stage {split} spread, the rest on one GPU):",
+                      *(f"  N={n}: total {_hms(self.total_seconds_on(n))}; "
+                        + ", ".join(f"stage {s.number} {_hms(s.seconds_on(n))}" for s in spread) for n in NPROC_SHOWN)]
         lines += ["", "where the time goes (largest parts per stage):"]
         for s in self.stages:
             top = sorted(s.time, key=lambda p: -p.amount)[:3]
@@ -580,7 +611,14 @@ class Plan:
             "total": {"disk_gb": round(self.cumulative_disk[-1], 3), "peak_ram_gb": round(self.peak_ram_gb, 3),
                       "peak_gpu_gb": round(self.peak_gpu_gb, 3), "seconds": round(self.total_seconds, 1)},
             "fits": self.fits, "misfits": [x.message() for x in self.misfits()],
+            "seconds_by_nproc": {str(n): {"total": round(self.total_seconds_on(n), 1),
+                                          **{s.number: round(s.seconds_on(n), 1) for s in self.stages if s.items or s.split_evenly}}
+                                 for n in NPROC_SHOWN},
         }
+
+
+NPROC_SHOWN = (1, 4, 8)
+OVERHEAD_PARTS = ("kernel start and imports", "read corpora", "load model")
 
 
 def _hms(seconds: float) -> str:
@@ -866,6 +904,9 @@ def estimate_02(ctx: Ctx) -> StageEstimate:
     st.time += [Part("LM forward of the candidates", ctx.lm_forward_s(rows)),
                 # closed-form score ~ one encoder pass (2 d s) plus the active-feature terms (~d s)
                 Part(f"TracIn scores (SAE on the {'GPU' if ctx.sae_on_gpu else 'CPU'})", ctx.sae_s(3 * scored * ctx.d * ctx.d_sae))]
+    # run_all.py --nproc: the ranks cache the shards (seeds, and candidates unless streamed)
+    # and, streamed, score their share of the candidate chunks
+    st.split_evenly = ("LM forward of the candidates",) + ((st.time[-1].what,) if streaming else ())
     if streaming:
         b = r.tracin_batch_tokens
         st.ram.append(Part("one batch of candidates (streamed)", b * (ctx.d * 4 + 6 * ctx.d_sae * 4) / GB,
@@ -922,12 +963,15 @@ def estimate_03(ctx: Ctx) -> StageEstimate:
     st.disk.append(Part("evaluation-split activations", ctx.acts_gb(eval_new), "--set finetune.stats_contexts=..."))
     st.time.append(Part("cache selection + evaluation activations", ctx.lm_forward_s(sel_rows + eval_rows)))
     n_saved = train_s = eval_s = 0.0
+    grid_s: list[float] = []
     k_max = 1
     for dom, strategy, tilt, k, seeds in _grids(ctx):
         k_max = max(k_max, k)
         kept = len(s.checkpoint_steps(dom)) + 1
         n_saved += seeds * k * (1 if only_picked else kept)
-        train_s += seeds * ctx.sae_s(ctx.train_flops(dom.steps * s.batch_size, k))
+        one = ctx.sae_s(ctx.train_flops(dom.steps * s.batch_size, k))
+        train_s += seeds * one
+        grid_s += [one] * seeds
         for part in dom.eval_splits:
             split = ctx.data[dom.split(part)]
             stats = _split_rows(ctx, split, s.stats_contexts)
@@ -945,7 +989,10 @@ def estimate_03(ctx: Ctx) -> StageEstimate:
                         n_saved * ctx.sae_gb(), "--set finetune.checkpoint_fractions=[1.0]" if not only_picked
                         else "fewer finetune.lambdas / finetune.seeds"))
     n_grids = sum(seeds for *_, seeds in _grids(ctx))
-    st.time += [Part(f"train {n_grids} lambda grids (SAE on the {'GPU' if ctx.sae_on_gpu else 'CPU'})", train_s),
+    training = f"train {n_grids} lambda grids (SAE on the {'GPU' if ctx.sae_on_gpu else 'CPU'})"
+    # run_all.py --nproc: the ranks cache the activations shard by shard and train the grids
+    st.split_evenly, st.items, st.items_part = ("cache selection + evaluation activations",), grid_s, training
+    st.time += [Part(training, train_s),
                 Part("evaluate (checkpoint pick, L0/FVU, patched CE)", eval_s),
                 Part("save SSAEs", n_saved * ctx.sae_gb() / 0.5)]
     # RAM at the peak (training one grid): the stack of K SAEs with grads and Adam's two

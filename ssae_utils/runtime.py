@@ -30,3 +30,20 @@ def apply_allocator_env(environ: MutableMapping[str, str] | None = None) -> dict
     for key, value in ALLOCATOR_ENV.items():
         environ.setdefault(key, value)
     return {key: environ[key] for key in ALLOCATOR_ENV}
+
+
+def apply_dist_env(nproc: int, nnodes: str = "1", rdzv_endpoint: str | None = None, rdzv_id: str | None = None,
+                   environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Put run_all's ``--nproc/--nnodes/--rdzv-endpoint/--rdzv-id`` into ``environ`` (default
+    ``os.environ``) for the kernels, where ``ssae_utils.dist`` reads them; a single process
+    removes them, so a kernel never inherits an earlier setting by accident."""
+    from ssae_utils.dist import ENV_NNODES, ENV_NPROC, ENV_RDZV, ENV_RDZV_ID
+
+    environ = os.environ if environ is None else environ
+    values = {ENV_NPROC: str(nproc), ENV_NNODES: str(nnodes), ENV_RDZV: rdzv_endpoint or "", ENV_RDZV_ID: rdzv_id or ""}
+    if nproc <= 1 and str(nnodes) == "1":
+        for key in values:
+            environ.pop(key, None)
+        return {}
+    environ.update(values)
+    return values

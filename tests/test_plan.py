@@ -106,3 +106,19 @@ def test_the_normal_run_check_never_refuses_smoke_or_embedded_here(tmp_cache, mo
     monkeypatch.setenv("SSAE_RUNS", str(tmp_cache / "runs"))
     for profile in ("smoke", "embedded"):
         assert run_all.plan_check(load_profile(profile), run_all.discover(), None, force=True) is None
+
+
+def test_plan_estimates_the_paper_wall_time_on_1_4_and_8_gpus():
+    from ssae_utils.config import load_profile
+    from ssae_utils.plan import machine_from_spec, make_plan
+
+    plan = make_plan(load_profile("paper"), machine_from_spec("gpu-h100"))
+    one, four, eight = (plan.total_seconds_on(n) for n in (1, 4, 8))
+    assert one == pytest.approx(plan.total_seconds) and eight < four < one
+    stage03 = next(s for s in plan.stages if s.number == "03")
+    # only stage 03's caching and grids are spread: the rest of the stage stays, and the
+    # busiest rank still trains at least 1/8 of the grids
+    assert stage03.seconds_on(8) > stage03.seconds - sum(p.amount for p in stage03.time if p.what.startswith(("train", "cache")))
+    assert stage03.seconds_on(8) >= sum(stage03.items) / 8
+    assert set(plan.to_dict()["seconds_by_nproc"]) == {"1", "4", "8"}
+    assert "--nproc N" in plan.report() and "N=8: total" in plan.report()

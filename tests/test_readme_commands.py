@@ -25,6 +25,8 @@ NOT_RUN_HERE = {
     "conda env create -f environment.yml && conda activate ssae": "builds the GPU environment (conda, CUDA)",
     "hf auth login": "logs in to the Hugging Face hub",
     "python run_all.py --profile paper": "needs a GPU box and the hub (its --plan runs below; tests/test_paper_path.py runs its code paths)",
+    "python run_all.py --profile paper --nproc 8 --nnodes 2 --rdzv-endpoint node0:29500 --only 03":
+        "needs a second machine at the rendezvous (tests/test_dist.py runs --nproc 2 on one)",
 }
 
 

@@ -51,7 +51,7 @@ from ssae_utils.domains import Domain
 from ssae_utils.integrity import CorruptCacheError
 from ssae_utils.io import stable_hash, write_json_atomic
 from ssae_utils.model.registry import load_model
-from ssae_utils.paths import cache_dir, cache_relative, results_dir
+from ssae_utils.paths import cache_dir, cache_relative, cache_root, results_dir
 from ssae_utils.pipeline.foundation import load_saved_gsae
 from ssae_utils.pipeline.retrieval import load_stage01
 from ssae_utils.pipeline.upstream import gsae_input_space
@@ -135,6 +135,12 @@ class EvalSet:
         return int((self.lengths - 1).clamp_min(0).sum())
 
 
+def eval_key(store: ActivationStore, stats_docs: Sequence[Document], threshold: NormThreshold | None) -> str:
+    """``EvalSet.key`` of the set ``eval_set`` builds from ``stats_docs`` (computed without its activations)."""
+    return stable_hash({"store": store.key, "docs": [d.doc_id for d in stats_docs],
+                        "outlier_limit": None if threshold is None else float(threshold.limit)})
+
+
 def eval_set(store: ActivationStore, ce_docs: Sequence[Document], stats_docs: Sequence[Document],
              threshold: NormThreshold | None, desc: str) -> EvalSet:
     acts = store.load([d.text for d in stats_docs], desc=desc).acts
@@ -143,8 +149,7 @@ def eval_set(store: ActivationStore, ce_docs: Sequence[Document], stats_docs: Se
     pieces = [store.contexts([d.text]) for d in ce_docs]
     tokens, lengths = torch.cat([t for t, _ in pieces]), torch.cat([n for _, n in pieces])
     doc_index = torch.cat([torch.full((len(n),), i, dtype=torch.long) for i, (_, n) in enumerate(pieces)])
-    key = stable_hash({"store": store.key, "docs": [d.doc_id for d in stats_docs],
-                       "outlier_limit": None if threshold is None else float(threshold.limit)})
+    key = eval_key(store, stats_docs, threshold)
     return EvalSet(tokens, lengths, acts if threshold is None else acts[~threshold.is_outlier(acts)], key=key,
                    doc_index=doc_index, doc_ids=[d.doc_id for d in ce_docs])
 
@@ -351,8 +356,81 @@ def finetune_config(cfg: ProfileConfig, domain: Domain, seed: int, tilt: float) 
     )
 
 
+@dataclass
+class GridItem:
+    """One unit of the sweep: the lambda grid of one (domain, strategy, tilt, seed), what it
+    trains on, and its label. ``sweep_grids`` lists them in the order stage 03 runs them."""
+
+    domain: str
+    strategy: str
+    tilt: float
+    seed: int
+    fcfg: FinetuneConfig
+    train_docs: list[Document]
+    sampling: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.domain}/{self.strategy}/{self.fcfg.tilt.label()}/seed {self.seed}"
+
+    @property
+    def cost(self) -> int:
+        """Relative training cost (SAE steps x lambdas trained together), for balancing ranks."""
+        return self.fcfg.steps * len(self.fcfg.l1_coefficients)
+
+
+def domain_grids(cfg: ProfileConfig, name: str, selections: dict[str, dict[str, Selection]], corpora: Corpora) -> list[GridItem]:
+    """The grids of domain ``name``, in run order (strategy x tilt, then seed)."""
+    domain = cfg.domain(name)
+    out = []
+    for strategy, tilt in cfg.finetune.runs(domain):
+        selection = selections[name][strategy]
+        docs = selection_docs(corpora, domain, selection)
+        for seed in cfg.finetune.seeds_for(domain, strategy, tilt):
+            fcfg = finetune_config(cfg, domain, seed, tilt)
+            train_docs, sampling = training_documents(docs, selection, fcfg, cfg.finetune.sample_read_tokens, cfg.seed)
+            out.append(GridItem(name, strategy, tilt, seed, fcfg, train_docs, sampling))
+    return out
+
+
+def split_eval_documents(cfg: ProfileConfig, name: str, corpora: Corpora, store: ActivationStore) -> dict[str, tuple[list[Document], list[Document]]]:
+    """Per evaluation split of domain ``name``: (patched-CE documents, SAE-metric documents)."""
+    domain = cfg.domain(name)
+    out = {}
+    for split in domain.eval_splits:
+        docs = corpora[domain.split(split)]
+        out[split] = (eval_documents(docs, store, cfg.finetune.eval_contexts, cfg.seed + 7),
+                      eval_documents(docs, store, cfg.finetune.stats_contexts, cfg.seed + 11))
+    return out
+
+
+def grid_key(gsae_folder: str, item: GridItem) -> str:
+    """The cache entry of ``item``'s grid (items with equal keys are one grid)."""
+    return _run_key(gsae_folder, item.train_docs, item.fcfg)
+
+
+def grid_cached(gsae_folder: str, item: GridItem, val_key: str, keep_unpicked: bool) -> bool:
+    """Whether ``train_and_pick`` would load this grid instead of training it (its recorded
+    picks, or every kept checkpoint, are in the cache; their integrity is checked on loading)."""
+    fcfg = item.fcfg
+    root = cache_root() / "saes" / "ssae" / grid_key(gsae_folder, item)
+    if not keep_unpicked and val_key and (root / f"picked-{val_key}.json").exists():
+        return True
+    return all((_sae_folder(root, lam, step, fcfg.steps) / "cfg.json").exists()
+               for step in fcfg.kept_steps for lam in fcfg.l1_coefficients)
+
+
 def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
-    """The whole of stage 03; returns and saves its results."""
+    """The whole of stage 03; returns and saves its results.
+
+    Spread over processes (``run_all.py --nproc N``, i.e. ``SSAE_NPROC``): the grids are
+    first trained by ``python -m ssae_utils.dist finetune`` under torchrun, into the shared
+    content-addressed cache; this process then evaluates, finding every grid there. A rank
+    that fails fails the stage before anything is written."""
+    from ssae_utils import dist
+
+    dist.apply_threads()
+    dist.launch_if_requested("finetune", cfg)
     t0 = time.perf_counter()
     selections = load_selections(cfg)
     corpora = build_corpora(cfg.data, cfg.domains)
@@ -372,10 +450,7 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
         domain = cfg.domain(name)
         t = time.perf_counter()
         evals = {}
-        for split in domain.eval_splits:
-            docs = corpora[domain.split(split)]
-            ce_docs = eval_documents(docs, store, cfg.finetune.eval_contexts, cfg.seed + 7)
-            stats_docs = eval_documents(docs, store, cfg.finetune.stats_contexts, cfg.seed + 11)
+        for split, (ce_docs, stats_docs) in split_eval_documents(cfg, name, corpora, store).items():
             evals[split] = eval_set(store, ce_docs, stats_docs, threshold, f"caching {name} {split} activations")
             eval_tokens.setdefault(name, {})[split] = {"ce_tokens": evals[split].ce_tokens, "stats_tokens": int(evals[split].acts.shape[0])}
         gsae_doc_ce: dict[str, dict[str, list[float]]] = {split: {} for split in evals}
@@ -385,35 +460,31 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
         eval_docs[name] = {split: {"doc_ids": list(data.doc_ids or []), "tokens": doc_tokens(data),
                                    "clean": data.clean_doc_ce, "gsae": gsae_doc_ce[split]["gsae"]}
                            for split, data in evals.items()}
-        for strategy, tilt in cfg.finetune.runs(domain):
-            selection = selections[name][strategy]
-            docs = selection_docs(corpora, domain, selection)
-            for seed in cfg.finetune.seeds_for(domain, strategy, tilt):
-                fcfg = finetune_config(cfg, domain, seed, tilt)
-                train_docs, sampling = training_documents(docs, selection, fcfg, cfg.finetune.sample_read_tokens, cfg.seed)
-                label = f"{name}/{strategy}/{fcfg.tilt.label()}/seed {seed}"
-                grid = train_and_pick(gsae, setup.gsae.folder, store, train_docs, fcfg, act_scale, threshold,
-                                      model.hook_name, model.name, evals["val"], cfg.finetune.keep_unpicked_checkpoints, label)
-                named = {f"lambda_{lam:g}": sae for lam, sae in zip(fcfg.l1_coefficients, grid.saes)}
-                sums: dict[str, dict[str, list[float]]] = {split: {} for split in domain.eval_splits}
-                metrics = {split: evaluate(model, named, evals[split], threshold, batch, f"{label} {split}",
-                                           patched_ce=split != "val" or cfg.finetune.val_patched_ce, doc_ce=sums[split])
-                           for split in domain.eval_splits}
-                for i, lam in enumerate(fcfg.l1_coefficients):
-                    row = {"domain": name, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed,
-                           "ssae_folder": grid.folders[i], "checkpoint_step": grid.steps[i], "steps": fcfg.steps,
-                           "val_objective_by_step": {str(k): v for k, v in grid.scores[i].items()},
-                           "train_s": grid.info.get("train_s"), "train_tokens_unique": grid.info.get("train_tokens_unique"),
-                           **sampling,
-                           # per-document CE sums on eval_documents[domain][split] (splits with a patched CE)
-                           "ce_sums": {split: sums[split][f"lambda_{lam:g}"] for split in domain.eval_splits
-                                       if f"lambda_{lam:g}" in sums[split]}}
-                    for split in domain.eval_splits:
-                        m, g = metrics[split][f"lambda_{lam:g}"], gsae_metrics[name][split]["gsae"]
-                        row.update({f"{split}_{k}": v for k, v in m.items() if k != "tokens"})
-                        if "ppl" in m:
-                            row[f"{split}_ppl_rel_gsae"] = m["ppl"] / g["ppl"]
-                    rows.append(row)
+        for item in domain_grids(cfg, name, selections, corpora):
+            strategy, tilt, seed, fcfg, train_docs, sampling, label = \
+                item.strategy, item.tilt, item.seed, item.fcfg, item.train_docs, item.sampling, item.label
+            grid = train_and_pick(gsae, setup.gsae.folder, store, train_docs, fcfg, act_scale, threshold,
+                                  model.hook_name, model.name, evals["val"], cfg.finetune.keep_unpicked_checkpoints, label)
+            named = {f"lambda_{lam:g}": sae for lam, sae in zip(fcfg.l1_coefficients, grid.saes)}
+            sums: dict[str, dict[str, list[float]]] = {split: {} for split in domain.eval_splits}
+            metrics = {split: evaluate(model, named, evals[split], threshold, batch, f"{label} {split}",
+                                       patched_ce=split != "val" or cfg.finetune.val_patched_ce, doc_ce=sums[split])
+                       for split in domain.eval_splits}
+            for i, lam in enumerate(fcfg.l1_coefficients):
+                row = {"domain": name, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed,
+                       "ssae_folder": grid.folders[i], "checkpoint_step": grid.steps[i], "steps": fcfg.steps,
+                       "val_objective_by_step": {str(k): v for k, v in grid.scores[i].items()},
+                       "train_s": grid.info.get("train_s"), "train_tokens_unique": grid.info.get("train_tokens_unique"),
+                       **sampling,
+                       # per-document CE sums on eval_documents[domain][split] (splits with a patched CE)
+                       "ce_sums": {split: sums[split][f"lambda_{lam:g}"] for split in domain.eval_splits
+                                   if f"lambda_{lam:g}" in sums[split]}}
+                for split in domain.eval_splits:
+                    m, g = metrics[split][f"lambda_{lam:g}"], gsae_metrics[name][split]["gsae"]
+                    row.update({f"{split}_{k}": v for k, v in m.items() if k != "tokens"})
+                    if "ppl" in m:
+                        row[f"{split}_ppl_rel_gsae"] = m["ppl"] / g["ppl"]
+                rows.append(row)
         timings[f"{name}_s"] = round(time.perf_counter() - t, 1)
 
     results = FinetuneResults.create({

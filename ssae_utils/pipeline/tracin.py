@@ -22,6 +22,7 @@ Everything is written to ``results/<profile>/02_tracin.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -36,7 +37,9 @@ from ssae_utils.activations import ActivationStore
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora, build_corpora, find_documents
 from ssae_utils.data.documents import Document
+from ssae_utils.io import atomic_path, stable_hash
 from ssae_utils.model.registry import load_model
+from ssae_utils.paths import cache_dir
 from ssae_utils.pipeline.failures import check_item_failures
 from ssae_utils.pipeline.foundation import load_saved_gsae
 from ssae_utils.pipeline.retrieval import load_stage01
@@ -126,10 +129,13 @@ def score_candidates(
     seed_grad: dict[str, torch.Tensor],
     loss: TracInSettings,
     desc: str,
+    sums_key: str | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """TracIn score of each document (NaN where every scored token was an outlier)."""
+    """TracIn score of each document (NaN where every scored token was an outlier).
+    ``sums_key`` (streamed scoring): the per-document sums torchrun ranks left in the cache
+    under that key (``streamed_sums_key``) are used instead of streaming again."""
     if loss.stream:
-        return _score_streamed(sae, store, docs, seed_grad, loss, desc)
+        return _score_streamed(sae, store, docs, seed_grad, loss, desc, sums_key)
     acts_set = store.load([d.text for d in docs], desc=desc, max_doc_tokens=loss.max_doc_tokens)
     acts, doc_index, n_outliers = _drop_outliers(acts_set.acts, acts_set.doc_index, loss.norm_threshold)
     present = torch.unique(doc_index)
@@ -146,27 +152,73 @@ def score_candidates(
     return scores, info
 
 
-def _score_streamed(sae: Any, store: ActivationStore, docs: Sequence[Document], seed_grad: dict[str, torch.Tensor],
-                    loss: TracInSettings, desc: str) -> tuple[np.ndarray, dict[str, Any]]:
-    """``score_candidates`` with the activations computed chunk by chunk and dropped after
-    scoring: memory O(chunk) + O(documents). Chunks hold whole documents, so each document's
-    score (its token sum over its token count) is the same as scoring all at once, up to the
-    float rounding of a different batching."""
-    sums = torch.zeros(len(docs), dtype=torch.float64)
-    counts = torch.zeros(len(docs), dtype=torch.float64)
-    n_tokens = n_outliers = 0
-    seconds = 0.0
-    for chunk in store.stream([d.text for d in docs], max_doc_tokens=loss.max_doc_tokens, desc=desc):
+@dataclass
+class StreamedSums:
+    """Per-document TracIn token sums and token counts of a streamed scoring (float64)."""
+
+    sums: torch.Tensor
+    counts: torch.Tensor
+    n_tokens: int = 0
+    n_outliers: int = 0
+    seconds: float = 0.0
+
+
+def streamed_sums_key(store: ActivationStore, docs: Sequence[Document], seeds: Sequence[Document], loss: TracInSettings,
+                      gsae_folder: str) -> str:
+    """Everything a streamed scoring's sums depend on (the cache name of ``StreamedSums``)."""
+    return stable_hash({"store": store.key, "docs": [d.doc_id for d in docs], "seeds": [d.doc_id for d in seeds],
+                        "loss": loss.to_dict(), "gsae": gsae_folder, "chunk_contexts": store.cfg.shard_contexts})
+
+
+def sums_path(key: str) -> Any:
+    return cache_dir("tracin_sums") / f"{key}.pt"
+
+
+def save_sums(key: str, sums: StreamedSums) -> None:
+    with atomic_path(sums_path(key)) as tmp:
+        torch.save(dataclasses.asdict(sums), tmp)
+
+
+def load_sums(key: str, n_docs: int) -> StreamedSums | None:
+    path = sums_path(key)
+    if not path.exists():
+        return None
+    try:
+        out = StreamedSums(**torch.load(path, weights_only=True))
+    except Exception as err:  # recomputable: stream again
+        log.warning("cannot read %s (%s); scoring again", path, err)
+        return None
+    return out if out.sums.shape == (n_docs,) and out.counts.shape == (n_docs,) else None
+
+
+def streamed_token_sums(sae: Any, store: ActivationStore, docs: Sequence[Document], seed_grad: dict[str, torch.Tensor],
+                        loss: TracInSettings, desc: str, only: Any = None) -> StreamedSums:
+    """The token sums of ``_score_streamed``, over the stream's chunks ``only`` keeps (all by
+    default). Each document lies in one chunk, so sums over disjoint chunk sets add up exactly."""
+    out = StreamedSums(torch.zeros(len(docs), dtype=torch.float64), torch.zeros(len(docs), dtype=torch.float64))
+    for chunk in store.stream([d.text for d in docs], max_doc_tokens=loss.max_doc_tokens, desc=desc, only=only):
         acts, doc_index, dropped = _drop_outliers(chunk.acts, chunk.doc_index, loss.norm_threshold)
-        n_outliers += dropped
+        out.n_outliers += dropped
         if acts.shape[0] == 0:
             continue
         t = time.perf_counter()
         s, c = tracin_token_sums(sae, None, acts, doc_index, len(docs), loss.score, seed_grad=seed_grad, allow_empty_docs=True)
-        seconds += time.perf_counter() - t
-        sums += s.cpu()
-        counts += c.cpu()
-        n_tokens += int(acts.shape[0])
+        out.seconds += time.perf_counter() - t
+        out.sums += s.cpu()
+        out.counts += c.cpu()
+        out.n_tokens += int(acts.shape[0])
+    return out
+
+
+def _score_streamed(sae: Any, store: ActivationStore, docs: Sequence[Document], seed_grad: dict[str, torch.Tensor],
+                    loss: TracInSettings, desc: str, sums_key: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """``score_candidates`` with the activations computed chunk by chunk and dropped after
+    scoring: memory O(chunk) + O(documents). Chunks hold whole documents, so each document's
+    score (its token sum over its token count) is the same as scoring all at once, up to the
+    float rounding of a different batching."""
+    found = load_sums(sums_key, len(docs)) if sums_key else None
+    got = found or streamed_token_sums(sae, store, docs, seed_grad, loss, desc)
+    sums, counts, n_tokens, n_outliers, seconds = got.sums, got.counts, got.n_tokens, got.n_outliers, got.seconds
     present = counts > 0
     scores = np.full(len(docs), np.nan)
     scores[present.numpy()] = (sums[present] / counts[present]).numpy()
@@ -193,6 +245,38 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(spearmanr(a, b).statistic)
 
 
+def seed_documents(cfg: ProfileConfig, corpora: Corpora, domain: str) -> Sequence[Document]:
+    seeds = corpora[cfg.domain(domain).split("seed")]
+    if not seeds:
+        raise ValueError(f"the {domain} seed split is empty: TracIn needs a seed set")
+    return seeds
+
+
+def domain_seed_gradient(sae: Any, store: ActivationStore, seeds: Sequence[Document], loss: TracInSettings,
+                         domain: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The seed gradient of ``domain`` and what the results say about it."""
+    seed_set = store.load([d.text for d in seeds], desc=f"caching {domain} seed activations")
+    seed_acts, _, seed_outliers = _drop_outliers(seed_set.acts, seed_set.doc_index, loss.norm_threshold)
+    if seed_acts.shape[0] == 0:
+        raise ValueError(f"every {domain} seed token is above the outlier threshold; nothing to take a gradient of")
+    t = time.perf_counter()
+    grad = seed_gradient(sae, seed_acts, loss.score)
+    return grad, {"docs": len(seeds), "tokens": int(seed_acts.shape[0]), "outlier_tokens_dropped": seed_outliers,
+                  "gradient_s": round(time.perf_counter() - t, 2),
+                  "gradient_norms": {k: float(v.norm()) for k, v in grad.items()}}
+
+
+def candidate_documents(corpora: Corpora, first_stage: RetrievalDomain) -> tuple[dict[str, list[str]], dict[str, Document], list[Document]]:
+    """Each retriever's candidate ids, the candidates by id, and the union's documents (in order)."""
+    candidates = {name: first_stage.prefilter[name].doc_ids for name in RETRIEVERS}
+    union = list(dict.fromkeys(i for name in RETRIEVERS for i in candidates[name]))
+    by_id = find_documents([corpora["general_pool"]], union)   # only the candidates' rows are read
+    missing = [i for i in union if i not in by_id]
+    if missing:
+        raise ValueError(f"{len(missing)} candidate ids from 01_retrieval.json are not in the pool (e.g. {missing[:3]}); rerun notebook 01")
+    return candidates, by_id, [by_id[i] for i in union]
+
+
 def rerank_domain(
     cfg: ProfileConfig,
     corpora: Corpora,
@@ -202,6 +286,7 @@ def rerank_domain(
     sae: Any,
     store: ActivationStore,
     loss: TracInSettings,
+    gsae_folder: str = "",
 ) -> dict[str, Any]:
     """BM25-TracIn and Dense-TracIn selections and their diagnostics for one subdomain."""
     rcfg = cfg.retrieval
@@ -210,29 +295,15 @@ def rerank_domain(
         raise ValueError(f"01_retrieval.json used a {domain} budget of {first_stage.budget}, this run {budget}; rerun notebook 01")
     positives = {d.doc_id for d in corpora.known_positives(domain)}
 
-    seeds = corpora[cfg.domain(domain).split("seed")]
-    if not seeds:
-        raise ValueError(f"the {domain} seed split is empty: TracIn needs a seed set")
-    seed_set = store.load([d.text for d in seeds], desc=f"caching {domain} seed activations")
-    seed_acts, _, seed_outliers = _drop_outliers(seed_set.acts, seed_set.doc_index, loss.norm_threshold)
-    if seed_acts.shape[0] == 0:
-        raise ValueError(f"every {domain} seed token is above the outlier threshold; nothing to take a gradient of")
-    t = time.perf_counter()
-    grad = seed_gradient(sae, seed_acts, loss.score)
-    seed_info = {"docs": len(seeds), "tokens": int(seed_acts.shape[0]), "outlier_tokens_dropped": seed_outliers,
-                 "gradient_s": round(time.perf_counter() - t, 2),
-                 "gradient_norms": {k: float(v.norm()) for k, v in grad.items()}}
+    seeds = seed_documents(cfg, corpora, domain)
+    grad, seed_info = domain_seed_gradient(sae, store, seeds, loss, domain)
 
     # Score the union of both retrievers' candidates once.
-    candidates = {name: first_stage.prefilter[name].doc_ids for name in RETRIEVERS}
-    union = list(dict.fromkeys(i for name in RETRIEVERS for i in candidates[name]))
-    by_id = find_documents([corpora["general_pool"]], union)   # only the candidates' rows are read
-    missing = [i for i in union if i not in by_id]
-    if missing:
-        raise ValueError(f"{len(missing)} candidate ids from 01_retrieval.json are not in the pool (e.g. {missing[:3]}); rerun notebook 01")
-    union_docs = [by_id[i] for i in union]
+    candidates, by_id, union_docs = candidate_documents(corpora, first_stage)
+    union = [d.doc_id for d in union_docs]
     union_scores, scoring = score_candidates(sae, store, union_docs, grad, loss,
-                                             desc=f"caching {domain} TracIn candidates")
+                                             desc=f"caching {domain} TracIn candidates",
+                                             sums_key=streamed_sums_key(store, union_docs, seeds, loss, gsae_folder))
     score_of = dict(zip(union, union_scores))
 
     selections: dict[str, Selection] = {}
@@ -282,6 +353,10 @@ def rerank_domain(
 
 def run_tracin(cfg: ProfileConfig) -> TracinResults:
     """The whole of stage 02; returns and saves its results."""
+    from ssae_utils import dist
+
+    dist.apply_threads()
+    dist.launch_if_requested("tracin", cfg)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     first = load_stage01(cfg)
@@ -298,7 +373,7 @@ def run_tracin(cfg: ProfileConfig) -> TracinResults:
     domains = {}
     for domain, first_stage in first.domains.items():
         t = time.perf_counter()
-        domains[domain] = rerank_domain(cfg, corpora, domain, first_stage, counts, sae, store, loss)
+        domains[domain] = rerank_domain(cfg, corpora, domain, first_stage, counts, sae, store, loss, setup.gsae.folder)
         timings[f"rerank_{domain}_s"] = time.perf_counter() - t
 
     results = TracinResults.create({

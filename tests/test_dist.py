@@ -1,0 +1,221 @@
+"""ssae_utils.dist: stage 03's sweep under torchrun equals the single-process run, and a
+failing rank fails the stage without a results file; a rerun completes it.
+
+The slow tests run torchrun with 2 gloo processes on the CPU. On the CPU the last bits of the
+activations and of a trained SSAE depend on the torch thread count (1 vs 2 threads: 2 of 19
+activation shards and 3 of 14 grids of the smoke sweep differ), so the single-process
+reference runs with the same 1 thread per process as the ranks (SSAE_TORCH_THREADS=1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ssae_utils import dist
+from ssae_utils.paths import REPO_ROOT
+from ssae_utils.runtime import apply_dist_env
+
+
+# ------------------------------------------------------------------ fast
+def test_assign_balances_cost_deterministically():
+    costs = [8, 1, 1, 4, 4, 2]
+    ranks = dist.assign(costs, 2)
+    assert ranks == dist.assign(costs, 2)
+    load = [sum(c for c, r in zip(costs, ranks) if r == k) for k in range(2)]
+    assert sorted(load) == [10, 10]
+    assert dist.assign(costs, 1) == [0] * 6
+    assert set(dist.assign([1] * 5, 8)) == {0, 1, 2, 3, 4}      # more ranks than items: some idle
+    with pytest.raises(ValueError):
+        dist.assign(costs, 0)
+
+
+def test_threads_per_rank_splits_the_cores():
+    assert dist.threads_per_rank(2, cores=2) == 1 and dist.threads_per_rank(4, cores=16) == 4
+    assert dist.threads_per_rank(8, cores=2) == 1
+
+
+def test_torchrun_command_standalone_or_rendezvous():
+    one = dist.torchrun_command("finetune", ["--profile", "smoke"], 2)
+    assert one[1:3] == ["-m", "torch.distributed.run"] and "--standalone" in one
+    assert one[one.index("--nproc-per-node") + 1] == "2" and one[-4:] == ["ssae_utils.dist", "finetune", "--profile", "smoke"]
+    many = dist.torchrun_command("finetune", [], 8, "2", "node0:29500")
+    assert "--standalone" not in many and many[many.index("--rdzv-endpoint") + 1] == "node0:29500"
+    assert many[many.index("--nnodes") + 1] == "2" and many[many.index("--rdzv-id") + 1] == "ssae-finetune"
+    with pytest.raises(ValueError, match="--rdzv-endpoint"):
+        dist.torchrun_command("finetune", [], 8, "2")
+
+
+def test_run_all_options_reach_the_kernels_only_through_the_environment(monkeypatch):
+    env: dict[str, str] = {}
+    assert apply_dist_env(1, environ=env) == {} and env == {}
+    apply_dist_env(2, environ=env)
+    monkeypatch.setattr(os, "environ", env)
+    assert dist.requested() == {"nproc": 2, "nnodes": "1", "rdzv_endpoint": None, "rdzv_id": None}
+    env["LOCAL_RANK"] = "0"          # inside a torchrun worker: never launch again
+    assert dist.requested() is None
+    del env["LOCAL_RANK"]
+    apply_dist_env(1, environ=env)   # a later single-process run drops the earlier setting
+    assert dist.requested() is None and not any(k.startswith("SSAE_") for k in env)
+
+
+def test_run_all_refuses_bad_nproc_and_nnodes_without_endpoint(capsys, tmp_path, monkeypatch):
+    import run_all
+
+    monkeypatch.setenv("SSAE_RUNS", str(tmp_path / "runs"))
+    assert run_all.main(["--profile", "smoke", "--nproc", "0", "--no-plan-check"]) == 2
+    assert "--nproc must be at least 1" in capsys.readouterr().err
+    assert run_all.main(["--profile", "smoke", "--nproc", "2", "--nnodes", "2", "--no-plan-check"]) == 2
+    assert "needs --rdzv-endpoint" in capsys.readouterr().err
+
+
+ROOT_CAUSE = """[default0]:training
+[default1]:finetuning 3 SSAE(s) (ERM): 100%|##########| 12/12
+[default1]:injected fault on rank 1 after 1 item(s) (SSAE_DIST_FAULT)
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-01-01_00:00:00
+  host      : localhost
+  rank      : 1 (local_rank: 1)
+  exitcode  : 3 (pid: 1)
+  error_file: <N/A>
+  traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html
+============================================================"""
+
+
+def test_failure_summary_names_the_rank_and_its_error():
+    summary = dist.failure_summary(ROOT_CAUSE)
+    assert summary.startswith("rank 1 (exit code 3): ") and "injected fault on rank 1" in summary.splitlines()[0]
+    assert "12/12" not in summary.splitlines()[0]
+    raised = ROOT_CAUSE.replace("traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html",
+                                "traceback : Traceback (most recent call last):\n    File \"x.py\", line 1\n  ValueError: boom")
+    assert dist.failure_summary(raised).startswith("rank 1 (exit code 3): ValueError: boom")
+    assert dist.failure_summary("just\nsome\noutput") == "just\nsome\noutput"
+
+
+# ------------------------------------------------------------------ slow: torchrun on the smoke profile
+def _env(folder: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSAE_NPROC", "SSAE_NNODES", "SSAE_RDZV", "SSAE_DIST"))}
+    env.update({"SSAE_CACHE": str(folder / "cache"), "SSAE_RESULTS": str(folder / "results"),
+                "SSAE_FIGURES": str(folder / "figures"), "SSAE_RUNS": str(folder / "runs"),
+                "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+                "SSAE_TORCH_THREADS": "1", **extra})
+    return env
+
+
+def _stage03(folder: Path, **extra: str) -> subprocess.CompletedProcess:
+    code = "from ssae_utils.config import load_profile\nfrom ssae_utils.pipeline.finetune import run_finetune\nrun_finetune(load_profile('smoke'))"
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=_env(folder, **extra),
+                          capture_output=True, text=True, timeout=600)
+
+
+def _comparable(path: Path) -> dict:
+    """The results file, timings aside."""
+    data = json.loads(path.read_text())
+    data.pop("timings")
+    for row in data["rows"]:
+        row.pop("train_s")
+    return data
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory):
+    """Notebooks 00-02 of the smoke profile, once; each test copies them."""
+    folder = tmp_path_factory.mktemp("upstream")
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "run_all.py"), "--profile", "smoke", "--only", "00", "01", "02"],
+                          cwd=REPO_ROOT, env=_env(folder), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(upstream, tmp_path_factory):
+    """Stage 03 in one process (1 torch thread): its results file."""
+    folder = tmp_path_factory.mktemp("single")
+    for part in ("cache", "results"):
+        shutil.copytree(upstream / part, folder / part)
+    proc = _stage03(folder)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return _comparable(folder / "results" / "smoke" / "03_finetune.json")
+
+
+def _copy(upstream: Path, folder: Path) -> Path:
+    for part in ("cache", "results"):
+        shutil.copytree(upstream / part, folder / part)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_run_all_nproc_2_equals_the_single_process_run(upstream, reference, tmp_path):
+    folder = _copy(upstream, tmp_path)
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "run_all.py"), "--profile", "smoke", "--only", "03", "--nproc", "2"],
+                          cwd=REPO_ROOT, env=_env(folder), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    executed = (folder / "runs" / "smoke" / "03_finetune.ipynb").read_text()
+    assert "[rank 1/2]" in executed and "grid(s) to train" in executed      # the ranks did the training
+    assert _comparable(folder / "results" / "smoke" / "03_finetune.json") == reference
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("mode", ["raise", "exit"])
+def test_a_failing_rank_fails_the_stage_without_results_and_a_rerun_completes(upstream, reference, tmp_path, mode):
+    folder = _copy(upstream, tmp_path)
+    results = folder / "results" / "smoke" / "03_finetune.json"
+    failed = _stage03(folder, SSAE_NPROC="2", SSAE_DIST_FAULT=f"1:1:{mode}")
+    assert failed.returncode != 0
+    assert "RankFailed" in failed.stderr and "rank 1 (exit code" in failed.stderr
+    assert "injected fault on rank 1 after 1 item(s)" in failed.stderr
+    assert not results.exists()
+    again = _stage03(folder, SSAE_NPROC="2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    # only what the failed run left undone is trained again
+    shares = [tuple(map(int, m)) for m in re.findall(r"\] (\d+) of (\d+) grid\(s\) to train", again.stdout)]
+    assert len(shares) == 2 and sum(mine for mine, _ in shares) == shares[0][1] < 14   # the smoke sweep has 14 grids
+    assert _comparable(results) == reference
+
+
+# ------------------------------------------------------------------ slow: stage 02, streamed TracIn
+STREAM = "retrieval.tracin_stream=true"
+
+
+def _stage02(folder: Path, **extra: str) -> subprocess.CompletedProcess:
+    code = ("from ssae_utils.config import load_profile\nfrom ssae_utils.pipeline.tracin import run_tracin\n"
+            "run_tracin(load_profile('smoke', {'retrieval.tracin_stream': True}))")
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=_env(folder, **extra),
+                          capture_output=True, text=True, timeout=600)
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k not in ("timings", "scoring_s", "tokens_per_s", "gradient_s")}
+    return [_without_timings(v) for v in value] if isinstance(value, list) else value
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_streamed_tracin_over_2_ranks_equals_one_process(tmp_path):
+    upstream = tmp_path / "upstream"
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "run_all.py"), "--profile", "smoke", "--only", "00", "01", "--set", STREAM],
+                          cwd=REPO_ROOT, env=_env(upstream), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = {}
+    for name, extra in (("single", {}), ("split", {"SSAE_NPROC": "2"})):
+        folder = _copy(upstream, tmp_path / name)
+        proc = _stage02(folder, **extra)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        out[name] = _without_timings(json.loads((folder / "results" / "smoke" / "02_tracin.json").read_text()))
+        if extra:
+            # both ranks scored candidates, and the notebook used their sums
+            assert len(re.findall(r"\[rank [01]/2\] physics: scored \d+ candidate tokens", proc.stdout)) == 2
+            assert len(list((folder / "cache" / "tracin_sums").glob("*.pt"))) == 2
+    assert out["split"] == out["single"]
+    assert all(d["scoring"]["streamed"] for d in out["single"]["domains"].values())
