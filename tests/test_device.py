@@ -113,6 +113,7 @@ ALLOWED_CPU = {
     "ssae_utils/model/backends/tiny_gpt2.py": 1,
     "ssae_utils/retrieval/embedders.py": 1,  # "cuda if available else cpu" when no device is given
     "ssae_utils/device.py": 2,             # resolving "auto"
+    "ssae_utils/dist.py": 1,               # a gloo all-reduce takes host tensors (NCCL: cuda:LOCAL_RANK)
     "ssae_utils/model/config.py": 6,        # the knob's literal values and the CPU presets
 }
 
