@@ -4,7 +4,7 @@ Every heavy step (the LM forward, GSAE and SSAE training, TracIn, patched CE, lo
 embedding, the Bias-in-Bios probes) runs on ``model.device`` resolved once per stage:
 ``"auto"`` is CUDA when torch sees a GPU, else the CPU. SAEs are loaded onto it
 (``load_sae(path, device)``), and each heavy function moves its *batches* to the device of
-the weights it uses (``to_device_of``), so activations cached on disk (numpy memmaps, on the
+the weights it uses (``device_of``), so activations cached on disk (numpy memmaps, on the
 host) are copied to the GPU one batch at a time and nothing needs the whole set in GPU
 memory. On CUDA, float32 matmuls use TF32 tensor cores (``enable_fast_matmul``): the SAE
 steps are matmuls of 2048 x 16384 weights, where TF32 is several times faster than exact
@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["resolve_device", "enable_fast_matmul", "device_of", "to_device_of"]
+__all__ = ["resolve_device", "enable_fast_matmul", "device_of"]
 
 
 def resolve_device(requested: str) -> str:
@@ -59,7 +59,3 @@ def device_of(module_or_sae: Any, default: Any = _RAISE) -> torch.device:
         return torch.device(default)
     raise TypeError(f"cannot tell which device a {type(module_or_sae).__name__} lives on")
 
-
-def to_device_of(x: torch.Tensor, owner: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """``x`` on ``owner``'s device (and in ``dtype``); a no-op when it is already there."""
-    return x.to(device_of(owner), dtype) if dtype is not None else x.to(device_of(owner))

@@ -13,11 +13,6 @@ measured embedded run (README, "Run time"); those of ``gpu-h100`` are public pea
 times a stated utilisation and are not measured. Estimates of a cold run are upper bounds
 for a warm one (what is cached is only read), and disk totals do not subtract documents
 that several selections share.
-
-Changes landing in parallel are modelled through knobs read with ``getattr`` and a default,
-so this module works before and after they land: where a knob does not exist yet, the new
-behaviour is assumed for the paper profile and the current one for smoke and embedded
-(``_new_behaviour``).
 """
 
 from __future__ import annotations
@@ -56,8 +51,7 @@ class Machine:
     cpu_lm_utilisation: float
     gpu_peak_flops: dict[str, float] = field(default_factory=dict)   # dtype -> dense peak
     gpu_lm_utilisation: float = 0.0
-    # SAE work (GSAE/SSAE training, TracIn, encoding) runs where the SAE lives: the CPU in
-    # the current code (stages load SAEs with load_sae(device="cpu"))
+    # SAE work (GSAE/SSAE training, TracIn, encoding) runs where the SAE lives: model.device
     cpu_sae_utilisation: float = 0.5
     gpu_sae_utilisation: float = 0.5
     embed_flops: float = 0.0              # effective FLOP/s of the retrieval embedder's forward
@@ -248,7 +242,7 @@ def embedder_spec(cfg: Any) -> EmbedderSpec:
         return EmbedderSpec(11e6, 384, 6, 384, 0.09)
     if name == "contriever":  # facebook/contriever (BERT-base): 110M = 24M embedding + 86M blocks
         return EmbedderSpec(86e6, 768, 12, 768, 0.44)
-    return EmbedderSpec(0.0, int(getattr(cfg.retrieval, "hashing_dim", 256)), 0, 0, 0.0)   # hashing: no network
+    return EmbedderSpec(0.0, int(cfg.retrieval.hashing_dim), 0, 0, 0.0)   # hashing: no network
 
 
 # ============================================================================ data sizes
@@ -739,7 +733,7 @@ class Ctx:
         # while de-duplicating). arrow: the splits are memory-mapped tables (pages the kernel
         # can drop) and ~110 bytes a document of hashes and sort keys while building
         # (bench/results/corpora.json); stage 01 still lists the pool's texts (counted there).
-        if getattr(self.cfg.data, "storage", "jsonl") == "arrow":
+        if self.cfg.data.storage == "arrow":
             return self.data.total_docs * 110 / GB
         return (self.data.total_tokens * BYTES_PER_TOKEN_TEXT * 1.5 + self.data.total_docs * 1_000) / GB
 
@@ -769,14 +763,6 @@ class Ctx:
         if with_model:
             out.append(Part("load model", self.lm.files_gb / 0.5))   # ~0.5 GB/s from the local cache
         return out
-
-
-def _new_behaviour(ctx: Ctx, section: Any, knob: str, value_if_new: Any, value_if_current: Any) -> Any:
-    """The colleague's knob if it exists; else the new behaviour on the paper profile and the
-    current one elsewhere (the change is being made in parallel)."""
-    if hasattr(section, knob):
-        return getattr(section, knob)
-    return value_if_new if ctx.paper else value_if_current
 
 
 # gemma-2b-res-jb's context_size (SAELens pretrained_saes.yaml), used when model.context_length
@@ -837,7 +823,7 @@ def estimate_01(ctx: Ctx) -> StageEstimate:
     st = StageEstimate("01", "retrieval")
     pool = ctx.data["general_pool"]
     st.time += ctx.overhead()
-    # streaming BM25 (colleague's change): memory O(n documents); current sparse index: the
+    # streaming BM25 (retrieval.bm25_backend=streaming): memory O(n documents); the sparse index: the
     # tokenized pool as Python lists (~60 B a word token) and a CSR matrix of ~0.6 nnz per
     # token (float64 + int32 index)
     streaming = r.bm25_backend == "streaming"
@@ -849,12 +835,12 @@ def estimate_01(ctx: Ctx) -> StageEstimate:
                Part("corpora in memory", ctx.corpora_ram_gb(), "--set data.general_max_words=..."),
                # stage 01 lists the pool's texts for BM25 and the embedder, whatever the storage
                *([Part("pool texts as one list (stage 01)", pool.tokens * BYTES_PER_TOKEN_TEXT * 1.2 / GB,
-                       "--set data.general_max_words=...")] if getattr(ctx.cfg.data, "storage", "jsonl") == "arrow" else []),
+                       "--set data.general_max_words=...")] if ctx.cfg.data.storage == "arrow" else []),
                Part("BM25 index" + (" (streaming)" if streaming else ""), bm25_ram,
                     "a streaming BM25 (retrieval.bm25_backend)" if not streaming else "--set data.general_max_words=...")]
     st.time.append(Part("BM25 tokenize + index" + (" (streaming: 2 passes)" if streaming else ""),
                         pool.docs / m.bm25_docs_per_s * (2 if streaming else 1)))
-    # embedding: (colleague) float16 memory-mapped for the paper profile; float32 in memory now
+    # embeddings: retrieval.embedding_dtype (float16 memory-mapped shards in the paper preset, float32 .npy otherwise)
     dtype = r.embedding_dtype
     emb_bytes = 2 if dtype == "float16" else 4
     emb_gb = pool.docs * ctx.emb.dim * emb_bytes / GB
@@ -898,8 +884,8 @@ def estimate_02(ctx: Ctx) -> StageEstimate:
         rows += ctx.with_bos(docs * per_doc, per_doc)
         seeds = ctx.data[dom.split("seed")]
         rows += ctx.with_bos(seeds.tokens, seeds.tokens_per_doc)
-    # streaming (colleague's change): candidates go batch by batch through the LM and the
-    # score, only per-document scores are kept; current: cached on disk and loaded whole
+    # retrieval.tracin_stream: candidates go batch by batch through the LM and the score, only
+    # per-document scores are kept; otherwise they are cached on disk and loaded whole
     streaming = r.tracin_stream
     st.time += [Part("LM forward of the candidates", ctx.lm_forward_s(rows)),
                 # closed-form score ~ one encoder pass (2 d s) plus the active-feature terms (~d s)
@@ -940,8 +926,8 @@ def estimate_03(ctx: Ctx) -> StageEstimate:
     st = StageEstimate("03", "finetune")
     st.time += ctx.overhead()
     pool = ctx.data["general_pool"]
-    # (a) colleague: per selection only a seeded whole-document sample of ~steps x batch
-    # tokens is cached when that is smaller than the selection
+    # (a) finetune.sample_read_tokens: per selection only a seeded whole-document sample of
+    # ~steps x batch tokens is cached when that is smaller than the selection
     sample = s.sample_read_tokens
     # (b) only the checkpoint validation picks is kept on disk (finetune.keep_unpicked_checkpoints=False)
     only_picked = not s.keep_unpicked_checkpoints
@@ -1010,8 +996,8 @@ def estimate_03(ctx: Ctx) -> StageEstimate:
     model_ram, model_gpu = ctx.lm_parts()
     st.ram += model_ram
     st.gpu += model_gpu
-    if not sample and not ctx.paper:
-        st.notes.append("selections cached whole (current code); the sampled cache (finetune.sample_read_tokens) is assumed on paper only")
+    if not sample:
+        st.notes.append("finetune.sample_read_tokens=false: every selection is cached whole")
     return st
 
 
