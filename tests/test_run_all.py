@@ -178,7 +178,9 @@ def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
     assert {"Original", "Oracle", "GSAE SHIFT", "SSAE SHIFT"} <= {row["row"] for row in bios["table"]}
     scorecard = json.loads((tmp_path / "results" / "smoke" / "08_scorecard.json").read_text())
     assert [c["claim"] for c in scorecard["claims"]] == [f"C{i}" for i in range(1, 10)]
-    assert all(c["verdict"] in ("reproduced", "not reproduced", "inconclusive") for c in scorecard["claims"])
+    assert all(c["verdict"] in ("reproduced", "contradicted", "inconclusive", "untestable") for c in scorecard["claims"])
+    assert all(c["legacy_verdict"] in ("reproduced", "not reproduced", "inconclusive") for c in scorecard["claims"])
+    assert all(c["stats"]["outcome"] == c["verdict"] for c in scorecard["claims"])
     executed = tmp_path / "runs" / "smoke" / "00_setup.ipynb"
     assert executed.exists()
     # the source notebook is never overwritten by an executed copy

@@ -36,6 +36,7 @@ from ssae_utils.results.stages import (
     Prefilter,
     RetrievalDomain,
     RetrievalResults,
+    ScorecardClaim,
     ScorecardResults,
     SetupResults,
     ShiftRow,
@@ -144,7 +145,7 @@ __all__ = [
     "EXPLANATIONS", "EXPLANATIONS_FILE", "EvalDocuments", "F1Summary", "FINETUNE_FILE", "FinetuneResults", "FinetuneRow", "GsaeBlock",
     "GsaeSplit", "PARETO_FILE", "ParetoFigure", "ParetoResults", "Prefilter", "RETRIEVAL_FILE", "Record",
     "ResultsFile", "ResultsSchemaError", "RetrievalDomain", "RetrievalResults", "SCORECARD_FILE", "SETUP_FILE",
-    "STAGES", "ScorecardResults", "SetupResults", "ShiftRow", "Source", "StageResults", "TAIL_TOKENS_FILE",
+    "STAGES", "ScorecardClaim", "ScorecardResults", "SetupResults", "ShiftRow", "Source", "StageResults", "TAIL_TOKENS_FILE",
     "TRACIN_FILE", "TailTokens", "TailTokensResults", "TracinDomain", "TracinResults", "key", "missing_error",
     "notebook_of", "notebook_stem", "optional", "read_stage", "results_path", "write_results",
 ]

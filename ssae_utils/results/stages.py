@@ -320,11 +320,32 @@ class BiasInBiosResults(StageResults):
 
 # ------------------------------------------------------------------ 08_scorecard.json
 @dataclass(kw_only=True)
+class ScorecardClaim(Record):
+    """One claim's row. ``verdict``: the four-outcome verdict of ``ssae_utils.stats``
+    (reproduced / contradicted / inconclusive / untestable; its sub-tests in ``stats``) in a file
+    that has ``legacy_verdict_rule``; in a file written before, the k-sigma verdict
+    (reproduced / not reproduced / inconclusive), which newer files keep as ``legacy_verdict``."""
+
+    claim: str
+    text: str
+    verdict: str
+    legacy_verdict: str = optional()        # since the four-outcome headline
+    metric: str | None
+    values: list[dict[str, Any]] | None
+    seeds: str | None
+    evidence: list[dict[str, Any]]
+    note: str | None
+    stats: dict[str, Any] = optional()      # ssae_utils.stats.verdict.ClaimResult.to_dict (C1-C5 only, before the headline)
+
+
+@dataclass(kw_only=True)
 class ScorecardResults(StageResults):
     FILE = "08_scorecard.json"
     NOTEBOOK = "08"
 
     sources: list[str]
-    verdict_rule: str
-    claims: list[dict[str, Any]]
-    stats_rule: str = optional()   # ssae_utils.stats.verdict.VERDICT_RULE (not in the committed embedded results)
+    verdict_rule: str                       # the rule of ``claims[].verdict``
+    legacy_verdict_rule: str = optional()   # since the four-outcome headline: the k-sigma rule of legacy_verdict
+    claims: list[ScorecardClaim]
+    # files between the four-outcome verdicts for C1-C5 and the headline: VERDICT_RULE, then beside verdict_rule
+    stats_rule: str = optional()

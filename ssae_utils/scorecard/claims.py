@@ -1,11 +1,14 @@
 """The paper's claims C1-C9 (listed, with where the paper makes each, in CLAIMS.md), each with the results it is judged on.
 
 A registry: claim id -> what it says, which results files it needs, and the function that
-turns them into evidence (``ssae_utils.scorecard.verdict.Evidence``). C1-C5 also get a
-four-outcome verdict (``stats``: ``ssae_utils.stats.verdict``) from 03_finetune.json's
-per-document CE when the scorecard is given it. The verdict of a claim
-combines its pieces of evidence (``verdict.combine``). A claim whose results are missing is
-*inconclusive* with a note naming the notebook to run.
+turns them into evidence. Every claim gets the four-outcome verdict of ``ssae_utils.stats``
+(``verdict``: reproduced / contradicted / inconclusive / untestable; its sub-tests, with effect,
+interval, MDE, seeds, documents and preconditions, under ``stats``): C1-C5 and C7's perplexity
+from 03_finetune.json's per-document CE (``stats.pareto``), C6-C9 and C7's tail and breadth
+parts from 05-07's results (``stats.result_tests``), Holm over the sub-tests of all nine claims
+together (one family). The old k-sigma verdict (``scorecard.verdict``) is kept beside it as
+``legacy_verdict``, with its ``values`` and ``evidence``. A claim whose results are missing is
+untestable (legacy: inconclusive) with a note naming the notebook to run.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from ssae_utils.results import notebook_of
 from ssae_utils.scorecard import pareto_claims as pc
 from ssae_utils.scorecard import result_claims as rc
 from ssae_utils.scorecard.verdict import Evidence, combine
-from ssae_utils.stats.pareto import pareto_subtests
-from ssae_utils.stats.verdict import judge_family
+from ssae_utils.stats.pareto import pareto_subtests, term_ppl_test
+from ssae_utils.stats.result_tests import result_subtests
+from ssae_utils.stats.verdict import Precondition, SubTest, judge_family
 
 Results = dict[str, dict[str, Any]]   # results file name -> its JSON
 
@@ -77,27 +81,42 @@ CLAIMS: dict[str, Claim] = {c.claim_id: c for c in [
 ]}
 
 
+def stats_subtests(results: Results) -> dict[str, list[SubTest]]:
+    """Every claim's four-outcome sub-tests from the results there are (a missing file makes
+    the sub-tests that need it untestable, naming the notebook)."""
+    if PARETO in results:
+        pareto = pareto_subtests(results.get(FINETUNE), results[PARETO])
+        c7_ppl = term_ppl_test(results.get(FINETUNE), results[PARETO])
+    else:
+        missing = (Precondition(f"{PARETO} exists", False, f"run notebook {notebook_of(PARETO)} first"),)
+        pareto = {c: [SubTest("mean PPL/GSAE gap", "negative", None, missing)] for c in ("C1", "C2", "C3", "C4", "C5")}
+        c7_ppl = SubTest("mean PPL/GSAE, TERM vs Dense ERM (non-inferiority)", "negative", None, missing)
+    rest = result_subtests(results.get(TAIL), results.get(AUTOINTERP), results.get(BIOS))
+    rest["C7"] = [c7_ppl, *rest["C7"]]
+    return {**pareto, **rest}
+
+
 def score_claims(results: Results) -> list[dict[str, Any]]:
-    """One row per claim: {claim, text, verdict, metric, values, seeds, evidence}."""
+    """One row per claim: {claim, text, verdict (four outcomes), legacy_verdict (k sigma),
+    metric, values, seeds, evidence, note, stats}."""
+    judged = judge_family(stats_subtests(results))     # one Holm family: every testable sub-test of C1-C9
     rows = []
     for claim in CLAIMS.values():
+        stats = judged[claim.claim_id]
+        notes = stats.notes
         missing = [f for f in claim.needs if f not in results]
         if missing:
             notebooks = ", ".join(sorted({notebook_of(f) for f in missing}))
-            rows.append({"claim": claim.claim_id, "text": claim.text, "verdict": "inconclusive", "metric": None, "values": None,
-                         "seeds": None, "evidence": [], "note": f"not measured: run notebook(s) {notebooks} first"})
+            rows.append({"claim": claim.claim_id, "text": claim.text, "verdict": stats.outcome, "legacy_verdict": "inconclusive",
+                         "metric": None, "values": None, "seeds": None, "evidence": [],
+                         "note": f"not measured: run notebook(s) {notebooks} first", "stats": stats.to_dict()})
             continue
         evidence = claim.evaluate(results)
-        rows.append({"claim": claim.claim_id, "text": claim.text, "verdict": combine([e.verdict for e in evidence]),
+        legacy_notes = [e.note for e in evidence if e.note]
+        rows.append({"claim": claim.claim_id, "text": claim.text, "verdict": stats.outcome,
+                     "legacy_verdict": combine([e.verdict for e in evidence]),
                      "metric": "; ".join(e.metric for e in evidence),
                      "values": [{"value": e.value, "se": e.se, "expected_sign": e.expected, "verdict": e.verdict} for e in evidence],
                      "seeds": claim.seeds(results), "evidence": [e.to_dict() for e in evidence],
-                     "note": "; ".join(e.note for e in evidence if e.note) or None})
-    if PARETO in results:
-        # the four-outcome verdicts of the Pareto claims (ssae_utils.stats), beside the old ones:
-        # paired over evaluation documents, each strategy's own seeds, Holm over C1-C5's sub-tests
-        judged = judge_family(pareto_subtests(results.get(FINETUNE), results[PARETO]))
-        for row in rows:
-            if row["claim"] in judged:
-                row["stats"] = judged[row["claim"]].to_dict()
+                     "note": "; ".join(notes + legacy_notes) or None, "stats": stats.to_dict()})
     return rows

@@ -1,4 +1,5 @@
-"""Claims C1-C5 and the perplexity half of C7, measured on the Pareto curves (04_pareto.json).
+"""Claims C1-C5 and the perplexity half of C7, measured on the Pareto curves (04_pareto.json):
+the *legacy* k-sigma evidence (``legacy_verdict``; the headline verdicts are ``ssae_utils.stats``).
 
 Every comparison uses a curve's *mean height* over the L0 window that all curves of its
 figure cover (``auc.common``): the mean patched perplexity relative to the GSAE there, lower
@@ -15,9 +16,9 @@ from typing import Any
 
 from ssae_utils.results import PARETO_FILE
 from ssae_utils.scorecard.verdict import Evidence, combine, judge, se_of_difference
-
-# "comparable" perplexity for C7: TERM within this factor of ERM's mean relative PPL
-COMPARABLE_RATIO = 1.10
+# "comparable" perplexity for C7: TERM within this factor of ERM's mean relative PPL (one
+# tolerance for the legacy verdict and the four-outcome non-inferiority test)
+from ssae_utils.stats.pareto import COMPARABLE_RATIO
 
 
 def pooled_seed_sd(figure: dict[str, Any]) -> float | None:

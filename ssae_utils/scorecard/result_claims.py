@@ -1,4 +1,6 @@
-"""Claims C6-C9 and the feature half of C7, from notebooks 05, 06 and 07's results.
+"""Claims C6-C9 and the feature half of C7, from notebooks 05, 06 and 07's results: the
+*legacy* k-sigma evidence (``legacy_verdict`` in 08_scorecard.json). The headline four-outcome
+verdicts of the same claims, from the same evidence, are ``ssae_utils.stats.result_tests``.
 
 Noise, per claim (each is the uncertainty that the saved results can speak to):
 - C6 / C7 tail coverage: which rare token types happen to occur in the test split. Two
@@ -17,19 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from ssae_utils.analysis.matched import is_term_label
 from ssae_utils.scorecard.verdict import Evidence, judge
+from ssae_utils.stats.result_tests import DENSE_LABEL, term_label
 
-DENSE_LABEL = "Dense SSAE"
 # C9: the paper reports +12.5 points of worst-group accuracy; a gain below 3 points
 # (a quarter of that) is not the claimed effect.
 C9_MIN_EFFECT = 0.03
-
-
-def term_label(labels: Any) -> str | None:
-    """The TERM model a claim is judged on: the first one notebook 05/06 compared (with the
-    paper's sweep, t = 500)."""
-    return next((label for label in labels if is_term_label(label)), None)
 
 
 def _short(label: str) -> str:
@@ -90,6 +85,8 @@ def autointerp_evidence(autointerp: dict[str, Any]) -> Evidence:
     term = term_label(s)
     if term is None or DENSE_LABEL not in s:
         return Evidence("mean F1, TERM minus Dense", None, None, "positive", "inconclusive", note="models missing in 06")
+    if any(s[m].get(k) is None for m in (term, DENSE_LABEL) for k in ("mean", "ci_low", "ci_high")):
+        return Evidence("mean F1, TERM minus Dense", None, None, "positive", "inconclusive", note="no mean F1 or CI in 06")
     se = math.sqrt(sum(((s[m]["ci_high"] - s[m]["ci_low"]) / 3.92) ** 2 for m in (term, DENSE_LABEL)))
     gap = s[term]["mean"] - s[DENSE_LABEL]["mean"]
     offline = autointerp.get("mode") != "claude"

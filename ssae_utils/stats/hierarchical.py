@@ -178,9 +178,9 @@ def weighted_sum(arms: Sequence[Arm], weights: Sequence[float]) -> Arm:
 class Component:
     """One variance component of an estimate: its share of ``V``, its degrees of freedom."""
 
-    source: str           # "documents <split>" or "seeds <arm>"
+    source: str           # "documents <split>" or "seeds <arm>" (or the unit of a normal estimate)
     variance: float       # its contribution to V (None-free: 0 when truncated)
-    df: int
+    df: float             # an int, or math.inf for a normal approximation
     detail: dict[str, float] = field(default_factory=dict)
 
 
@@ -212,16 +212,35 @@ class Estimate:
         """Two-sided p of H0: effect = 0 (t with ``df`` degrees of freedom)."""
         if not self.se > 0:
             return 0.0 if self.effect != 0 else 1.0
-        return float(2 * sps.t.sf(abs(self.effect) / self.se, self.df))
+        z = abs(self.effect) / self.se
+        if not math.isfinite(self.df) or self.df > 1e7:
+            return float(2 * sps.norm.sf(z))
+        return float(2 * sps.t.sf(z, self.df))
 
     def to_dict(self, level: float = 0.95) -> dict[str, object]:
+        """JSON-shaped; an infinite df (a normal approximation) is written as null (JSON has no
+        infinity) with ``distribution`` "normal"."""
         lo, hi = self.interval(level)
-        return {"effect": self.effect, "se": self.se, "df": self.df, "interval": [lo, hi], "level": level,
+        return {"effect": self.effect, "se": self.se, "df": _finite(self.df),
+                "distribution": "t" if math.isfinite(self.df) else "normal", "interval": [lo, hi], "level": level,
                 "p": self.p_value(), "n_seeds": dict(self.n_seeds), "n_docs": dict(self.n_docs),
                 "seed_variance_known": self.seed_variance_known,
                 "unknown_seed_variance": list(self.unknown_seed_variance),
                 "unknown_doc_variance": list(self.unknown_doc_variance),
-                "components": [{"source": c.source, "variance": c.variance, "df": c.df, **c.detail} for c in self.components]}
+                "components": [{"source": c.source, "variance": c.variance, "df": _finite(c.df), **c.detail}
+                               for c in self.components]}
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def normal_estimate(effect: float, se: float, source: str, n_seeds: Mapping[str, int] | None = None,
+                    n_docs: Mapping[str, int] | None = None, detail: Mapping[str, float] | None = None) -> Estimate:
+    """One normal-approximation statistic (a count, a bootstrap over many units): its effect
+    and SE, infinite df, one variance component ``source`` (the sampling unit)."""
+    return Estimate(float(effect), float(se), math.inf, (Component(source, float(se) ** 2, math.inf, dict(detail or {})),),
+                    dict(n_seeds or {}), dict(n_docs or {}), True)
 
 
 def t_quantile(q: float, df: float) -> float:

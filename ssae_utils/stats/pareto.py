@@ -11,6 +11,20 @@ So each strategy is an arm whose per-seed value is ``g_j = sum_l w_l exp(CE_jl -
 per-document CE sums stage 03 keeps (``03_finetune.json``: ``eval_documents`` and each row's
 ``ce_sums``). ``ssae_utils.stats.hierarchical`` gives the paired estimate; an OOD-minus-test
 gap (C3, C5) pairs each strategy's seeds across the two splits.
+
+C7's perplexity part (``term_ppl_test``) is the same machinery on the TERM figure (fig6): the
+first TERM curve against Dense ERM over their common L0 band, as a non-inferiority test of
+"TERM's mean relative perplexity is within ``COMPARABLE_RATIO`` of ERM's": the effect
+``TERM - 1.1 x Dense`` is claimed negative (a fixed linear contrast of the two arms, paired on
+the same documents, each with its own seeds).
+
+Gaps to the GSAE (``vs_gsae``): beside each sub-test's effect (a difference between two arms),
+each arm's *own* gap to the GSAE, its mean relative perplexity minus 1, with the same
+hierarchical interval (its own seeds, and its documents paired with the GSAE's per-document CE,
+which the relative perplexity already divides by). A report, not a verdict: it shows when a
+claimed gain over the general-data baseline is a gain over a *damaged* baseline (General
+significantly worse than the GSAE it was finetuned from, ``damaged_baseline_note``), so the
+gap to General would overstate what finetuning on the subdomain buys over the GSAE itself.
 """
 
 from __future__ import annotations
@@ -21,9 +35,23 @@ import numpy as np
 
 from ssae_utils.sae.pareto import curve_auc
 from ssae_utils.stats.hierarchical import Arm, ce_arm, contrast, relative_ppl, weighted_sum
-from ssae_utils.stats.verdict import Precondition, SubTest
+from ssae_utils.stats.verdict import Precondition, SubTest, finite_or_none
 
 EVIDENCE = "03_finetune.json keeps per-document CE (eval_documents, ce_sums)"
+# C7's "comparable" perplexity: TERM within this factor of ERM's mean relative PPL (the legacy
+# verdict, ``scorecard.pareto_claims``, uses the same one)
+COMPARABLE_RATIO = 1.10
+BASELINE = "general"      # the general-data SSAE: the baseline whose own gap to the GSAE is checked
+VS_GSAE_LEVEL = 0.95
+TERM_MARK = "+TERM"
+# what a C1-C5 (and C7 perplexity) interval speaks to
+NOISE = ("the evaluation documents (a sample of the split, paired across arms) and each arm's own training "
+         "seeds; the GSAE and the L0 grid are fixed")
+
+
+def curve_of(strategy: str, tilt: float) -> str:
+    """A row's curve name in 04_pareto.json (``pipeline.pareto.curve_name``)."""
+    return strategy if float(tilt) == 0 else f"{strategy}{TERM_MARK} t={float(tilt):g}"
 
 
 class Untestable(Exception):
@@ -44,7 +72,8 @@ def window_weights(l0: list[float], window: tuple[float, float]) -> np.ndarray:
 
 
 def curve_arm(finetune: Mapping[str, Any], figure: Mapping[str, Any], curve: str) -> Arm:
-    """The arm of ``curve`` (an ERM strategy) in ``figure`` (a 04_pareto.json figure)."""
+    """The arm of ``curve`` (an ERM strategy, or a TERM curve "dense+TERM t=500") in ``figure``
+    (a 04_pareto.json figure)."""
     domain, split = figure["domain"], figure["split"]
     docs = (finetune.get("eval_documents") or {}).get(domain, {}).get(split)
     if docs is None:
@@ -55,7 +84,7 @@ def curve_arm(finetune: Mapping[str, Any], figure: Mapping[str, Any], curve: str
         raise Untestable(f"curve {curve} is in the figure's common L0 window", f"{len(points)} points, window {common}")
     tokens = np.asarray(docs["tokens"], dtype=float)
     gsae = ce_arm(np.asarray(docs["gsae"], dtype=float)[None, :], tokens, split)
-    rows = [r for r in finetune["rows"] if r["domain"] == domain and r["strategy"] == curve and float(r["tilt"]) == 0.0]
+    rows = [r for r in finetune["rows"] if r["domain"] == domain and curve_of(r["strategy"], r["tilt"]) == curve]
     seeds = sorted({int(r["seed"]) for r in rows})
     per_lambda = []
     for p in points:
@@ -81,13 +110,84 @@ def _untestable(name: str, expected: str, failed: Precondition) -> SubTest:
     return SubTest(name, expected, None, pre)  # type: ignore[arg-type]
 
 
+def gap_to_gsae(arm: Arm, name: str, split: str, level: float = VS_GSAE_LEVEL) -> dict[str, Any]:
+    """One arm's mean relative perplexity minus 1 (its gap to the GSAE, > 0: worse than the
+    GSAE), with its hierarchical interval (own seeds; documents paired with the GSAE's, which
+    the arm's relative perplexity already divides by). ``significant``: the interval excludes
+    0 (None when the arm's seed variance is unknown: one seed, the interval is a lower bound)."""
+    e = contrast({name: arm}, {name: 1.0})
+    lo, hi = e.interval(level)
+    known = e.seed_variance_known and not e.unknown_doc_variance and e.se > 0
+    return {"arm": name, "split": split, "effect": e.effect - 1.0, "se": e.se, "df": finite_or_none(e.df),
+            "interval": [lo - 1.0, hi - 1.0], "level": level, "n_seeds": e.n_seeds[name], "n_docs": dict(e.n_docs),
+            "seed_variance_known": e.seed_variance_known,
+            "significant": (lo - 1.0 > 0 or hi - 1.0 < 0) if known else None}
+
+
+def damaged_baseline_note(vs_gsae: Mapping[str, Mapping[str, Any]], baseline: str = BASELINE) -> str | None:
+    """A flagged note when the baseline arm is itself significantly worse than the GSAE."""
+    worse = [g for g in vs_gsae.values() if g["arm"] == baseline and g["significant"] and g["effect"] > 0]
+    if not worse:
+        return None
+    parts = []
+    for g in worse:
+        lo, hi = g["interval"]
+        others = "; ".join(f"{o['arm']} {o['effect']:+.3g} [{o['interval'][0]:+.3g}, {o['interval'][1]:+.3g}]"
+                           for o in vs_gsae.values() if o["arm"] != baseline and o["split"] == g["split"])
+        parts.append(f"{g['split']}: {baseline} PPL/GSAE - 1 = {g['effect']:+.3g} [{lo:+.3g}, {hi:+.3g}] "
+                     f"({g['level']:.0%})" + (f"; vs the GSAE: {others}" if others else ""))
+    return (f"damaged baseline: the {baseline}-data SSAE is itself significantly worse than the GSAE "
+            f"({'; '.join(parts)}), so a gap to it overstates the gain over the GSAE (a report; the verdict is unchanged)")
+
+
+def _with_gsae_report(test: SubTest, arms_by_split: Mapping[str, Mapping[str, Arm]]) -> SubTest:
+    """``test`` with each arm's gap to the GSAE on every split it is measured on, and the
+    damaged-baseline note where it applies."""
+    single = len(arms_by_split) == 1
+    vs = {(a if single else f"{a} ({split})"): gap_to_gsae(arm, a, split)
+          for split, arms in arms_by_split.items() for a, arm in arms.items()}
+    note = damaged_baseline_note(vs)
+    return SubTest(test.name, test.expected, test.estimate, test.preconditions, test.hierarchical, test.noise, vs,
+                   test.notes + ((note,) if note else ()))
+
+
 def gap_test(finetune: Mapping[str, Any], pareto: Mapping[str, Any], fig: str, a: str, b: str, name: str) -> SubTest:
     """``a - b`` in mean relative PPL over ``fig``'s common window; claimed negative."""
     try:
         arms = _arms(finetune, pareto, fig, (a, b))
     except Untestable as err:
         return _untestable(name, "negative", err.precondition)
-    return SubTest(name, "negative", contrast(arms, {a: 1.0, b: -1.0}), (Precondition(EVIDENCE, True),))
+    test = SubTest(name, "negative", contrast(arms, {a: 1.0, b: -1.0}), (Precondition(EVIDENCE, True),),
+                   noise=NOISE)
+    return _with_gsae_report(test, {pareto["figures"][fig]["split"]: arms})
+
+
+def term_ppl_test(finetune: Mapping[str, Any] | None, pareto: Mapping[str, Any], fig: str = "fig6",
+                  ratio: float = COMPARABLE_RATIO) -> SubTest:
+    """C7's perplexity part: the first TERM curve of ``fig`` against Dense ERM, non-inferiority
+    with margin ``ratio``: ``TERM - ratio x Dense`` in mean relative PPL over the figure's
+    common L0 band, claimed negative (reproduced: TERM's perplexity is significantly below
+    ``ratio`` times ERM's)."""
+    name = f"mean PPL/GSAE, TERM - {ratio:g} x Dense ERM (non-inferiority: comparable if < 0)"
+    if finetune is None:
+        return SubTest(name, "negative", None, (Precondition(EVIDENCE, False, "03_finetune.json is not there"),))
+    figure = pareto["figures"].get(fig)
+    if figure is None:
+        return _untestable(name, "negative", Precondition(f"figure {fig} is in 04_pareto.json", False))
+    term = next((c for c in figure["curves"] if TERM_MARK in c), None)
+    if term is None:
+        return _untestable(name, "negative", Precondition(f"figure {fig} has a TERM curve", False))
+    name = name.replace("TERM -", f"{term} -")
+    try:
+        arms = _arms(finetune, pareto, fig, (term, "dense"))
+    except Untestable as err:
+        return _untestable(name, "negative", err.precondition)
+    est = contrast(arms, {term: 1.0, "dense": -ratio})
+    ratio_now = arms[term].mean / arms["dense"].mean
+    test = SubTest(name, "negative", est, (Precondition(EVIDENCE, True),), noise=NOISE,
+                   notes=(f"{term}'s mean PPL/GSAE is {ratio_now:.3g} x Dense ERM's over L0 "
+                          f"{figure['auc']['common'][0]:.1f}-{figure['auc']['common'][1]:.1f} (comparable: <= {ratio:g})",))
+    return _with_gsae_report(test, {figure["split"]: arms})
 
 
 def degradation_test(finetune: Mapping[str, Any], pareto: Mapping[str, Any], strategy: str, test_fig: str,
@@ -102,7 +202,9 @@ def degradation_test(finetune: Mapping[str, Any], pareto: Mapping[str, Any], str
         return _untestable(name, "positive", err.precondition)
     except ValueError as err:     # other seeds on the two splits
         return _untestable(name, "positive", Precondition("each strategy has the same seeds on both splits", False, str(err)))
-    return SubTest(name, "positive", contrast(arms, {strategy: 1.0, "dense": -1.0}), (Precondition(EVIDENCE, True),))
+    sub = SubTest(name, "positive", contrast(arms, {strategy: 1.0, "dense": -1.0}), (Precondition(EVIDENCE, True),),
+                  noise=NOISE + " (each strategy's seeds paired across the two splits)")
+    return _with_gsae_report(sub, {pareto["figures"][test_fig]["split"]: test, pareto["figures"][ood_fig]["split"]: ood})
 
 
 def pareto_subtests(finetune: Mapping[str, Any] | None, pareto: Mapping[str, Any]) -> dict[str, list[SubTest]]:

@@ -59,9 +59,13 @@ def test_shift_uses_the_smallest_effect_of_interest():
 def test_every_claim_is_scored_and_missing_results_name_the_notebook():
     rows = score_claims({})
     assert [r["claim"] for r in rows] == [f"C{i}" for i in range(1, 10)] == list(CLAIMS)
-    assert all(r["verdict"] == "inconclusive" and "run notebook" in r["note"] for r in rows)
+    # the headline is the four-outcome verdict: no results, untestable (the k-sigma one: inconclusive)
+    assert all(r["verdict"] == "untestable" and r["legacy_verdict"] == "inconclusive" and "run notebook" in r["note"]
+               for r in rows)
+    assert all(not p["ok"] and "exists" in p["name"] for r in rows for s in r["stats"]["subtests"] for p in s["preconditions"])
     c6 = score_claims({"05_tail_tokens.json": _tail()})[5]
-    assert c6["claim"] == "C6" and c6["verdict"] == "reproduced" and c6["values"][0]["se"] > 0
+    assert c6["claim"] == "C6" and c6["verdict"] == c6["legacy_verdict"] == "reproduced" and c6["values"][0]["se"] > 0
+    assert c6["stats"]["outcome"] == "reproduced" and c6["stats"]["subtests"][0]["interval"][0] > 0
 
 
 def test_the_first_term_model_is_judged_whatever_its_tilt():

@@ -1,4 +1,5 @@
-"""Synthetic stage-03 evaluations with a known truth, for the coverage tests.
+"""Synthetic results with a known truth, for the coverage and verdict tests: stage-03 evaluations
+(below), and 07's SHIFT runs (``bios_results``).
 
 Per-document mean CE of strategy s, seed j, document i (token count T_i)::
 
@@ -44,3 +45,22 @@ def draw_sums(rng: np.random.Generator, world: World, mus: dict[str, float], n_s
         e = rng.normal(0, 1, (n_seeds[s], d)) * world.noise_sd * np.sqrt(64 / tokens)[None, :]
         out[s] = (mu + a[:, None] + beta[None, :] + gamma[None, :] + e) * tokens[None, :]
     return out
+
+
+def bios_results(ssae_gain, gender=(0.80, 0.75, 0.85), seed=0, selection_seeds=(0, 1, 2), probe_seeds=(0, 1, 2),
+                 probe_sd=0.01, selection_sd=0.005, noise_sd=0.003, ci=True):
+    """07_bias_in_bios.json-shaped (the parts C9 reads): GSAE SHIFT's worst-group accuracy per
+    probe seed, SSAE SHIFT's per (selection seed, probe seed) = the same probe seed's GSAE value
+    + ``ssae_gain`` + a selection-seed effect + noise; the Original probe's gender accuracy
+    (mean, CI ends) = ``gender``; a balanced test set of 4 x 73 documents."""
+    rng = np.random.default_rng(seed)
+    probe = {k: 0.8 + rng.normal(0, probe_sd) for k in probe_seeds}       # shared by both SAEs
+    sel = {j: rng.normal(0, selection_sd) for j in selection_seeds}
+    runs = [{"row": "GSAE SHIFT", "probe_seed": k, "selection_seed": None, "worst_group_acc": probe[k]} for k in probe_seeds]
+    runs += [{"row": "SSAE SHIFT", "probe_seed": k, "selection_seed": j,
+              "worst_group_acc": probe[k] + ssae_gain + sel[j] + rng.normal(0, noise_sd)}
+             for j in selection_seeds for k in probe_seeds]
+    gender_acc = {"mean": gender[0], "std": 0.01, "n": len(probe_seeds), **({"ci": [gender[1], gender[2]]} if ci else {})}
+    return {"bios_config": {"ci_level": 0.95}, "runs": runs,
+            "table": [{"row": "Original", "n_runs": len(probe_seeds), "gender_acc": gender_acc}],
+            "data": {"test": {g: {"docs": 73} for g in ("a/m", "a/f", "b/m", "b/f")}}}
