@@ -54,6 +54,7 @@ from ssae_utils.model.registry import load_model
 from ssae_utils.paths import cache_dir, cache_relative, cache_root, results_dir
 from ssae_utils.pipeline.foundation import load_saved_gsae
 from ssae_utils.pipeline.retrieval import load_stage01
+from ssae_utils.pipeline import recipe_gate
 from ssae_utils.pipeline.upstream import gsae_input_space
 from ssae_utils.results import FinetuneResults, TracinResults, read_stage, write_results
 from ssae_utils.retrieval.selection import Selection
@@ -279,10 +280,14 @@ def training_documents(docs: Sequence[Document], selection: Selection, fcfg: Fin
 
 
 def pick_checkpoints(grid: TrainedGrid, fcfg: FinetuneConfig, val: EvalSet, act_scale: float) -> list[tuple[int, dict[int, float]]]:
-    """Per lambda: the kept step with the lowest validation objective, and every step's value."""
+    """Per lambda: the kept step with the lowest validation objective, and every step's value.
+
+    The objective is ERM's (mean reconstruction error + lambda L1) for every grid, TERM's
+    too: a tilted objective near its max-loss limit would pick by the single worst
+    validation token, and TERM and ERM would be chosen by different criteria."""
     picked = []
     for i, lam in enumerate(fcfg.l1_coefficients):
-        scores = {step: validation_objective(grid.saes[step][i], val.acts, lam, act_scale, fcfg.tilt) for step in fcfg.kept_steps}
+        scores = {step: validation_objective(grid.saes[step][i], val.acts, lam, act_scale) for step in fcfg.kept_steps}
         picked.append((min(scores, key=lambda s: (scores[s], -s)), scores))
     return picked
 
@@ -300,7 +305,8 @@ class PickedGrid:
 
 
 def _picks_file(root: Any, val: EvalSet) -> Any:
-    return root / f"picked-{val.key}.json"
+    # "-erm": picked by the ERM objective (earlier picks of TERM grids used their tilted one)
+    return root / f"picked-{val.key}-erm.json"
 
 
 def _load_picks(root: Any, val: EvalSet, desc: str, device: str) -> PickedGrid | None:
@@ -350,7 +356,8 @@ def finetune_config(cfg: ProfileConfig, domain: Domain, seed: int, tilt: float) 
     s = cfg.finetune
     return FinetuneConfig(
         l1_coefficients=s.lambdas_for(tilt), steps=domain.steps, batch_size=s.batch_size, lr=s.lr_for(tilt),
-        lr_decay_steps=s.lr_decay_steps, shuffle_buffer_batches=s.shuffle_buffer_batches, decoder=s.decoder,
+        lr_decay_steps=s.lr_decay_steps, lr_warm_up_steps=s.lr_warm_up_steps,
+        shuffle_buffer_batches=s.shuffle_buffer_batches, decoder=s.decoder,
         tilt=TiltConfig(t=tilt, over=s.tilt_over, include_l1=s.tilt_include_l1, normalize=s.tilt_normalize),
         seed=seed, checkpoint_steps=s.checkpoint_steps(domain),
     )
@@ -404,6 +411,12 @@ def split_eval_documents(cfg: ProfileConfig, name: str, corpora: Corpora, store:
     return out
 
 
+def row_splits(domain: Domain, tilt: float) -> tuple[str, ...]:
+    """The splits a grid is evaluated on: all of the domain's for ERM; TERM arms skip the OOD
+    test (no claim or figure reads it: TERM is compared with ERM in distribution, C7/C8)."""
+    return domain.eval_splits if tilt == 0 else tuple(s for s in domain.eval_splits if s != "ood_test")
+
+
 def grid_key(gsae_folder: str, item: GridItem) -> str:
     """The cache entry of ``item``'s grid (items with equal keys are one grid)."""
     return _run_key(gsae_folder, item.train_docs, item.fcfg)
@@ -414,7 +427,7 @@ def grid_cached(gsae_folder: str, item: GridItem, val_key: str, keep_unpicked: b
     picks, or every kept checkpoint, are in the cache; their integrity is checked on loading)."""
     fcfg = item.fcfg
     root = cache_root() / "saes" / "ssae" / grid_key(gsae_folder, item)
-    if not keep_unpicked and val_key and (root / f"picked-{val_key}.json").exists():
+    if not keep_unpicked and val_key and (root / f"picked-{val_key}-erm.json").exists():
         return True
     return all((_sae_folder(root, lam, step, fcfg.steps) / "cfg.json").exists()
                for step in fcfg.kept_steps for lam in fcfg.l1_coefficients)
@@ -430,7 +443,6 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
     from ssae_utils import dist
 
     dist.apply_threads()
-    dist.launch_if_requested("finetune", cfg)
     t0 = time.perf_counter()
     selections = load_selections(cfg)
     corpora = build_corpora(cfg.data, cfg.domains)
@@ -440,6 +452,12 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
     act_scale, threshold = gsae_input_space(training, cfg.gsae.outlier_norm_factor)
     store = ActivationStore(model, cfg.activations)
     batch = cfg.activations.batch_size
+    # The recipe gate first (one process: a few small SSAEs), then the grids with its lr; the
+    # results keep the profile's own config (lineage), the gated lr is in ``recipe_gate``.
+    gate = recipe_gate.run_gate(cfg, gsae=gsae, gsae_folder=setup.gsae.folder, store=store, corpora=corpora,
+                                selections=selections, model=model, threshold=threshold, act_scale=act_scale, batch=batch)
+    grids_cfg = cfg if gate is None else recipe_gate.with_lr(cfg, gate["lr"])
+    dist.launch_if_requested("finetune", grids_cfg)
     rows: list[dict[str, Any]] = []
     gsae_metrics: dict[str, Any] = {}
     eval_tokens: dict[str, dict[str, dict[str, int]]] = {}
@@ -460,26 +478,27 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
         eval_docs[name] = {split: {"doc_ids": list(data.doc_ids or []), "tokens": doc_tokens(data),
                                    "clean": data.clean_doc_ce, "gsae": gsae_doc_ce[split]["gsae"]}
                            for split, data in evals.items()}
-        for item in domain_grids(cfg, name, selections, corpora):
+        for item in domain_grids(grids_cfg, name, selections, corpora):
             strategy, tilt, seed, fcfg, train_docs, sampling, label = \
                 item.strategy, item.tilt, item.seed, item.fcfg, item.train_docs, item.sampling, item.label
             grid = train_and_pick(gsae, setup.gsae.folder, store, train_docs, fcfg, act_scale, threshold,
                                   model.hook_name, model.name, evals["val"], cfg.finetune.keep_unpicked_checkpoints, label)
             named = {f"lambda_{lam:g}": sae for lam, sae in zip(fcfg.l1_coefficients, grid.saes)}
-            sums: dict[str, dict[str, list[float]]] = {split: {} for split in domain.eval_splits}
+            splits = row_splits(domain, tilt)
+            sums: dict[str, dict[str, list[float]]] = {split: {} for split in splits}
             metrics = {split: evaluate(model, named, evals[split], threshold, batch, f"{label} {split}",
                                        patched_ce=split != "val" or cfg.finetune.val_patched_ce, doc_ce=sums[split])
-                       for split in domain.eval_splits}
+                       for split in splits}
             for i, lam in enumerate(fcfg.l1_coefficients):
-                row = {"domain": name, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed,
+                row = {"domain": name, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed, "lr": fcfg.lr,
                        "ssae_folder": grid.folders[i], "checkpoint_step": grid.steps[i], "steps": fcfg.steps,
                        "val_objective_by_step": {str(k): v for k, v in grid.scores[i].items()},
                        "train_s": grid.info.get("train_s"), "train_tokens_unique": grid.info.get("train_tokens_unique"),
                        **sampling,
                        # per-document CE sums on eval_documents[domain][split] (splits with a patched CE)
-                       "ce_sums": {split: sums[split][f"lambda_{lam:g}"] for split in domain.eval_splits
+                       "ce_sums": {split: sums[split][f"lambda_{lam:g}"] for split in splits
                                    if f"lambda_{lam:g}" in sums[split]}}
-                for split in domain.eval_splits:
+                for split in splits:
                     m, g = metrics[split][f"lambda_{lam:g}"], gsae_metrics[name][split]["gsae"]
                     row.update({f"{split}_{k}": v for k, v in m.items() if k != "tokens"})
                     if "ppl" in m:
@@ -499,6 +518,7 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
         "eval_documents": eval_docs,
         "rows": rows,
         "timings": timings,
+        "recipe_gate": gate,
     })
     write_results(cfg, results)
     return results

@@ -162,6 +162,7 @@ class FinetuneRow(Record):
     # split -> per-document CE sums on FinetuneResults.eval_documents[domain][split]
     # (since the per-document evidence; not in the committed embedded results)
     ce_sums: dict[str, list[float]] = optional()
+    lr: float = optional()                    # the run's learning rate (the gate's choice; since the gate)
 
     def metric(self, split: str, name: str) -> Any:
         """``metrics["<split>_<name>"]`` (None when that split had no such metric)."""
@@ -188,6 +189,8 @@ class FinetuneResults(StageResults):
     # domain -> split -> the patched-CE documents and the clean / GSAE per-document CE sums
     # (since the per-document evidence; not in the committed embedded results)
     eval_documents: dict[str, dict[str, EvalDocuments]] = optional()
+    # the recipe gate's trials and the lr it chose (ssae_utils.pipeline.recipe_gate; since the gate)
+    recipe_gate: dict[str, Any] | None = optional()
 
     def domain_rows(self, domain: str) -> list[FinetuneRow]:
         return [r for r in self.rows if r.domain == domain]

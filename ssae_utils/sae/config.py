@@ -133,9 +133,14 @@ class SSAESweepConfig:
     # where a profile cannot afford every seed everywhere: their spread says how much of a
     # gap between strategies is training noise.
     extra_seeds: tuple[int, ...] = ()
-    extra_seeds_with_term: bool = True  # False: the extra seeds train ERM only (saves 2 grids per seed)
-    # Dense retrieval with TERM at these tilts (paper: 500 and 1e9), on the domains with ``term``
+    extra_seeds_with_term: bool = True  # the judged TERM arm (``judged_tilt``) trains the extra seeds too
+    # Dense retrieval with TERM at these tilts (paper: 500 and 1e9), on the domains with ``term``.
+    # Tilts are on the per-token SAE loss as trained here (squared error summed over d_in plus
+    # lambda * L1, in the GSAE's scaled units); t on the per-dimension mean loss is t / d_in here.
     term_tilts: tuple[float, ...] = (500.0, 1e9)
+    # The TERM arm claims C7 and C8 are judged on (declared before any run; the others are
+    # shown beside it); None: the first of term_tilts.
+    judged_tilt: float | None = None
     # TERM moves the lambda -> L0 map (a tilted loss weighs the worst tokens' L1 and error
     # differently), so its grid can differ; None: the same lambdas as ERM.
     term_lambdas: tuple[float, ...] | None = None
@@ -149,6 +154,16 @@ class SSAESweepConfig:
     batch_size: int = 4096
     lr: float = 5e-5
     lr_decay_steps: int = 1000
+    lr_warm_up_steps: int = 0
+    # The recipe gate (stage 03, before the sweep; ssae_utils.pipeline.recipe_gate): the lr of
+    # the whole sweep is the largest of ``gate_lrs`` at which a general-data SSAE at the GSAE's
+    # own lambda (``gate_lambda``) does not damage the GSAE: the upper 95% bound of its patched
+    # perplexity over the GSAE's, on general held-out text (``gate_contexts`` contexts), is at
+    # most 1 + ``gate_tolerance``. Empty: no gate, ``lr`` is used as it is.
+    gate_lrs: tuple[float, ...] = ()
+    gate_lambda: float = 1.0
+    gate_tolerance: float = 0.02
+    gate_contexts: int = 32
     shuffle_buffer_batches: int | None = 4
     decoder: str = "unit_norm"
     # Checkpoints kept per lambda, as fractions of the steps (1.0 = the final weights, always
@@ -204,6 +219,15 @@ class SSAESweepConfig:
         _require(all(t != 0 and math.isfinite(t) for t in self.term_tilts),
                  f"finetune.term_tilts must be finite and non-zero ({list(self.term_tilts)}): t = 0 is ERM, which every strategy already trains")
         _require(self.batch_size >= 1, "finetune.batch_size must be >= 1")
+        self.gate_lrs = tuple(float(x) for x in self.gate_lrs)
+        _require(all(x > 0 and math.isfinite(x) for x in self.gate_lrs), "finetune.gate_lrs must be positive learning rates")
+        _require(len(set(self.gate_lrs)) == len(self.gate_lrs), "finetune.gate_lrs has repeated values")
+        _require(self.gate_tolerance >= 0 and self.gate_contexts >= 2 and self.gate_lambda >= 0,
+                 "finetune.gate_tolerance must be >= 0, gate_contexts >= 2 and gate_lambda >= 0")
+        _require(self.lr_warm_up_steps >= 0, "finetune.lr_warm_up_steps must be >= 0")
+        self.judged_tilt = None if self.judged_tilt is None else float(self.judged_tilt)
+        _require(self.judged_tilt is None or self.judged_tilt in self.term_tilts,
+                 f"finetune.judged_tilt {self.judged_tilt} must be one of finetune.term_tilts {list(self.term_tilts)}")
         _require(self.eval_contexts >= 1, "finetune.eval_contexts must be >= 1")
         _require(self.lr > 0 and (self.term_lr is None or self.term_lr > 0), "finetune.lr and finetune.term_lr must be > 0")
 
@@ -214,43 +238,54 @@ class SSAESweepConfig:
     @classmethod
     def smoke(cls, **overrides: Any) -> "SSAESweepConfig":
         base = dict(lambdas=(0.5, 1.0, 2.0), seeds=(0,), extra_seeds=(1,), batch_size=128, lr=1e-3, lr_decay_steps=4,
+                    lr_warm_up_steps=2, gate_lrs=(1e-3, 1e-4), gate_contexts=8,
                     shuffle_buffer_batches=None, eval_contexts=4, stats_contexts=8, checkpoint_fractions=(0.5, 1.0),
                     val_patched_ce=False)
         return cls(**{**base, **overrides})
 
     @classmethod
     def embedded(cls, **overrides: Any) -> "SSAESweepConfig":
-        # Notebooks 03+04 must finish in 30 min on 2 cores: one SSAE step of 1024 tokens at
-        # d_sae 4096 takes ~0.2 s per lambda (bench/bench_finetune.py) and a patched-CE token
-        # ~3.4 ms per SAE, so the grid, steps, seeds and evaluation contexts are cut hard
-        # (paper: 8 lambdas x 3 seeds, 1000/500 steps of 4096 tokens, lr 5e-5).
-        # Calibrated on Dense/physics (val L0): ERM lambda 0.5 / 0.7 / 1 / 1.4 / 2 gave L0
-        # 177 / 151 / 120 / 91 / 64. TERM at t=500 is already the max-loss limit here (t=500
-        # and t=1e9 trained identical SSAEs): each step follows a handful of tokens, and at
-        # lr 1e-3 that wrecked the SSAE (val FVU 0.34-0.50, GSAE 0.27). At lr 2e-4, lambda
-        # 0.1 / 0.3 / 0.6 / 1.2 give L0 122 / 114 / 103 / 88 (FVU 0.26-0.34).
-        # Seeds: a grid of 4 costs ~70 s of training and ~25 s of evaluation per seed, so 3
-        # seeds everywhere (36 grids) would take ~1 h; seed 0 runs everywhere and seeds 1, 2
-        # for the strategies a domain lists in extra_seed_strategies (physics General and
-        # Dense: the comparison behind claim C1 and the TERM reference), whose spread shows
-        # how large training noise is next to strategy gaps. The extra seeds train ERM only
-        # (extra_seeds_with_term=False): two TERM grids less, and TERM's gap to ERM is ~50x
-        # the Dense seed SD anyway.
+        # The whole embedded run must finish in 60 min on 2 cores. One SSAE step of 1024 tokens
+        # at d_sae 4096 takes ~0.2 s per lambda (bench/bench_finetune.py) and a patched-CE token
+        # ~3 ms per SAE, so the grid, steps and evaluation contexts are cut hard (paper: 8
+        # lambdas x 3 seeds, 1000/500 steps of 4096 tokens, lr 5e-5). How the budget is spent
+        # (fixed before the run, in this order): 3 seeds for every physics strategy (claims
+        # C1-C5) and for the judged TERM arm; then evaluation documents; then the rest on one
+        # seed (toxicity, the other TERM arms), marked as such in the scorecard.
+        # Recipe: lr chosen by the recipe gate (ssae_utils.pipeline.recipe_gate) from 1e-3 / 3e-4
+        # / 1e-4, with a 10-step warm-up. Calibration run (general selection, seed 0, 60 steps, 2.6k
+        # general held-out tokens): PPL/PPL_GSAE at lambda 1 was 1.007 (lr 1e-3, no warm-up),
+        # 1.002 (1e-3, warm-up 10), 0.987 (3e-4), 0.984 (1e-4); lambda 0.55 / 1 / 1.7 gave L0
+        # 157 / 108 / 65 at lr 1e-3 (147 / 113 / 74 at 3e-4), which spans the L0 window.
+        # TERM (claims C7, C8): every arm trains with ERM's lr, lambdas, steps and checkpoint
+        # criterion; only the tilt differs. The per-token loss here is the squared error summed
+        # over d_in = 640 (~40-80 in these units), so the paper's t = 500 and 1e9 both sit at the
+        # max-loss limit. The judged arm (declared before the run) is t = 500 on the
+        # per-dimension mean loss, i.e. t = 500 / 640 = 0.78125 on the summed loss: PyTorch's
+        # default MSE reduction is the mean over elements, the reading of the paper's formula
+        # under which its reported t-dependence (Fig. 2b) is possible. The raw t = 500 and 1e9
+        # arms are shown beside it (one seed each).
         # Two checkpoints per lambda (half-way, final) for the validation pick; SAE-only
-        # metrics on 64 contexts (~4-6k tokens) per split, patched CE on 8 (~700 tokens) of
-        # the test and OOD test splits only (val_patched_ce=False: validation picks by the
-        # objective and gives the L0 axis, so its perplexity was reported but never used;
-        # skipping it saves ~30% of the evaluation).
-        base = dict(lambdas=(0.55, 0.8, 1.15, 1.7), term_lambdas=(0.1, 0.3, 0.6, 1.2), term_lr=2e-4, seeds=(0,),
-                    extra_seeds=(1, 2), batch_size=1024, lr=1e-3, lr_decay_steps=20, shuffle_buffer_batches=None,
-                    checkpoint_fractions=(0.5, 1.0), eval_contexts=8, stats_contexts=64, val_patched_ce=False,
-                    extra_seeds_with_term=False, keep_unpicked_checkpoints=True)
+        # metrics on 64 contexts (~4-6k tokens) per split, patched CE on 16 contexts of the
+        # test and OOD test splits (val_patched_ce=False: validation picks by the objective and
+        # gives the L0 axis, so its perplexity was never used).
+        base = dict(lambdas=(0.55, 1.0, 1.7), term_tilts=(0.78125, 500.0, 1e9), seeds=(0,),
+                    extra_seeds=(1, 2), batch_size=1024, lr=1e-3, lr_decay_steps=20, lr_warm_up_steps=10,
+                    gate_lrs=(1e-3, 3e-4, 1e-4), gate_contexts=32,
+                    shuffle_buffer_batches=None, checkpoint_fractions=(0.5, 1.0), eval_contexts=16, stats_contexts=64,
+                    val_patched_ce=False, extra_seeds_with_term=True, keep_unpicked_checkpoints=True)
         return cls(**{**base, **overrides})
 
     @classmethod
     def paper(cls, **overrides: Any) -> "SSAESweepConfig":
-        """The paper's sweep: 8 lambdas x 3 seeds, batches of 4096 tokens at lr 5e-5 (the defaults)."""
-        return cls(**overrides)
+        """The paper's sweep: 8 lambdas x 3 seeds, batches of 4096 tokens at lr 5e-5 (the defaults);
+        the recipe gate checks the paper's lr (one candidate: a check, not a search)."""
+        return cls(**{**dict(gate_lrs=(5e-5,), gate_contexts=64), **overrides})
+
+    @property
+    def judged(self) -> float | None:
+        """The judged TERM tilt (``judged_tilt`` or the first of ``term_tilts``)."""
+        return self.judged_tilt if self.judged_tilt is not None else (self.term_tilts[0] if self.term_tilts else None)
 
     def lr_for(self, tilt: float) -> float:
         return self.lr if tilt == 0 or self.term_lr is None else self.term_lr
@@ -260,7 +295,7 @@ class SSAESweepConfig:
 
     def seeds_for(self, domain: Domain, strategy: str, tilt: float = 0.0) -> tuple[int, ...]:
         listed = strategy in domain.extra_seed_strategies
-        extra = self.extra_seeds if listed and (tilt == 0 or self.extra_seeds_with_term) else ()
+        extra = self.extra_seeds if listed and (tilt == 0 or (self.extra_seeds_with_term and tilt == self.judged)) else ()
         return (*self.seeds, *extra)
 
     def runs(self, domain: Domain) -> list[tuple[str, float]]:

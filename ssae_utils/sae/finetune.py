@@ -18,7 +18,7 @@ free and the penalty is sum_i f_i ||W_dec[i]||. The GSAE is first rescaled so it
 unit norm (f_i ||d_i|| and d_i / ||d_i|| describe the same reconstruction), which makes both
 penalties equal at step 0: the two options start from the same loss.
 
-Schedule (paper): Adam, constant lr with linear decay to 0 over the last ``lr_decay_steps``
+Schedule (paper): Adam, an optional linear warm-up (``lr_warm_up_steps``), constant lr with linear decay to 0 over the last ``lr_decay_steps``
 steps; batches come from a shuffling buffer of ``shuffle_buffer_batches`` batches (None: a
 full shuffle per pass over the data).
 """
@@ -56,6 +56,10 @@ class FinetuneConfig:
     lr: float = 5e-5
     adam_betas: tuple[float, float] = (0.9, 0.999)
     lr_decay_steps: int = 1000          # linear decay to 0 over the last this-many steps
+    # linear warm-up from lr / warm-up steps over the first this-many steps: Adam's first
+    # steps move every weight by ~lr whatever its gradient, which knocks a trained GSAE off
+    # its optimum before the moment estimates settle
+    lr_warm_up_steps: int = 0
     shuffle_buffer_batches: int | None = 4
     decoder: str = "unit_norm"
     tilt: TiltConfig = field(default_factory=TiltConfig)
@@ -76,6 +80,8 @@ class FinetuneConfig:
         _require(self.steps >= 1 and self.batch_size >= 1, "finetune.steps and finetune.batch_size must be >= 1")
         _require(self.lr > 0, "finetune.lr must be > 0")
         _require(self.lr_decay_steps >= 0, "finetune.lr_decay_steps must be >= 0")
+        _require(0 <= self.lr_warm_up_steps < self.steps,
+                 f"finetune.lr_warm_up_steps must be in [0, steps) = [0, {self.steps}), got {self.lr_warm_up_steps}")
         _require(self.shuffle_buffer_batches is None or self.shuffle_buffer_batches >= 1,
                  "finetune.shuffle_buffer_batches must be None (full shuffle) or >= 1")
         _require(self.decoder in DECODER_MODES, f"finetune.decoder must be one of {DECODER_MODES}, not {self.decoder!r}")
@@ -85,18 +91,21 @@ class FinetuneConfig:
                  f"finetune.checkpoint_steps must lie in [1, steps) = [1, {self.steps}), got {list(self.checkpoint_steps)}")
 
     def lr_at(self, step: int) -> float:
-        """Learning rate of step ``step`` (0-based): constant, then linear decay to 0."""
+        """Learning rate of step ``step`` (0-based): linear warm-up, constant, then linear decay to 0."""
+        warm = 1.0 if step >= self.lr_warm_up_steps else (step + 1) / self.lr_warm_up_steps
         remaining = self.steps - step
         if self.lr_decay_steps == 0 or remaining > self.lr_decay_steps:
-            return self.lr
-        return self.lr * remaining / self.lr_decay_steps
+            return self.lr * warm
+        return self.lr * warm * remaining / self.lr_decay_steps
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def training_key(self) -> dict[str, Any]:
-        """Everything that determines the trained weights (not which checkpoints are kept)."""
-        return {k: v for k, v in self.to_dict().items() if k != "checkpoint_steps"}
+        """Everything that determines the trained weights (not which checkpoints are kept).
+        Without a warm-up the key is the one earlier releases wrote, so their SSAEs stay valid."""
+        return {k: v for k, v in self.to_dict().items()
+                if k != "checkpoint_steps" and not (k == "lr_warm_up_steps" and v == 0)}
 
     @property
     def kept_steps(self) -> tuple[int, ...]:

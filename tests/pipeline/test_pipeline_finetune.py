@@ -99,13 +99,39 @@ def test_evaluate_without_patched_ce_never_runs_the_model_and_keeps_the_sae_metr
     assert out["a"]["l0"] == pytest.approx(stats.l0) and out["a"]["fvu"] == pytest.approx(stats.fvu)
 
 
-def test_embedded_skips_validation_perplexity_and_term_extra_seeds_but_the_paper_keeps_them():
+def test_embedded_seeds_every_physics_strategy_and_the_judged_term_arm_only():
     emb, pap = load_profile("embedded"), load_profile("paper")
     embedded, paper = emb.finetune, pap.finetune
     assert not embedded.val_patched_ce and paper.val_patched_ce
-    assert embedded.seeds_for(emb.domains["physics"], "dense", 500.0) == (0,)
-    assert embedded.seeds_for(emb.domains["physics"], "dense", 0.0) == (0, 1, 2)
+    physics = emb.domains["physics"]
+    # the spending order of the statistics issue: 3 seeds for every strategy behind C1-C5 ...
+    assert all(embedded.seeds_for(physics, s, 0.0) == (0, 1, 2) for s in physics.strategies)
+    # ... and the judged TERM arm (t = 500 on the per-dimension loss = 500 / d_in here); the other arms one seed
+    assert embedded.judged == 500.0 / 640 and embedded.seeds_for(physics, "dense", embedded.judged) == (0, 1, 2)
+    assert embedded.seeds_for(physics, "dense", 500.0) == (0,) and embedded.seeds_for(physics, "dense", 1e9) == (0,)
+    assert all(embedded.seeds_for(emb.domains["toxicity"], s, 0.0) == (0,) for s in emb.domains["toxicity"].strategies)
+    # TERM trains with ERM's recipe: one lr (the gate's), one lambda grid
+    assert embedded.term_lr is None and embedded.term_lambdas is None
     assert paper.seeds_for(pap.domains["physics"], "dense", 500.0) == (0, 1, 2)
+
+
+def test_term_grids_skip_the_ood_split():
+    from ssae_utils.pipeline.finetune import row_splits
+    physics = load_profile("embedded").domains["physics"]
+    assert row_splits(physics, 0.0) == ("val", "test", "ood_test")
+    assert row_splits(physics, 500.0) == ("val", "test")
+
+
+def test_checkpoints_of_term_grids_are_picked_by_the_erm_objective(monkeypatch):
+    from ssae_utils.pipeline import finetune as ft
+    from ssae_utils.sae.finetune import FinetuneConfig
+    from ssae_utils.sae.term import TiltConfig
+    seen = []
+    monkeypatch.setattr(ft, "validation_objective", lambda sae, acts, lam, scale, *rest: seen.append(rest) or 1.0)
+    fcfg = FinetuneConfig(l1_coefficients=(1.0,), steps=4, checkpoint_steps=(2,), tilt=TiltConfig(t=500.0))
+    grid = ft.TrainedGrid({2: [object()], 4: [object()]}, {}, {})
+    ft.pick_checkpoints(grid, fcfg, ft.EvalSet(torch.zeros(1, 2, dtype=torch.long), torch.tensor([2]), torch.zeros(3, 2)), 1.0)
+    assert seen == [(), ()]   # no tilt passed: ERM's objective
 
 
 def _toy_store(tmp_cache, acts):

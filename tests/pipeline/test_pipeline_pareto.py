@@ -52,6 +52,12 @@ def test_extra_seeds_and_checkpoints_in_the_sweep_config():
     assert cfg.seeds_for(physics, "dense", 500.0) == (0, 1, 2)
     erm_only = SSAESweepConfig(seeds=[0], extra_seeds=[1], extra_seeds_with_term=False)
     assert erm_only.seeds_for(physics, "dense", 0.0) == (0, 1) and erm_only.seeds_for(physics, "dense", 500.0) == (0,)
+    # only the judged TERM arm (the first tilt, or judged_tilt) trains the extra seeds
+    assert cfg.seeds_for(physics, "dense", 1e9) == (0,)
+    judged = SSAESweepConfig(seeds=[0], extra_seeds=[1], judged_tilt=1e9)
+    assert judged.seeds_for(physics, "dense", 1e9) == (0, 1) and judged.seeds_for(physics, "dense", 500.0) == (0,)
+    with pytest.raises(ValueError, match="judged_tilt"):
+        SSAESweepConfig(judged_tilt=3.0)
     assert cfg.checkpoint_fractions == (0.5, 1.0) and cfg.checkpoint_steps(physics) == (30,) and cfg.checkpoint_steps(toxicity) == (2,)
     assert SSAESweepConfig(checkpoint_fractions=[0.5]).checkpoint_steps(Domain("x", "smoke_physics", steps=1)) == ()
     assert ("dense", 500.0) in cfg.runs(physics) and all(t == 0 for _, t in cfg.runs(toxicity))

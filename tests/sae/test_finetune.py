@@ -107,6 +107,13 @@ def test_lr_schedule_and_batches():
     cfg = FinetuneConfig(steps=10, lr=1.0, lr_decay_steps=4, batch_size=4, shuffle_buffer_batches=2)
     assert [cfg.lr_at(s) for s in range(10)] == [1, 1, 1, 1, 1, 1, 1.0, 0.75, 0.5, 0.25]
     assert FinetuneConfig(steps=3, lr=1.0, lr_decay_steps=0).lr_at(2) == 1.0
+    warm = FinetuneConfig(steps=10, lr=1.0, lr_decay_steps=4, lr_warm_up_steps=4)
+    assert [warm.lr_at(s) for s in range(10)] == [0.25, 0.5, 0.75, 1, 1, 1, 1.0, 0.75, 0.5, 0.25]
+    # no warm-up: the training key earlier releases wrote (their cached SSAEs stay valid)
+    assert "lr_warm_up_steps" not in FinetuneConfig(steps=3).training_key()
+    assert warm.training_key()["lr_warm_up_steps"] == 4
+    with pytest.raises(ValueError, match="lr_warm_up_steps"):
+        FinetuneConfig(steps=3, lr_warm_up_steps=3)
     stream = batches(16, cfg, torch.Generator().manual_seed(0))
     first_pass = torch.cat([next(stream) for _ in range(4)])
     assert sorted(first_pass.tolist()) == list(range(16))
