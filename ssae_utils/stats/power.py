@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from scipy import stats as sps
 
-from ssae_utils.stats.hierarchical import satterthwaite, t_quantile
+from ssae_utils.stats.hierarchical import Estimate, satterthwaite, t_quantile
 
 POWER = 0.8
 
@@ -113,3 +113,43 @@ def docs_for_mde(design: Design, target: float, alpha: float = 0.05, power: floa
         else:
             lo = mid + 1
     return lo
+
+
+# The issue's target: a minimum detectable effect of 2% relative perplexity (the effects of
+# C1-C5 are differences of PPL / PPL_GSAE, so 0.02 in their units).
+TARGET_MDE = 0.02
+
+
+def docs_for_target(estimate: Estimate, target: float = TARGET_MDE, alpha: float = 0.05,
+                    power: float = POWER) -> dict[str, object] | None:
+    """How many evaluation documents per split the comparison behind ``estimate`` would need
+    for an MDE of ``target`` (every split's documents scaled by one factor ``f``; its seeds
+    as they are). ``SE^2(f) = sum_p V_doc,p / f + sum_a V_seed,a``, df by Satterthwaite with
+    ``f n_p - 1`` per split. Unreachable when the seed terms alone exceed it: then more seeds
+    are needed, not documents (``seed_floor_mde`` says how far). None without document terms."""
+    docs = [(c, int(c.df) + 1) for c in estimate.components if c.source.startswith("documents ")]
+    seeds = [c for c in estimate.components if not c.source.startswith("documents ")]
+    if not docs:
+        return None
+    seed_var = sum(c.variance for c in seeds)
+
+    def mde_at(f: float) -> float:
+        parts = [(c.variance / f, f * n - 1) for c, n in docs] + [(c.variance, c.df) for c in seeds]
+        se = math.sqrt(sum(v for v, _ in parts))
+        return mde(se, alpha, power, satterthwaite(parts))
+
+    floor = mde(math.sqrt(seed_var), alpha, power, satterthwaite([(c.variance, c.df) for c in seeds])) if seed_var > 0 else 0.0
+    out: dict[str, object] = {"target_mde": target, "alpha": alpha, "power": power, "seed_floor_mde": floor,
+                              "docs_now": {c.source.removeprefix("documents "): n for c, n in docs}}
+    if floor >= target:
+        return {**out, "reachable": False, "factor": None, "docs_needed": None}
+    lo, hi = 1e-3, 1.0
+    while mde_at(hi) > target:
+        hi *= 2
+        if hi > 1e9:
+            return {**out, "reachable": False, "factor": None, "docs_needed": None}
+    for _ in range(60):          # bisection on the continuous factor
+        mid = math.sqrt(lo * hi)
+        lo, hi = (lo, mid) if mde_at(mid) <= target else (mid, hi)
+    return {**out, "reachable": True, "factor": hi,
+            "docs_needed": {c.source.removeprefix("documents "): max(2, math.ceil(hi * n)) for c, n in docs}}

@@ -48,7 +48,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 from ssae_utils.stats.hierarchical import Estimate
 from ssae_utils.stats.multiplicity import holm
-from ssae_utils.stats.power import POWER, mde
+from ssae_utils.stats.power import POWER, docs_for_target, mde
 
 Outcome = Literal["reproduced", "contradicted", "inconclusive", "untestable"]
 Sign = Literal["negative", "positive"]
@@ -134,6 +134,8 @@ class SubTestResult:
     noise: str = ""
     vs_gsae: dict[str, Any] | None = None
     notes: tuple[str, ...] = ()
+    # documents per split an MDE of 2% would need (``power.docs_for_target``; hierarchical, testable)
+    power_plan: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -204,6 +206,8 @@ def judge_family(claims: Mapping[str, Sequence[SubTest]], alpha: float = ALPHA,
             outcome: Outcome = ("reproduced" if claimed else "contradicted") if h.rejected else "inconclusive"
             results.append(SubTestResult(outcome=outcome, effect=e.effect, se=e.se, df=e.df, p=h.p, p_adjusted=h.p_adjusted,
                                          level=level, interval=e.interval(level),
-                                         mde=mde(e.se, h.step_alpha, power, e.df), **base))
+                                         mde=mde(e.se, h.step_alpha, power, e.df),
+                                         power_plan=docs_for_target(e, alpha=h.step_alpha, power=power) if t.hierarchical else None,
+                                         **base))
         out[c] = ClaimResult(c, combine([r.outcome for r in results]), tuple(results), len(family), alpha)
     return out

@@ -78,3 +78,22 @@ def test_mde_matches_a_simulated_power_of_80_percent():
     rng = np.random.default_rng(0)
     z = rng.normal(mde(1.0), 1.0, 20000)
     assert np.mean(np.abs(z) > 1.959964) == pytest.approx(0.8, abs=0.01)
+
+
+def test_docs_for_target_scales_the_document_term_until_the_mde_reaches_the_target():
+    from ssae_utils.stats.hierarchical import Component, Estimate
+    from ssae_utils.stats.power import docs_for_target, mde
+    from ssae_utils.stats.hierarchical import satterthwaite
+    doc = Component("documents test", 0.01, 9)          # 10 documents, V_doc = 0.01
+    seeds = Component("seeds a", 1e-6, 2)
+    est = Estimate(0.1, math.sqrt(0.01 + 1e-6), 9.0, (doc, seeds), {"a": 3}, {"test": 10}, True)
+    plan = docs_for_target(est, target=0.05, alpha=0.05)
+    assert plan["reachable"] and plan["docs_now"] == {"test": 10}
+    n = plan["docs_needed"]["test"]
+    f = n / 10
+    at = lambda f: mde(math.sqrt(0.01 / f + 1e-6), 0.05, 0.8, satterthwaite([(0.01 / f, 10 * f - 1), (1e-6, 2)]))  # noqa: E731
+    assert at(f) <= 0.05 < at((n - 1) / 10)               # the fewest documents that reach it
+    # a seed term above the target: no number of documents reaches it
+    big = Estimate(0.1, 1.0, 2.0, (doc, Component("seeds a", 0.01, 2)), {"a": 3}, {"test": 10}, True)
+    plan = docs_for_target(big, target=0.05)
+    assert not plan["reachable"] and plan["docs_needed"] is None and plan["seed_floor_mde"] > 0.05
