@@ -141,6 +141,14 @@ class BiosStudyConfig:
         profession pair the stand-in holds is scholar/performer (data/bios.py PROFESSIONS); the
         reversed pairing (male performers vs female scholars) has 8 real documents per class,
         too few for a probe, so it is not a candidate.
+        Calibration (2026-12-01, warm cache, original probe's gender accuracy on the balanced
+        test set, mean of probe seeds 0-2, l2 1e-2): block 16 0.534, block 17 0.533 (picked:
+        16); outside the candidates, for the record only: the hook (12) 0.518, block 14 0.582.
+        Raising probe_l2 to 100 moves none of them by more than 0.01. The stand-in's probe does
+        not lean on gender at any of these layers (profession accuracy ~0.95 from real
+        documents alone), so C9's precondition (CI lower bound > 0.6) fails on this data.
+        Cost with the late probe: stage 07 took 259 s warm on the shared 2-core box (probe-layer
+        pass 67 s, 31 propagated ablation passes in SHIFT 154 s).
         """
         base = dict(drop_first_sentence=True, probe_layer_candidates=(16, 17))
         return cls(**{**base, **overrides})
