@@ -26,7 +26,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ssae_utils.bios.pooling import mean_by_doc
 from ssae_utils.bios.probe import LinearProbe
 
 Ablation = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]   # (resid [b,s,d], read [b,s]) -> resid
