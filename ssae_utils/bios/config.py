@@ -147,8 +147,8 @@ class BiosStudyConfig:
         Raising probe_l2 to 100 moves none of them by more than 0.01. The stand-in's probe does
         not lean on gender at any of these layers (profession accuracy ~0.95 from real
         documents alone), so C9's precondition (CI lower bound > 0.6) fails on this data.
-        Cost with the late probe: stage 07 took 259 s warm on the shared 2-core box (probe-layer
-        pass 67 s, 31 propagated ablation passes in SHIFT 154 s).
+        Cost with the late probe: stage 07 took 185 s warm on the shared 2-core box (probe-layer
+        pass over both candidates 32 s, 31 propagated ablation passes in SHIFT 115 s).
         """
         base = dict(drop_first_sentence=True, probe_layer_candidates=(16, 17))
         return cls(**{**base, **overrides})

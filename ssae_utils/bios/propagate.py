@@ -33,12 +33,32 @@ Ablation = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]   # (resid [b,s,
 
 @dataclass
 class HookContexts:
-    """Hook-layer residuals of documents' contexts, right-padded with zeros."""
+    """Hook-layer residuals of documents' contexts, stored back to back (no padding: the paper
+    profile's contexts are up to 1024 tokens long but most biographies are far shorter); a
+    batch is padded on the right only when it runs (``batch``)."""
 
-    resid: torch.Tensor     # float [n_ctx, s, d_model]
-    read: torch.Tensor      # bool [n_ctx, s]: tokens the SAE and the probes read
+    acts: torch.Tensor      # float [n_tokens, d_model]: every position of every context, BOS included
+    read: torch.Tensor      # bool [n_tokens]: tokens the SAE and the probes read
+    ctx_len: torch.Tensor   # long [n_ctx]: length of each context (its tokens follow the previous one's)
     doc: torch.Tensor       # long [n_ctx]: the document of each context
     n_docs: int
+
+    def __post_init__(self) -> None:
+        self.ctx_start = torch.cumsum(self.ctx_len, 0) - self.ctx_len
+        if int(self.ctx_len.sum()) != self.acts.shape[0] or self.read.shape != (self.acts.shape[0],):
+            raise ValueError("HookContexts: context lengths, residuals and read mask do not line up")
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.ctx_len.shape[0])
+
+    def read_acts(self) -> torch.Tensor:
+        """Residuals of the read tokens [n_read, d_model], in context then position order."""
+        return self.acts[self.read]
+
+    def read_doc_index(self) -> torch.Tensor:
+        """Document of each read token, in ``read_acts`` order."""
+        return torch.repeat_interleave(self.doc, self.ctx_len)[self.read]
 
     def select_docs(self, rows: torch.Tensor) -> "HookContexts":
         """The contexts of documents ``rows`` (distinct), renumbered 0..len(rows)-1 in that order."""
@@ -47,34 +67,46 @@ class HookContexts:
         new_index[rows] = torch.arange(len(rows))
         mapped = new_index[self.doc]
         keep = mapped >= 0
-        return HookContexts(self.resid[keep], self.read[keep], mapped[keep], len(rows))
+        tokens = torch.repeat_interleave(keep, self.ctx_len)
+        return HookContexts(self.acts[tokens], self.read[tokens], self.ctx_len[keep], mapped[keep], len(rows))
 
-    def read_doc_index(self) -> torch.Tensor:
-        """Document of each read token, in ``resid[read]`` order."""
-        return self.doc[:, None].expand_as(self.read)[self.read]
+    def batch(self, contexts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Residuals [b, L, d] (right-padded with zeros, L = the longest read position + 1), read
+        mask [b, L] and the document of each read token (``resid[read]`` order)."""
+        lengths = self.ctx_len[contexts]
+        length = int(lengths.max()) if len(contexts) else 0
+        resid = torch.zeros(len(contexts), length, self.acts.shape[1])
+        read = torch.zeros(len(contexts), length, dtype=torch.bool)
+        for i, c in enumerate(contexts.tolist()):
+            lo, n = int(self.ctx_start[c]), int(self.ctx_len[c])
+            resid[i, :n] = self.acts[lo:lo + n]
+            read[i, :n] = self.read[lo:lo + n]
+        if read.any():      # causal attention: positions after the last read token never matter
+            last = int(torch.nonzero(read.any(0)).max()) + 1
+            resid, read = resid[:, :last], read[:, :last]
+        doc = self.doc[contexts][:, None].expand_as(read)[read]
+        return resid, read, doc
+
+    @classmethod
+    def from_padded(cls, resid: torch.Tensor, read: torch.Tensor, doc: torch.Tensor, n_docs: int) -> "HookContexts":
+        """From right-padded contexts [n_ctx, s, d] (every context taken at full length s)."""
+        n_ctx, s, d = resid.shape
+        return cls(resid.reshape(-1, d).float(), read.reshape(-1), torch.full((n_ctx,), s, dtype=torch.long),
+                   doc.long(), n_docs)
 
     @classmethod
     def from_activation_set(cls, act_set: Any, n_docs: int, keep: torch.Tensor | None = None) -> "HookContexts":
         """From an ``ActivationSet`` loaded with BOS (``exclude_bos=False``); a context starts at
         each position 0. ``keep`` masks tokens the SAE reads (e.g. inliers); BOS is never read."""
         positions = act_set.positions.long()
-        starts = torch.nonzero(positions == 0).flatten().tolist() + [len(positions)]
-        n_ctx, length = len(starts) - 1, int(positions.max()) + 1
-        d = act_set.acts.shape[1]
-        resid = torch.zeros(n_ctx, length, d)
-        read = torch.zeros(n_ctx, length, dtype=torch.bool)
-        doc = torch.empty(n_ctx, dtype=torch.long)
+        starts = torch.nonzero(positions == 0).flatten()
+        ctx_len = torch.diff(torch.cat([starts, torch.tensor([len(positions)])]))
         keep = torch.ones(len(positions), dtype=torch.bool) if keep is None else keep
-        for c, (lo, hi) in enumerate(zip(starts[:-1], starts[1:])):
-            resid[c, : hi - lo] = act_set.acts[lo:hi].float()
-            read[c, : hi - lo] = keep[lo:hi] & (positions[lo:hi] > 0)
-            doc[c] = int(act_set.doc_index[lo])
-        return cls(resid, read, doc, n_docs)
+        return cls(act_set.acts.float(), keep & (positions > 0), ctx_len, act_set.doc_index[starts].long(), n_docs)
 
 
 def _by_length(ctx: HookContexts) -> torch.Tensor:
-    last = torch.where(ctx.read.any(1), ctx.read.shape[1] - torch.argmax(ctx.read.flip(1).int(), dim=1), 0)
-    return torch.argsort(last, stable=True)
+    return torch.argsort(ctx.ctx_len, stable=True)
 
 
 def run_blocks(model: Any, resid: torch.Tensor, probe_layer: int) -> torch.Tensor:
@@ -111,15 +143,11 @@ def pooled_at_layers(model: Any, ctx: HookContexts, layers: Sequence[int], ablat
                      batch: int = 32) -> dict[int, torch.Tensor]:
     """Per-document mean of the residual after each block in ``layers`` (ablation applied at the hook)."""
     layers = sorted(set(int(x) for x in layers))
-    sums = {p: torch.zeros(ctx.n_docs, ctx.resid.shape[2], dtype=torch.float64) for p in layers}
+    sums = {p: torch.zeros(ctx.n_docs, ctx.acts.shape[1], dtype=torch.float64) for p in layers}
     counts = torch.bincount(ctx.read_doc_index(), minlength=ctx.n_docs).clamp_min(1).double()
     order = _by_length(ctx)   # contexts of similar length share a batch: little padding to run
     for start in range(0, len(order), batch):
-        pick = order[start:start + batch]
-        resid, read = ctx.resid[pick], ctx.read[pick]
-        doc = ctx.doc[pick][:, None].expand_as(read)[read]
-        last = resid.shape[1] if not read.any() else int(torch.nonzero(read.any(0)).max()) + 1
-        resid, read = resid[:, :last], read[:, :last]   # causal: later padding never matters
+        resid, read, doc = ctx.batch(order[start:start + batch])
         x = resid if ablation is None else ablation(resid, read)
         layer_now = model.hook_layer
         for p in layers:
@@ -143,23 +171,22 @@ def hook_gradients(model: Any, ctx: HookContexts, probe_layer: int, probe: Linea
     counts = torch.bincount(ctx.read_doc_index(), minlength=ctx.n_docs).clamp_min(1).double()
     u = probe.direction.double()
     grads = []
-    for start in range(0, ctx.resid.shape[0], batch):
-        resid = ctx.resid[start:start + batch].clone().requires_grad_(True)
-        read = ctx.read[start:start + batch]
-        doc = ctx.doc[start:start + batch][:, None].expand_as(read)[read]
+    for start in range(0, ctx.n_ctx, batch):   # context order, so the rows follow read_acts()
+        resid, read, doc = ctx.batch(torch.arange(start, min(start + batch, ctx.n_ctx)))
+        resid.requires_grad_(True)
         y = run_blocks(model, resid, probe_layer) if probe_layer != model.hook_layer else resid
         # each token's share of its document's pooled logit (the logit is linear in the pooled residual)
         per_token = (y[read].double() @ u) * (w[doc] / counts[doc])
         (g,) = torch.autograd.grad(per_token.sum(), resid)
         grads.append(g[read].detach().float())
-    return torch.cat(grads) if grads else torch.zeros(0, ctx.resid.shape[2])
+    return torch.cat(grads) if grads else torch.zeros(0, ctx.acts.shape[1])
 
 
 @torch.no_grad()
 def shift_scores_through(sae: Any, ctx: HookContexts, grads: torch.Tensor, batch_tokens: int = 2048) -> torch.Tensor:
     """Mean over documents of each feature's attribution ``sum_t f_i(t) (d_i . g(t))`` [d_sae];
     ``grads`` from ``hook_gradients`` with the label signs as weights."""
-    x = ctx.resid[ctx.read]
+    x = ctx.read_acts()
     W = sae.W_dec.detach().float()
     total = torch.zeros(W.shape[0], dtype=torch.float64)
     for start in range(0, x.shape[0], batch_tokens):

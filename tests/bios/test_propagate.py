@@ -40,26 +40,29 @@ def setup(tiny_lm):
         tok[i, : len(r)] = r
         read[i, 1: len(r)] = True
     resid = tiny_lm.resid_at_hook(tok).float()
-    ctx = HookContexts(resid, read, torch.arange(len(rows)), len(rows))
+    ctx = HookContexts.from_padded(resid, read, torch.arange(len(rows)), len(rows))
     sae = make_sae(d_in=tiny_lm.d_model, d_sae=32, seed=3)
-    return tok, ctx, sae
+    return tok, ctx, sae, resid, read
 
 
-def _pool(y, ctx):
-    return torch.stack([y[i][ctx.read[i]].mean(0) for i in range(ctx.n_docs)])
+def _pool(y, read):
+    return torch.stack([y[i][read[i]].mean(0) for i in range(len(read))])
 
 
 def test_probe_layer_residuals_equal_the_models_own_forward(tiny_lm, setup):
-    tok, ctx, _ = setup
+    tok, ctx, _, resid, read = setup
     with torch.no_grad():
         direct = tiny_lm.tl(tok, stop_at_layer=4).float()          # blocks 0..3 -> blocks.3.hook_resid_post
-    assert torch.allclose(pooled_probe_resid(tiny_lm, ctx, 3), _pool(direct, ctx), atol=1e-4)
+    assert torch.allclose(pooled_probe_resid(tiny_lm, ctx, 3), _pool(direct, read), atol=1e-4)
+    # selecting documents keeps their contexts (renumbered in the order asked)
+    sub = ctx.select_docs(torch.tensor([2, 0]))
+    assert torch.allclose(pooled_probe_resid(tiny_lm, sub, 3), _pool(direct, read)[[2, 0]], atol=1e-4)
     both = pooled_at_layers(tiny_lm, ctx, [2, 3])
-    assert torch.allclose(both[2], _pool(ctx.resid, ctx), atol=1e-5) and torch.allclose(both[3], _pool(direct, ctx), atol=1e-4)
+    assert torch.allclose(both[2], _pool(resid, read), atol=1e-5) and torch.allclose(both[3], _pool(direct, read), atol=1e-4)
 
 
 def test_ablating_no_feature_with_the_error_term_kept_is_the_identity(tiny_lm, setup):
-    _, ctx, sae = setup
+    _, ctx, sae, resid, read = setup
     assert sae_ablation(sae, []) is None
     clean = pooled_probe_resid(tiny_lm, ctx, 3)
 
@@ -75,33 +78,33 @@ def test_ablating_no_feature_with_the_error_term_kept_is_the_identity(tiny_lm, s
 
 
 def test_ablation_propagated_through_later_blocks_differs_from_ablating_at_the_probe_layer(tiny_lm, setup):
-    _, ctx, sae = setup
-    x = ctx.resid[ctx.read]
+    _, ctx, sae, resid, read = setup
+    x = resid[read]
     f = sae.encode(x).detach()
     features = torch.argsort(f.mean(0), descending=True)[:4].tolist()
     assert f[:, features].sum() > 0
     propagated = pooled_probe_resid(tiny_lm, ctx, 3, sae_ablation(sae, features))
     clean = pooled_probe_resid(tiny_lm, ctx, 3)
     # the same decoder contributions subtracted at the probe layer instead (no block in between)
-    delta = torch.zeros_like(ctx.resid)
-    delta[ctx.read] = f[:, features] @ sae.W_dec.detach()[features]
-    at_probe_layer = clean - _pool(delta, ctx)
+    delta = torch.zeros_like(resid)
+    delta[read] = f[:, features] @ sae.W_dec.detach()[features]
+    at_probe_layer = clean - _pool(delta, read)
     assert not torch.allclose(propagated, clean, atol=1e-3)
     assert not torch.allclose(propagated, at_probe_layer, atol=1e-3)
     # at the hook (probe_layer == hook) the two coincide: no block runs
     at_hook = pooled_probe_resid(tiny_lm, ctx, 2, sae_ablation(sae, features))
-    assert torch.allclose(at_hook, _pool(ctx.resid - delta, ctx), atol=1e-5)
+    assert torch.allclose(at_hook, _pool(resid - delta, read), atol=1e-5)
 
 
 def test_attribution_through_the_blocks(tiny_lm, setup):
-    _, ctx, sae = setup
+    _, ctx, sae, resid, read = setup
     gen = torch.Generator().manual_seed(0)
     probe = LinearProbe(torch.randn(tiny_lm.d_model, generator=gen, dtype=torch.float64), 0.1)
     labels = np.array([1, 0, 1, 0])
     # at the hook it equals the exact linear attribution of attribution.py
     grads = hook_gradients(tiny_lm, ctx, 2, probe, 2 * labels - 1)
-    x = ctx.resid[ctx.read]
-    pooled_f = torch.stack([sae.encode(ctx.resid[i][ctx.read[i]]).mean(0) for i in range(ctx.n_docs)]).detach()
+    x = resid[read]
+    pooled_f = torch.stack([sae.encode(resid[i][read[i]]).mean(0) for i in range(ctx.n_docs)]).detach()
     expected = shift_scores(pooled_f, sae.W_dec.detach(), probe, labels)
     assert torch.allclose(shift_scores_through(sae, ctx, grads), expected, rtol=1e-4, atol=1e-6)
     # through block 3: the gradient is the autograd gradient of the pooled probe-layer logit
