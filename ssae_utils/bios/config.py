@@ -23,14 +23,25 @@ class BiosStudyConfig:
     # many as the split allows (groups are filled with pronoun-swapped copies, see data.py).
     ambiguous_per_class: int | None = None
     balanced_per_group: int | None = None
-    # Fill short groups with pronoun-swapped copies of the same profession's other gender
-    # (the stand-in has 8 female scholars per split); False: real documents only.
+    # Fill short groups of the BALANCED sets (the test set, and the oracle's / SCR gender
+    # probe's balanced training set) with pronoun-swapped copies of the same profession's other
+    # gender (the stand-in has 8 female scholars per split); False: real documents only. The
+    # ambiguous set (the probe's training set) never holds swapped copies, whatever this says.
     use_pronoun_swaps: bool = True
     data_seed: int = 0                     # which documents make up the balanced test set
     # Bias in Bios' ``hard_text`` drops each bio's first sentence (the one naming the
     # occupation). The Wikipedia stand-in keeps it unless this is True (data.without_first_sentence).
     drop_first_sentence: bool = False
-    # --- probes (logistic regression on mean-pooled residuals at the SAE's hook)
+    # --- probes (logistic regression on mean-pooled residuals)
+    # The residual the probes read: blocks.<probe_layer>.hook_resid_post, mean-pooled over the
+    # tokens the SAE reads. None: the SAE's hook layer (ablation then acts on what the probe
+    # reads). A later block: SHIFT's ablations act at the hook and run through the blocks in
+    # between (ssae_utils.bios.propagate), as in Marks et al. (probe near the top).
+    probe_layer: int | None = None
+    # Pre-declared candidate layers; when given, the stage picks probe_layer among them by the
+    # original (unablated) probe's gender accuracy on the balanced test set, never by a SHIFT
+    # result (ssae_utils.bios.calibration.pick_probe_candidate); probe_layer must then be None.
+    probe_layer_candidates: tuple[int, ...] = ()
     probe_seeds: tuple[int, ...] = (0, 1, 2)  # resample the ambiguous/balanced training sets
     probe_l2: float = 1e-2                 # L2 penalty on the standardized weights
     probe_max_iter: int = 200              # LBFGS iterations (full batch)
@@ -62,7 +73,7 @@ class BiosStudyConfig:
 
     def __post_init__(self) -> None:
         self.professions = tuple(self.professions)
-        for name in ("probe_seeds", "scr_top_n", "ssae_selection_seeds"):
+        for name in ("probe_seeds", "scr_top_n", "ssae_selection_seeds", "probe_layer_candidates"):
             setattr(self, name, tuple(int(x) for x in getattr(self, name)))
         _require(len(self.professions) == 2 and self.professions[0] != self.professions[1],
                  f"bios.professions must name two different professions, got {self.professions}")
@@ -70,6 +81,13 @@ class BiosStudyConfig:
             value = getattr(self, name)
             _require(value is None or value >= 2, f"bios.{name} must be None or >= 2")
         _require(len(self.probe_seeds) >= 1, "bios.probe_seeds must not be empty")
+        _require(self.probe_layer is None or (isinstance(self.probe_layer, int) and self.probe_layer >= 0),
+                 "bios.probe_layer must be None or a block index >= 0")
+        _require(all(p >= 0 for p in self.probe_layer_candidates)
+                 and len(set(self.probe_layer_candidates)) == len(self.probe_layer_candidates),
+                 "bios.probe_layer_candidates: distinct block indices >= 0")
+        _require(not (self.probe_layer_candidates and self.probe_layer is not None),
+                 "set bios.probe_layer or bios.probe_layer_candidates (the selection picks the layer), not both")
         _require(len(self.ssae_selection_seeds) >= 1, "bios.ssae_selection_seeds must not be empty")
         _require(self.probe_l2 >= 0 and self.probe_max_iter >= 1, "bios.probe_l2 >= 0 and bios.probe_max_iter >= 1")
         _require(self.shift_candidates >= 1, "bios.shift_candidates must be >= 1")
@@ -97,7 +115,7 @@ class BiosStudyConfig:
     @classmethod
     def smoke(cls, **overrides: Any) -> "BiosStudyConfig":
         """Synthetic biographies (8 per group and split), a tiny SSAE: seconds."""
-        base = dict(ssae_selection_seeds=(0, 1), ssae_seed_docs=4, ssae_token_budget=1_000,
+        base = dict(probe_layer_candidates=(3,), ssae_selection_seeds=(0, 1), ssae_seed_docs=4, ssae_token_budget=1_000,
                     ssae_steps=8, ssae_lr_decay_steps=4, shift_candidates=20,
                     scr_top_n=(2, 5, 10), bootstrap_samples=50, compress_fraction=0.25)
         return cls(**{**base, **overrides})
@@ -118,15 +136,30 @@ class BiosStudyConfig:
         (GSAE: 104), so the SSAEs are compared with the GSAE at equal sparsity.
         drop_first_sentence: the stand-in's hard_text (see the field); with the first sentence
         kept the profession is named outright and the ambiguous probe ignores gender.
+        Probe layer: picked per run from blocks 16 (penultimate) and 17 (last) of the 18 by the
+        original probe's gender accuracy on the balanced test set (calibration.py). The only
+        profession pair the stand-in holds is scholar/performer (data/bios.py PROFESSIONS); the
+        reversed pairing (male performers vs female scholars) has 8 real documents per class,
+        too few for a probe, so it is not a candidate.
+        Calibration (2026-12-01, warm cache, original probe's gender accuracy on the balanced
+        test set, mean of probe seeds 0-2, l2 1e-2): block 16 0.534, block 17 0.533 (picked:
+        16); outside the candidates, for the record only: the hook (12) 0.518, block 14 0.582.
+        Raising probe_l2 to 100 moves none of them by more than 0.01. The stand-in's probe does
+        not lean on gender at any of these layers (profession accuracy ~0.95 from real
+        documents alone), so C9's precondition (CI lower bound > 0.6) fails on this data.
+        Cost with the late probe: stage 07 took 185 s warm on the shared 2-core box (probe-layer
+        pass over both candidates 32 s, 31 propagated ablation passes in SHIFT 115 s).
         """
-        base = dict(drop_first_sentence=True)
+        base = dict(drop_first_sentence=True, probe_layer_candidates=(16, 17))
         return cls(**{**base, **overrides})
 
     @classmethod
     def paper(cls, **overrides: Any) -> "BiosStudyConfig":
         """LabHC/bias_in_bios, professor (paired with male) vs nurse (with female), real
-        documents only (the dataset has enough of every group), paper-scale SSAE."""
-        base = dict(professions=("professor", "nurse"), use_pronoun_swaps=False, ambiguous_per_class=3000,
+        documents only (the dataset has enough of every group), paper-scale SSAE. The probe
+        layer is picked by the embedded profile's rule among the same two late blocks of
+        Gemma-2b (18 layers, hook 12): 16 (penultimate) and 17 (last)."""
+        base = dict(professions=("professor", "nurse"), use_pronoun_swaps=False, probe_layer_candidates=(16, 17), ambiguous_per_class=3000,
                     balanced_per_group=750, ssae_token_budget=2_000_000, ssae_seed_docs=64, ssae_steps=500,
                     ssae_lr_decay_steps=500, ssae_lambda=1.0)
         return cls(**{**base, **overrides})

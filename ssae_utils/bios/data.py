@@ -8,10 +8,14 @@
 * **counterfactual pairs** (the automatic gender criterion): each ambiguous document next to
   its pronoun-swapped copy, so a feature's gender response is measured with the content fixed.
 
-A group that has too few real documents is filled with pronoun-swapped copies of the same
-profession's other gender (``use_pronoun_swaps``); real documents always come first. Swapped
-copies keep the person's name (``ssae_utils.data.bios.pronoun_swap``), so a name can still
-leak gender: the notebook states this.
+The ambiguous (probe training) set holds real documents only: a pronoun-swapped copy of a
+male performer is no female performer, and putting copies into the probe's training set
+would make the spurious "gender" the probe can lean on a lexical artefact of the swap. Only
+the balanced sets (the test set, and the oracle's / SCR gender probe's balanced training
+set) fill a group that has too few real documents with pronoun-swapped copies of the same
+profession's other gender (``BiosStudyConfig.use_pronoun_swaps``); real documents always
+come first. Swapped copies keep the person's name (``ssae_utils.data.bios.pronoun_swap``),
+so a name can still leak gender: the notebook states this.
 """
 
 from __future__ import annotations
@@ -131,13 +135,14 @@ def _size(name: str, wanted: int | None, capacity: int, notes: list[str]) -> int
 
 
 def ambiguous_set(docs: Sequence[Document], professions: tuple[str, str], per_class: int | None,
-                  use_swaps: bool, seed: int, name: str = "ambiguous") -> LabelledSet:
-    """(profession 0, male) vs (profession 1, female), equal sizes."""
-    groups = by_group(docs, professions)
+                  seed: int, name: str = "ambiguous") -> LabelledSet:
+    """(profession 0, male) vs (profession 1, female), equal sizes, real documents only
+    (never pronoun-swapped copies: this is the probe's training set)."""
+    groups = by_group([d for d in docs if d.meta.get("swapped_from") is None], professions)
     keys = [(0, 0), (1, 1)]
     notes: list[str] = []
-    n = _size(name, per_class, min(_capacity(groups, k, use_swaps) for k in keys), notes)
-    return _build(name, groups, keys, n, professions, use_swaps, np.random.default_rng(seed), notes)
+    n = _size(name, per_class, min(_capacity(groups, k, False) for k in keys), notes)
+    return _build(name, groups, keys, n, professions, False, np.random.default_rng(seed), notes)
 
 
 def balanced_set(docs: Sequence[Document], professions: tuple[str, str], per_group: int | None,

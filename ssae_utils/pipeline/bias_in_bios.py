@@ -10,6 +10,14 @@ per selection seed), and both sliced to 1/8 of their features; baselines: the or
 probe, an oracle probe trained on balanced data, and ablating random features. Also SAEBench's
 automatic variant (SCR) for several N.
 
+The profession probe reads the residual after ``bios.probe_layer`` (a late block, picked
+among ``bios.probe_layer_candidates`` by the original probe's gender accuracy on the balanced
+test set: ``ssae_utils.bios.calibration``), mean-pooled; SHIFT's ablations act at the SAE's
+hook (error term kept) and run through the blocks in between (``ssae_utils.bios.propagate``),
+and attribution is taken by autograd through those blocks. The ambiguous training set holds
+real documents only. SCR stays at the SAE's layer (SAEBench's setup: its probes read the
+SAE's own layer), with its own hook-layer profession, oracle and gender probes.
+
 ``run_bias_in_bios(cfg)`` writes ``results/<profile>/07_bias_in_bios.json``; the figure is
 drawn from that file (``ssae_utils.plots.bias_in_bios``). The pieces live in ``ssae_utils.bios``.
 """
@@ -27,6 +35,10 @@ from tqdm.auto import tqdm
 
 from ssae_utils.bios.attribution import shift_scores
 from ssae_utils.bios.audit import top_tokens
+from ssae_utils.bios.calibration import selection_record, wilson_interval
+from ssae_utils.bios.propagate import (
+    HookContexts, hook_gradients, pooled_at_layers, pooled_probe_resid, sae_ablation, shift_scores_through,
+)
 from ssae_utils.bios.compress import compressed_width, slice_features, slice_sae
 from ssae_utils.bios.config import BiosStudyConfig
 from ssae_utils.bios.data import (
@@ -37,7 +49,7 @@ from ssae_utils.bios.pooling import DocTokens, pooled_features, pooled_residuals
 from ssae_utils.bios.probe import LinearProbe, fit_probe
 from ssae_utils.bios.scr import scr_effects, scr_score, top_latents
 from ssae_utils.bios.selection import gender_share, select_gender_features
-from ssae_utils.bios.shift import ablate_and_evaluate, random_features
+from ssae_utils.bios.shift import ablate_and_evaluate, ablate_pooled, random_features
 from ssae_utils.bios.ssae import dense_selection, seed_bios, training_documents
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora
@@ -93,7 +105,8 @@ def build_study_data(corpora: Corpora, bcfg: BiosStudyConfig) -> StudyData:
     test = balanced_set(bios_test, prof, bcfg.balanced_per_group, bcfg.use_pronoun_swaps,
                         bcfg.data_seed, name="test")
     train = bios_train
-    ambiguous = {s: ambiguous_set(train, prof, bcfg.ambiguous_per_class, bcfg.use_pronoun_swaps, s) for s in bcfg.probe_seeds}
+    # the probe's training set: real documents only (swapped copies balance evaluation sets)
+    ambiguous = {s: ambiguous_set(train, prof, bcfg.ambiguous_per_class, s) for s in bcfg.probe_seeds}
     balanced = {s: balanced_set(train, prof, bcfg.balanced_per_group, bcfg.use_pronoun_swaps, s, name="balanced_train")
                 for s in bcfg.probe_seeds}
     pairs = {s: counterfactual_pairs(ambiguous[s]) for s in bcfg.probe_seeds}
@@ -201,50 +214,139 @@ def _fit(x: torch.Tensor, y: np.ndarray, bcfg: BiosStudyConfig) -> LinearProbe:
     return fit_probe(x, torch.as_tensor(y), bcfg.probe_l2, bcfg.probe_max_iter)
 
 
-def run_probe_seed(seed: int, data: StudyData, rows: TextRows, x: torch.Tensor, views: list[SAEView],
-                   bcfg: BiosStudyConfig) -> tuple[list[Run], list[dict[str, Any]], dict[str, Any]]:
+class ProbeSpace:
+    """What the profession probe reads: the pooled residual after block ``layer`` of every study
+    text (``x``), and the same after zero-ablating SAE features at the hook (error term kept),
+    propagated through the blocks in between. At ``layer == hook`` the ablation is the exact
+    pooled shortcut (``shift.ablate_pooled``); results are cached per (SAE view, features, rows)."""
+
+    def __init__(self, model: Any, ctx: HookContexts | None, layer: int, x: torch.Tensor):
+        self.model, self.ctx, self.layer, self.x = model, ctx, layer, x
+        self.at_hook = ctx is None or layer == model.hook_layer
+        self._cache: dict[tuple, torch.Tensor] = {}
+        self.passes = 0
+
+    def ablated(self, view: SAEView, features: Sequence[int], rows: torch.Tensor) -> torch.Tensor:
+        features = sorted(int(i) for i in features)
+        if not features:
+            return self.x[rows]
+        if self.at_hook:
+            return ablate_pooled(self.x[rows], view.pooled[rows], view.W_dec, features)
+        key = (view.name, tuple(features), tuple(rows.tolist()))
+        if key not in self._cache:
+            self.passes += 1
+            self._cache[key] = pooled_probe_resid(self.model, self.ctx.select_docs(rows), self.layer,
+                                                  sae_ablation(view.sae, features))
+        return self._cache[key]
+
+    def scores(self, view: SAEView, rows: torch.Tensor, probe: LinearProbe, labels: np.ndarray,
+               grads: torch.Tensor | None) -> torch.Tensor:
+        """SHIFT attribution of each feature to the probe's label-signed logit (mean over documents)."""
+        if self.at_hook:
+            return shift_scores(view.pooled[rows], view.W_dec, probe, labels)
+        return shift_scores_through(view.sae, self.ctx.select_docs(rows), grads)
+
+    def gradients(self, rows: torch.Tensor, probe: LinearProbe, labels: np.ndarray) -> torch.Tensor | None:
+        if self.at_hook:
+            return None
+        return hook_gradients(self.model, self.ctx.select_docs(rows), self.layer, probe, 2 * np.asarray(labels) - 1)
+
+
+def _evaluate(space: ProbeSpace, probe: LinearProbe, view: SAEView, features: Sequence[int], r_amb: torch.Tensor,
+              y_amb: np.ndarray, r_test: torch.Tensor, bcfg: BiosStudyConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Test predictions of the probe on ablated activations, and of a probe refitted on the ablated
+    ambiguous set ("+ retrain")."""
+    test_ablated = space.ablated(view, features, r_test)
+    retrained = _fit(space.ablated(view, features, r_amb), y_amb, bcfg)
+    return probe.predict(test_ablated).numpy(), retrained.predict(test_ablated).numpy()
+
+
+def run_probe_seed(seed: int, data: StudyData, rows: TextRows, space: ProbeSpace, x_hook: torch.Tensor,
+                   views: list[SAEView], bcfg: BiosStudyConfig) -> tuple[list[Run], list[dict[str, Any]], dict[str, Any]]:
     """Every row of the table for one probe seed, the SCR records and the SHIFT selections."""
     amb, bal, pairs, test = data.ambiguous[seed], data.balanced[seed], data.pairs[seed], data.test
     r_amb, r_bal, r_test = rows.rows(amb.texts), rows.rows(bal.texts), rows.rows(test.texts)
     r_female, r_male = rows.rows(pairs.female), rows.rows(pairs.male)
+    x = space.x
     probe = _fit(x[r_amb], amb.profession, bcfg)
     oracle = _fit(x[r_bal], bal.profession, bcfg)
-    gender_probe = _fit(x[r_bal], bal.gender, bcfg)
     runs = [Run("Original", seed, probe.predict(x[r_test]).numpy()), Run("Oracle", seed, oracle.predict(x[r_test]).numpy())]
-    acc_original = float((runs[0].pred == test.profession).mean())
-    acc_oracle = float((runs[1].pred == test.profession).mean())
+    # SCR (SAEBench) reads the SAE's own layer: its own profession, oracle and gender probes there
+    if space.at_hook and space.layer == space.model.hook_layer:
+        probe_h, acc_original = probe, float((runs[0].pred == test.profession).mean())
+        acc_oracle = float((runs[1].pred == test.profession).mean())
+    else:
+        probe_h = _fit(x_hook[r_amb], amb.profession, bcfg)
+        acc_original = probe_h.accuracy(x_hook[r_test], test.profession)
+        acc_oracle = _fit(x_hook[r_bal], bal.profession, bcfg).accuracy(x_hook[r_test], test.profession)
+    gender_probe = _fit(x_hook[r_bal], bal.gender, bcfg)
+    grads = space.gradients(r_amb, probe, amb.profession)
     scr_records: list[dict[str, Any]] = []
     selections: dict[str, Any] = {}
     for view in views:
-        scores = shift_scores(view.pooled[r_amb], view.W_dec, probe, amb.profession)
+        scores = space.scores(view, r_amb, probe, amb.profession, grads)
         share = gender_share(view.pooled[r_female], view.pooled[r_male])
         chosen = select_gender_features(scores, share, bcfg.shift_candidates, bcfg.gender_share_threshold)
         selections[view.name] = {**chosen.to_dict(), "scores": {i: float(scores[i]) for i in chosen.candidates},
                                  "gender_share": {i: float(share[i]) for i in chosen.candidates}}
-        outcome = ablate_and_evaluate(probe, chosen.selected, view.W_dec, x[r_amb], view.pooled[r_amb], amb.profession,
-                                      x[r_test], view.pooled[r_test], bcfg.probe_l2, bcfg.probe_max_iter)
-        common = dict(probe_seed=seed, sae=view.name, selection_seed=view.selection_seed, features=outcome.features)
-        runs += [Run(f"{view.label} SHIFT", pred=outcome.pred, **common),
-                 Run(f"{view.label} SHIFT + retrain", pred=outcome.pred_retrained, **common)]
+        pred, pred_retrained = _evaluate(space, probe, view, chosen.selected, r_amb, amb.profession, r_test, bcfg)
+        common = dict(probe_seed=seed, sae=view.name, selection_seed=view.selection_seed, features=list(chosen.selected))
+        runs += [Run(f"{view.label} SHIFT", pred=pred, **common),
+                 Run(f"{view.label} SHIFT + retrain", pred=pred_retrained, **common)]
         if view.name == "GSAE":
             # Random baseline: as many features as GSAE SHIFT ablates, drawn from the GSAE's
             # features active on the ambiguous set.
             active = view.pooled[r_amb].sum(0) > 0
             picked = random_features(active, len(chosen.selected), bcfg.random_baseline_seed + 1000 * seed)
-            rnd = ablate_and_evaluate(probe, picked, view.W_dec, x[r_amb], view.pooled[r_amb], amb.profession,
-                                      x[r_test], view.pooled[r_test], bcfg.probe_l2, bcfg.probe_max_iter)
-            common = dict(probe_seed=seed, sae=view.name, features=rnd.features)
-            runs += [Run("Random", pred=rnd.pred, **common), Run("Random + retrain", pred=rnd.pred_retrained, **common)]
+            pred, pred_retrained = _evaluate(space, probe, view, picked, r_amb, amb.profession, r_test, bcfg)
+            common = dict(probe_seed=seed, sae=view.name, features=list(picked))
+            runs += [Run("Random", pred=pred, **common), Run("Random + retrain", pred=pred_retrained, **common)]
         effects = scr_effects(view.pooled[r_bal], bal.gender, view.W_dec, gender_probe)
         for n in bcfg.scr_top_n:
             latents = top_latents(effects, n)
-            out = ablate_and_evaluate(probe, latents, view.W_dec, x[r_amb], view.pooled[r_amb], amb.profession,
-                                      x[r_test], view.pooled[r_test], bcfg.probe_l2, bcfg.probe_max_iter, retrain=False)
+            out = ablate_and_evaluate(probe_h, latents, view.W_dec, x_hook[r_amb], view.pooled[r_amb], amb.profession,
+                                      x_hook[r_test], view.pooled[r_test], bcfg.probe_l2, bcfg.probe_max_iter, retrain=False)
             acc = float((out.pred == test.profession).mean())
             scr_records.append({"sae": view.name, "label": view.label, "probe_seed": seed, "selection_seed": view.selection_seed,
                                 "n": n, "latents": latents, "acc_ablated": acc, "acc_original": acc_original,
                                 "acc_oracle": acc_oracle, "scr": scr_score(acc, acc_original, acc_oracle)})
     return runs, scr_records, selections
+
+
+def choose_probe_layer(data: StudyData, rows: TextRows, pooled: dict[int, torch.Tensor], candidates: Sequence[int],
+                       bcfg: BiosStudyConfig) -> dict[str, Any]:
+    """The pre-declared selection (``calibration.RULE``): per candidate layer and probe seed, the
+    original probe's gender accuracy on the balanced test set; SHIFT never enters."""
+    test, r_test = data.test, rows.rows(data.test.texts)
+    accs = []
+    for layer in candidates:
+        x = pooled[layer]
+        per_seed = []
+        for seed in bcfg.probe_seeds:
+            amb = data.ambiguous[seed]
+            pred = _fit(x[rows.rows(amb.texts)], amb.profession, bcfg).predict(x[r_test]).numpy()
+            per_seed.append(float((pred == test.gender).mean()))
+        accs.append(per_seed)
+    cands = [{"professions": list(bcfg.professions), "probe_layer": int(layer)} for layer in candidates]
+    return selection_record(cands, accs, bcfg.probe_seeds)
+
+
+def precondition_record(runs: list[Run], summary: list[dict[str, Any]], test: LabelledSet, layer: int,
+                        bcfg: BiosStudyConfig) -> dict[str, Any]:
+    """The original probe's gender accuracy on the balanced test set with 95% intervals: Wilson per
+    probe seed, the stratified bootstrap over test biographies for the mean (the table's CI)."""
+    original = [r for r in runs if r.row == "Original"]
+    n = len(test)
+    per_seed = {}
+    for r in original:
+        k = int((r.pred == test.gender).sum())
+        per_seed[str(r.probe_seed)] = {"gender_acc": k / n, "n": n, "ci": wilson_interval(k, n, bcfg.ci_level),
+                                       "ci_method": f"Wilson score interval ({bcfg.ci_level:.0%}) over the {n} test biographies"}
+    row = next(e for e in summary if e["row"] == "Original")
+    return {"probe_layer": layer, "metric": "gender accuracy of the original (unablated) profession probe on the balanced test set",
+            "per_seed": per_seed, "mean": row["gender_acc"]["mean"], "ci": row["gender_acc"]["ci"],
+            "ci_method": row["gender_acc"].get("ci_method"), "reference": "~0.87 in Marks et al. (SHIFT)",
+            "c9_untestable_if": "ci lower bound <= 0.6 (the scorecard reads table[row=='Original']['gender_acc']['ci'][0])"}
 
 
 # ------------------------------------------------------------------ summaries
@@ -256,6 +358,8 @@ def row_order(views: list[SAEView]) -> list[str]:
 def table(runs: list[Run], order: list[str], test: LabelledSet, bcfg: BiosStudyConfig) -> list[dict[str, Any]]:
     """One row per method: mean, seed std and bootstrap CI of each metric."""
     out = []
+    ci_method = (f"percentile bootstrap ({bcfg.ci_level:.0%}, {bcfg.bootstrap_samples} resamples) of the mean over runs, "
+                 "test biographies resampled within each (profession x gender) group")
     for row in order:
         mine = [r for r in runs if r.row == row]
         if not mine:
@@ -265,7 +369,7 @@ def table(runs: list[Run], order: list[str], test: LabelledSet, bcfg: BiosStudyC
                           seed=bcfg.data_seed)
         entry: dict[str, Any] = {"row": row, "n_runs": len(mine)}
         for m in METRICS:
-            entry[m] = {**summarize([p[m] for p in per_run]), "ci": ci[m]}
+            entry[m] = {**summarize([p[m] for p in per_run]), "ci": ci[m], "ci_method": ci_method}
         n_feat = [len(r.features) for r in mine if r.features is not None]
         entry["n_features"] = summarize(n_feat) if n_feat else None
         entry["paper_worst_group_acc"] = PAPER_REFERENCE["worst_group_acc"].get(row)
@@ -318,11 +422,39 @@ def run_bias_in_bios(cfg: ProfileConfig) -> BiasInBiosResults:
 
     t = time.perf_counter()
     rows = TextRows(data.all_texts())
-    act_set = world.store.load(rows.texts, desc="caching biography activations")
-    keep = None if threshold is None else ~threshold.is_outlier(act_set.acts)
-    tokens = DocTokens.from_activation_set(act_set, len(rows), keep)
-    x = pooled_residuals(tokens)
+    act_all = world.store.load(rows.texts, exclude_bos=False, desc="caching biography activations")
+    keep_all = None if threshold is None else ~threshold.is_outlier(act_all.acts)
+    not_bos = act_all.positions > 0
+    keep = None if keep_all is None else keep_all[not_bos]
+    tokens = DocTokens.from_activation_set(act_all.without_bos(), len(rows), keep)
+    x_hook = pooled_residuals(tokens)
     timings["bios_activations_s"] = time.perf_counter() - t
+
+    # the probe's layer: fixed, or picked by the pre-declared rule (calibration.py)
+    t = time.perf_counter()
+    model, hook = world.model, world.model.hook_layer
+    candidates = list(bcfg.probe_layer_candidates) or [hook if bcfg.probe_layer is None else bcfg.probe_layer]
+    for layer in candidates:
+        if not hook <= layer < model.n_layers:
+            raise ValueError(f"bios probe layer {layer} must lie between the SAE's hook layer {hook} and the "
+                             f"last block {model.n_layers - 1} of {model.name}")
+    ctx = None
+    pooled = {hook: x_hook}
+    if any(layer != hook for layer in candidates):
+        ctx = HookContexts.from_activation_set(act_all, len(rows), keep_all)
+        probe_rows = torch.unique(torch.cat([rows.rows(data.test.texts)] + [
+            rows.rows(data.ambiguous[s].texts + data.balanced[s].texts) for s in bcfg.probe_seeds]))
+        later = [layer for layer in candidates if layer != hook]
+        sub = pooled_at_layers(model, ctx.select_docs(probe_rows), later)
+        for layer in later:
+            full = torch.zeros(len(rows), x_hook.shape[1])
+            full[probe_rows] = sub[layer]
+            pooled[layer] = full
+    del act_all
+    selection = choose_probe_layer(data, rows, pooled, candidates, bcfg) if len(candidates) > 1 else None
+    layer = candidates[0] if selection is None else selection["picked"]["probe_layer"]
+    space = ProbeSpace(model, ctx, layer, pooled[layer])
+    timings["probe_layer_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     ssaes = bios_ssaes(world, gsae, setup.gsae.folder, act_scale, threshold)
@@ -340,7 +472,7 @@ def run_bias_in_bios(cfg: ProfileConfig) -> BiasInBiosResults:
     scr_records: list[dict[str, Any]] = []
     selections: dict[int, dict[str, Any]] = {}
     for seed in tqdm(bcfg.probe_seeds, desc="probe seeds"):
-        seed_runs, seed_scr, selections[seed] = run_probe_seed(seed, data, rows, x, views, bcfg)
+        seed_runs, seed_scr, selections[seed] = run_probe_seed(seed, data, rows, space, x_hook, views, bcfg)
         runs += seed_runs
         scr_records += seed_scr
     timings["shift_s"] = time.perf_counter() - t
@@ -356,7 +488,13 @@ def run_bias_in_bios(cfg: ProfileConfig) -> BiasInBiosResults:
         "profile": cfg.name,
         "config_hash": cfg.hash(),
         "bios_config": bcfg.to_dict(),
-        "model": {"name": world.model.name, "hook_name": world.model.hook_name},
+        "model": {"name": world.model.name, "hook_name": world.model.hook_name, "probe_layer": layer,
+                  "probe_hook_name": f"blocks.{layer}.hook_resid_post",
+                  "ablation": ("at the SAE's hook, error term kept, propagated through blocks "
+                               f"{hook + 1}..{layer}" if layer != hook else "at the SAE's hook (= the probe's layer)"),
+                  "attribution": ("activation x gradient, gradient by autograd from the pooled probe-layer logit "
+                                  "through the later blocks" if layer != hook else "activation x gradient (exact, linear)"),
+                  "scr_layer": hook, "propagated_ablation_passes": space.passes},
         "data": {
             "source": cfg.data.bios_source,
             "professions": {"0 (paired with male)": bcfg.professions[0], "1 (paired with female)": bcfg.professions[1]},
@@ -376,6 +514,10 @@ def run_bias_in_bios(cfg: ProfileConfig) -> BiasInBiosResults:
         "features": features,
         "paper_reference": PAPER_REFERENCE,
         "timings": {k: round(v, 2) for k, v in timings.items()},
+        "probe_selection": selection if selection is not None else {
+            "rule": "fixed by the config (a single candidate)", "candidates": [], "picked": {
+                "professions": list(bcfg.professions), "probe_layer": layer}, "picked_index": 0},
+        "precondition": precondition_record(runs, summary, data.test, layer, bcfg),
     })
     write_results(cfg, results)
     return results

@@ -319,6 +319,9 @@ class BiasInBiosResults(StageResults):
     features: dict[str, list[dict[str, Any]]]
     paper_reference: dict[str, Any]
     timings: dict[str, Any]
+    # since the late-layer probe: the pre-declared probe choice and the precondition for C9
+    probe_selection: dict[str, Any] = optional()
+    precondition: dict[str, Any] = optional()
 
 
 # ------------------------------------------------------------------ 08_scorecard.json

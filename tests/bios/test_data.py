@@ -25,14 +25,21 @@ SKEWED = {("scholar", "male"): 10, ("scholar", "female"): 2, ("performer", "male
 
 
 def test_ambiguous_set_pairs_profession_with_gender_and_balances_classes():
-    amb = ambiguous_set(_docs(SKEWED), PROF, None, use_swaps=True, seed=0)
+    amb = ambiguous_set(_docs(SKEWED), PROF, None, seed=0)
     assert (amb.profession == amb.gender).all()                       # gender predicts profession perfectly
-    assert (amb.profession == 0).sum() == (amb.profession == 1).sum() == 6   # performer/female: 2 real + 4 swapped
+    assert (amb.profession == 0).sum() == (amb.profession == 1).sum() == 2   # performer/female: 2 real documents
     card = amb.card()
-    assert card["performer/female"] == {"docs": 6, "real": 2, "swapped": 4}
+    assert card["performer/female"] == {"docs": 2, "real": 2, "swapped": 0}
     assert card["scholar/female"]["docs"] == card["performer/male"]["docs"] == 0
-    swapped_texts = [d.text for d, s in zip(amb.docs, amb.swapped) if s]
-    assert all(t.startswith("She is a performer") for t in swapped_texts)
+
+
+def test_the_probe_training_set_never_holds_pronoun_swapped_copies():
+    docs = _docs(SKEWED)
+    for seed in range(3):
+        amb = ambiguous_set(docs, PROF, 50, seed=seed)
+        assert not amb.swapped.any() and all(d.meta.get("swapped_from") is None for d in amb.docs)
+        assert {d.doc_id for d in amb.docs} <= {d.doc_id for d in docs}
+        assert "only 2 available" in amb.notes[0]
 
 
 def test_balanced_set_has_four_equal_groups_real_documents_first():
@@ -54,12 +61,12 @@ def test_requests_beyond_capacity_are_clamped_and_noted_and_tiny_groups_refused(
 
 def test_seeds_change_which_documents_are_drawn():
     docs = _docs(SKEWED)
-    a, b = (ambiguous_set(docs, PROF, 3, use_swaps=True, seed=s) for s in (0, 1))
+    a, b = (ambiguous_set(docs, PROF, 3, seed=s) for s in (0, 1))
     assert {d.doc_id for d in a.docs} != {d.doc_id for d in b.docs}
 
 
 def test_counterfactual_pairs_hold_both_gender_versions_of_each_document():
-    amb = ambiguous_set(_docs(SKEWED), PROF, 2, use_swaps=True, seed=0)
+    amb = ambiguous_set(_docs(SKEWED), PROF, 2, seed=0)
     pairs = counterfactual_pairs(amb)
     assert len(pairs.female) == len(amb)
     for female, male in zip(pairs.female, pairs.male):

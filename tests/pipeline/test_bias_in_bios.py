@@ -97,3 +97,40 @@ def test_the_biographies_ssae_trains_with_the_sweeps_recipe():
     assert (fcfg.lr, fcfg.batch_size, fcfg.decoder) == (3e-4, cfg.finetune.batch_size, cfg.finetune.decoder)
     assert (fcfg.l1_coefficients, fcfg.steps, fcfg.lr_decay_steps, fcfg.seed) == ((cfg.bios.ssae_lambda,), cfg.bios.ssae_steps,
                                                                                   cfg.bios.ssae_lr_decay_steps, 2)
+
+
+def test_smoke_stage_07_records_the_probe_layer_selection_and_precondition(tmp_cache):
+    from ssae_utils.pipeline.foundation import run_foundation
+
+    cfg = load_profile("smoke")
+    run_foundation(cfg)
+    results = run_bias_in_bios(cfg)
+    saved = json.loads((results_dir("smoke") / RESULTS_FILE).read_text())
+    assert saved["model"]["probe_layer"] == 3 and saved["model"]["hook_name"] == "blocks.2.hook_resid_post"
+    assert saved["probe_selection"]["picked"]["probe_layer"] == 3
+    for card in saved["data"]["ambiguous"].values():              # the probe's training set: real documents only
+        assert all(group["swapped"] == 0 for group in card.values())
+    original = next(r for r in saved["table"] if r["row"] == "Original")
+    lo, hi = original["gender_acc"]["ci"]                           # the path the scorecard reads (C9's precondition)
+    assert 0 <= lo <= original["gender_acc"]["mean"] <= hi <= 1 and "bootstrap" in original["gender_acc"]["ci_method"]
+    pre = saved["precondition"]
+    assert pre["ci"] == [lo, hi] and set(pre["per_seed"]) == {str(s) for s in cfg.bios.probe_seeds}
+    assert all("Wilson" in s["ci_method"] and s["ci"][0] <= s["gender_acc"] <= s["ci"][1] for s in pre["per_seed"].values())
+
+
+def test_study_ambiguous_sets_hold_no_pronoun_swapped_copies(tmp_cache):
+    cfg = load_profile("smoke")
+    data = build_study_data(build_corpora(cfg.data), cfg.bios)
+    for amb in data.ambiguous.values():
+        assert not amb.swapped.any()
+
+
+def test_profiles_declare_late_probe_layer_candidates():
+    for name, hook in (("embedded", 12), ("paper", 12)):
+        cfg = load_profile(name)
+        assert cfg.model.hook_layer == hook and cfg.bios.probe_layer is None
+        assert cfg.bios.probe_layer_candidates == (16, 17)
+    paper = load_profile("paper").bios
+    assert paper.professions == ("professor", "nurse") and not paper.use_pronoun_swaps
+    with pytest.raises(ValueError, match="not both"):
+        load_profile("smoke", {"bios.probe_layer": 3})
