@@ -53,8 +53,7 @@ def test_readme_scorecard_table_matches_the_committed_scorecard():
     rows = re.findall(r"^\| (C\d) [^|]*\| ([a-z ]+) \|", readme, flags=re.MULTILINE)
     assert [claim for claim, _ in rows] == [f"C{i}" for i in range(1, 10)], "the README's scorecard table should list C1-C9"
     committed = json.loads((REPO_ROOT / "results" / "embedded" / "08_scorecard.json").read_text())
-    # the README's table is the k-sigma rule's (its header says so): since the four-outcome verdict became
-    # the headline (``verdict``), that rule's verdict is ``legacy_verdict``
-    verdicts = {c["claim"]: c.get("legacy_verdict", c["verdict"]) for c in committed["claims"]}
+    # the README's table shows the headline verdict: the four-outcome rule's (``ssae_utils.stats.verdict``)
+    verdicts = {c["claim"]: c["verdict"] for c in committed["claims"]}
     for claim, verdict in rows:
         assert verdict.strip() == verdicts[claim], f"README says {claim} is {verdict.strip()!r}, 08_scorecard.json {verdicts[claim]!r}"

@@ -9,6 +9,7 @@ import torch
 
 from ssae_utils.activations import ShardedActivations
 from ssae_utils.config import load_profile
+from ssae_utils.domains import STRATEGIES
 from ssae_utils.pipeline import retrieval as stage01
 from ssae_utils.pipeline.finetune import load_selections
 from ssae_utils.results import RetrievalResults, TracinResults
@@ -99,20 +100,26 @@ def test_evaluate_without_patched_ce_never_runs_the_model_and_keeps_the_sae_metr
     assert out["a"]["l0"] == pytest.approx(stats.l0) and out["a"]["fvu"] == pytest.approx(stats.fvu)
 
 
-def test_embedded_seeds_every_physics_strategy_and_the_judged_term_arm_only():
+def test_embedded_skips_validation_perplexity_and_term_extra_seeds_but_the_paper_keeps_them():
     emb, pap = load_profile("embedded"), load_profile("paper")
     embedded, paper = emb.finetune, pap.finetune
     assert not embedded.val_patched_ce and paper.val_patched_ce
-    physics = emb.domains["physics"]
-    # the spending order of the statistics issue: 3 seeds for every strategy behind C1-C5 ...
-    assert all(embedded.seeds_for(physics, s, 0.0) == (0, 1, 2) for s in physics.strategies)
-    # ... and the judged TERM arm (t = 500 on the per-dimension loss = 500 / d_in here); the other arms one seed
-    assert embedded.judged == 500.0 / 640 and embedded.seeds_for(physics, "dense", embedded.judged) == (0, 1, 2)
-    assert embedded.seeds_for(physics, "dense", 500.0) == (0,) and embedded.seeds_for(physics, "dense", 1e9) == (0,)
-    assert all(embedded.seeds_for(emb.domains["toxicity"], s, 0.0) == (0,) for s in emb.domains["toxicity"].strategies)
-    # TERM trains with ERM's recipe: one lr (the gate's), one lambda grid
-    assert embedded.term_lr is None and embedded.term_lambdas is None
+    assert embedded.seeds_for(emb.domains["physics"], "dense", 500.0) == (0,)
+    assert embedded.seeds_for(emb.domains["physics"], "dense", 0.0) == (0, 1, 2)
     assert paper.seeds_for(pap.domains["physics"], "dense", 500.0) == (0, 1, 2)
+
+
+def test_the_statistics_recipe_seeds_every_strategy_and_the_judged_term_arm_only():
+    """The recipe the statistics and fidelity issues ask for (SSAESweepConfig.embedded's note:
+    measured at ~85 min, so not yet the embedded preset), built from the knobs."""
+    cfg = load_profile("embedded", {"domains.physics.extra_seed_strategies": list(STRATEGIES),
+                                    "finetune.term_tilts": [500 / 640, 500.0, 1e9], "finetune.term_lr": None,
+                                    "finetune.term_lambdas": None, "finetune.extra_seeds_with_term": True})
+    s, physics = cfg.finetune, cfg.domains["physics"]
+    assert all(s.seeds_for(physics, st, 0.0) == (0, 1, 2) for st in physics.strategies)
+    assert s.judged == 500.0 / 640 and s.seeds_for(physics, "dense", s.judged) == (0, 1, 2)
+    assert s.seeds_for(physics, "dense", 500.0) == (0,) and s.seeds_for(physics, "dense", 1e9) == (0,)
+    assert s.lr_for(500.0) == s.lr and s.lambdas_for(500.0) == s.lambdas     # TERM on ERM's recipe
 
 
 def test_term_grids_skip_the_ood_split():
