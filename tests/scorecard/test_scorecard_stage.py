@@ -89,7 +89,10 @@ def test_the_committed_embedded_results_pass_through_stage_08(stage08_on_embedde
                         "C9": "untestable"}
     c9 = next(c for c in out["claims"] if c["claim"] == "C9")["stats"]["subtests"][0]
     gender = c9["preconditions"][0]
-    assert not gender["ok"] and "recorded 95% CI" in gender["detail"] and "0.502" in gender["detail"]
+    bios = json.loads((EMBEDDED / "07_bias_in_bios.json").read_text(encoding="utf-8"))
+    bound = next(r for r in bios["table"] if r["row"] == "Original")["gender_acc"]["ci"][0]
+    assert bound <= 0.6     # the embedded stand-in's probe does not lean on gender
+    assert not gender["ok"] and "recorded 95% CI" in gender["detail"] and f"{bound:.3f}" in gender["detail"]
     c8 = next(c for c in out["claims"] if c["claim"] == "C8")["stats"]["subtests"][0]
     assert [p["name"] for p in c8["preconditions"] if not p["ok"]] == ["the explanations come from an LLM (ANTHROPIC_API_KEY set)"]
     c1 = next(c for c in out["claims"] if c["claim"] == "C1")
