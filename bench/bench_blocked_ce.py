@@ -15,11 +15,14 @@ not timed), the layout question of whether each block should be contiguous in me
 
 Inputs: the final residuals (after all layers, before the final norm) of real text, the
 repository's own README/CLAIMS/docs packed into ``--contexts`` contexts of ``--context-length``
-tokens (no download, no cache written). Only the CE step is timed; each repeat runs the
-three paths in turn (interleaved, so that load from other processes hits them alike) after
-one untimed warm-up each. Reports wall-clock tokens/s (best and median of the repeats),
-process CPU seconds, how many cores other processes kept busy meanwhile (/proc/stat;
-this machine is shared), the ratios, and the max per-token CE difference to the baseline.
+tokens (nothing downloaded; the model is ``load_model``'s, from the cache). Only the CE step
+is timed; each repeat runs the three paths in turn (interleaved, so that load from other
+processes hits them alike) after one untimed warm-up each. Reports wall-clock tokens/s (best
+and median of the repeats), process CPU seconds, how many cores other processes kept busy
+meanwhile (/proc/stat, 10 ms resolution; this machine is shared), the ratios, the max
+per-token CE difference to the baseline, and each path's error against the float64
+logsumexp of the same float32 logits.
+
 Runs twice, each in a fresh process: with glibc's default malloc (each 512 MB logits buffer
 mapped and zero-filled anew) and with ``ssae_utils.runtime.ALLOCATOR_ENV`` (what run_all.py's
 notebook kernels use: large blocks reused from the heap), since the baseline's cost depends on
@@ -102,6 +105,19 @@ def baseline_ce(lm, final: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return torch.cat(losses).reshape(tokens.shape[0], -1)
 
 
+def float64_reference(lm, final: torch.Tensor, tokens: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """Per-token CE of the same float32 logits (``logits_from_final``) with the logsumexp and
+    the subtraction in float64: what both float32 paths approximate."""
+    x = final[:, :-1].reshape(-1, final.shape[-1])
+    targets = tokens[:, 1:].reshape(-1)
+    out = []
+    for start in range(0, x.shape[0], chunk):
+        logits = lm.logits_from_final(x[start : start + chunk]).double()
+        out.append(torch.logsumexp(logits, 1) - logits.gather(1, targets[start : start + chunk, None]).squeeze(1))
+        del logits
+    return torch.cat(out).reshape(tokens.shape[0], -1)
+
+
 def transposed_ce(lm, W_vocab_major: torch.Tensor, final: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """ce_from_final's blocked CE with W_U read from a vocabulary-major copy: ``W.T`` is a
     [d, vocab] view whose column blocks are contiguous rows of the copy."""
@@ -135,6 +151,7 @@ def measure(args: argparse.Namespace) -> dict:
             "transposed": lambda: transposed_ce(lm, W_vocab_major, final, tokens),
         }
         ce = {name: run() for name, run in paths.items()}  # warm-up, and the values compared
+        reference = float64_reference(lm, final, tokens)
         wall: dict[str, list[float]] = {name: [] for name in paths}
         cpu: dict[str, list[float]] = {name: [] for name in paths}
         others: dict[str, list[float | None]] = {name: [] for name in paths}   # cores busy with other processes
@@ -162,6 +179,9 @@ def measure(args: argparse.Namespace) -> dict:
         "loadavg_1min_before_after": [load_before[0], load_after[0]],
         "mean_ce": {name: float(v.mean()) for name, v in ce.items()},
         "max_abs_ce_diff_vs_baseline": {name: float((v - ce["baseline"]).abs().max()) for name, v in ce.items() if name != "baseline"},
+        # error against the float64 logsumexp of the same float32 logits: max abs, and mean (bias)
+        "ce_error_vs_float64": {name: {"max_abs": float((v.double() - reference).abs().max()),
+                                       "mean": float((v.double() - reference).mean())} for name, v in ce.items()},
     }
     # repeats during which other processes kept less than QUIET cores busy (all of them if none was)
     quiet = {name: [w for w, o in zip(wall[name], others[name]) if o is not None and o < QUIET] or wall[name]
@@ -216,6 +236,7 @@ def main() -> None:
         setting: {**{f"{name}_tokens_per_s_median": r[name]["tokens_per_s_median"] for name in ("baseline", "ours", "transposed")},
                   "speedup_ours_median": r["speedup_ours"]["median"], "transposed_vs_ours_median_quiet": r["transposed_vs_ours"]["median_quiet"],
                   "max_abs_ce_diff": r["max_abs_ce_diff_vs_baseline"]["ours"],
+                  "max_abs_error_vs_float64": {name: e["max_abs"] for name, e in r["ce_error_vs_float64"].items()},
                   "max_other_processes_cores": max((o for name in ("baseline", "ours", "transposed")
                                                     for o in r[name]["other_processes_cores"] if o is not None), default=None)}
         for setting, r in result.items()}

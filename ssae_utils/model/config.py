@@ -79,7 +79,9 @@ class ModelConfig:
     # (``ssae_utils.config.load_profile``); only valid with gsae.source="pretrained".
     context_length: int | None = 128
     # Token positions per chunk of the 262k-vocabulary unembedding in the loss: the logits of
-    # a whole 32x128 batch would be 4.3 GB, a 512-position chunk is 540 MB.
+    # a whole 32x128 batch would be 4.3 GB, a 512-position chunk 540 MB; each chunk is then
+    # unembedded in vocabulary blocks (hooked.UNEMBED_BLOCK), so its largest temporary is
+    # 512 x 8192 float32 (16 MB).
     ce_chunk_tokens: int = 512
     tiny: TinySpec = field(default_factory=TinySpec)
 

@@ -30,15 +30,18 @@ Splice = Callable[[torch.Tensor], torch.Tensor]
 
 # Vocabulary columns unembedded at a time by ``ce_from_final``: per position chunk the largest
 # temporary is [ce_chunk_tokens, UNEMBED_BLOCK] float32 (16 MB at 512 x 8192, cache-sized)
-# instead of the full [512, 262144] logits (512 MB written to and read back from DRAM, plus
-# the log-softmax's own 512 MB). Measured on the embedded model (Gemma 3 270M, 2 CPU cores,
-# bench/bench_blocked_ce.py -> bench/results/blocked_ce.json): unembedding + CE 510 tokens/s
-# against 383 for the materialising path (1.33x), the same CE to 6.7e-5 nats per token.
-# W_U is read in place, as [d_model, block] column slices of the [d_model, vocab] matrix: a
-# vocabulary-major contiguous copy (W_U.T.contiguous(), so that each block is contiguous)
-# measured 516 vs 510 tokens/s in the same run (1.01x, within the repeats' spread) and would
-# double the unembedding's memory (+671 MB for the embedded model, +2 GB bf16 / 4 GB fp32 for
-# Gemma-2b's 256k x 2048), so it is not made.
+# instead of the full [512, 262144] logits plus F.cross_entropy's log-softmax (1 GB). Measured
+# on the embedded model (Gemma 3 270M, 2 CPU cores, bench/bench_blocked_ce.py ->
+# bench/results/blocked_ce.json): unembedding + CE 1.33-1.36x faster than the materialising
+# path under glibc's default malloc (which maps and zero-fills those buffers afresh per chunk),
+# 1.02-1.08x under run_all.py's ALLOCATOR_ENV (buffers reused from the heap); ~93% of the time
+# is now the block matmuls. The CE is also more exact: within 1.7e-6 nats/token of a float64
+# logsumexp of the same logits, where F.cross_entropy was off by up to 6.7e-5.
+# Block sizes 1024-8192 measured the same. W_U is read in place, as [d_model, block] column
+# slices of the [d_model, vocab] matrix: a vocabulary-major contiguous copy (W_U.T.contiguous(),
+# so that each block is contiguous) measured 1.00-1.01x in the same runs, within the repeats'
+# spread, and would double the unembedding's memory (+671 MB for the embedded model, +2 GB
+# bf16 / 4 GB fp32 for Gemma-2b's 256k x 2048), so it is not made.
 UNEMBED_BLOCK = 8192
 
 
