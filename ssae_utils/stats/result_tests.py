@@ -159,16 +159,25 @@ def term_tail_test(tail: Mapping[str, Any]) -> SubTest:
                    noise=TAIL_NOISE + "; the SE is an upper bound (05 does not say which baseline-covered types TERM and Dense share)")
 
 
+def _term_vs_dense(models: Mapping[str, Any], name: str) -> tuple[str, str] | None:
+    """The judged TERM model's label and ``name`` with its tilt, or None when the TERM model
+    or the Dense SSAE is missing from ``models``."""
+    term = term_label(models)
+    if term is None or DENSE_LABEL not in models:
+        return None
+    return term, name.replace("TERM minus", f"{term.split('+', 1)[-1]} minus")
+
+
 # ------------------------------------------------------------------ C7 breadth
 def breadth_test(tail: Mapping[str, Any], n_boot: int = 2000, seed: int = 0) -> SubTest:
     """C7 (breadth): the median per-feature activation-count difference TERM minus Dense ERM
     (same feature index) is positive; bootstrap SE over features."""
     per = tail["per_model"]
-    term = term_label(per)
     name = "median per-feature activation count, TERM minus Dense ERM (same feature)"
-    if term is None or DENSE_LABEL not in per:
+    found = _term_vs_dense(per, name)
+    if found is None:
         return _missing(name, "positive", "05_tail_tokens.json has a TERM model and the Dense SSAE")
-    name = name.replace("TERM minus", f"{term.split('+', 1)[-1]} minus")
+    term, name = found
     a = np.asarray(per[term]["activation_counts"], float)
     b = np.asarray(per[DENSE_LABEL]["activation_counts"], float)
     if a.shape != b.shape or a.size < 2:
@@ -191,11 +200,11 @@ LLM_PRECONDITION = "the explanations come from an LLM (ANTHROPIC_API_KEY set)"
 def autointerp_test(autointerp: Mapping[str, Any]) -> SubTest:
     """C8: TERM's features get a higher mean autointerp F1 than Dense ERM's."""
     s = autointerp["summary"]
-    term = term_label(s)
     name = "mean autointerp F1, TERM minus Dense ERM"
-    if term is None or DENSE_LABEL not in s:
+    found = _term_vs_dense(s, name)
+    if found is None:
         return _missing(name, "positive", "06_autointerp.json has a TERM model and the Dense SSAE")
-    name = name.replace("TERM minus", f"{term.split('+', 1)[-1]} minus")
+    term, name = found
     mode = autointerp.get("mode")
     llm = Precondition(LLM_PRECONDITION, mode == "claude",
                        f"mode {mode!r}, explainer: {autointerp.get('explainer', '?')}")
