@@ -17,7 +17,34 @@ from typing import Any
 
 import torch
 
-__all__ = ["resolve_device", "enable_fast_matmul", "device_of"]
+__all__ = ["resolve_device", "enable_fast_matmul", "device_of", "cpu_has_native_bf16", "resolve_lm_dtype"]
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX-BF16). Without it,
+    torch emulates bf16 matmuls and they run slower than float32 (an AVX2-only machine
+    measured stage 01's bf16 embedding 2.7x slower than one with native bf16)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return bool({"avx512_bf16", "amx_bf16"} & set(line.split()))
+    except OSError:
+        pass
+    try:  # no /proc/cpuinfo (macOS, ...): ask oneDNN (a private torch helper)
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # pragma: no cover - depends on the torch build
+        return False
+
+
+def resolve_lm_dtype(dtype: str, device: str) -> str:
+    """``model.dtype``: "auto" -> "bfloat16" on CUDA or on a CPU with native bf16 matmuls,
+    else "float32"; any other value as it is."""
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        return "bfloat16"
+    return "bfloat16" if cpu_has_native_bf16() else "float32"
 
 
 def resolve_device(requested: str) -> str:

@@ -55,6 +55,10 @@ class Machine:
     cpu_sae_utilisation: float = 0.5
     gpu_sae_utilisation: float = 0.5
     embed_flops: float = 0.0              # effective FLOP/s of the retrieval embedder's forward
+    # CPUs with native bf16 matmuls (AVX512-BF16 / AMX): the LM forward in bfloat16 over
+    # float32 (bench/bench_lm_dtype.py: 3.06x for the full forward; 3.2x patched CE, 3.0x
+    # caching to layer 12 on the same machine). 0 = no native bf16 (emulated: not faster).
+    cpu_bf16_lm_speedup: float = 0.0
     tokenize_tokens_per_s: float = 280e3  # per core (token_counts batches a fast tokenizer over all cores)
     bm25_docs_per_s: float = 22e3         # one core: tokenize + index build (retrieval/bm25.py)
     read_mb_per_s: float = 60.0           # JSONL corpora parsed into Documents (one core)
@@ -70,8 +74,10 @@ class Machine:
     def lm_flops(self, on_gpu: bool, dtype: str) -> float:
         if on_gpu:
             return self.gpu_peak_flops.get(dtype, self.gpu_peak_flops.get("float32", 0.0)) * self.gpu_lm_utilisation
-        # the CPU runs bf16/fp16 no faster than fp32 for this code (emulated or upcast)
-        return self.cpu_peak_flops * self.cpu_lm_utilisation
+        # bf16 on a CPU with native bf16 matmuls: the measured speedup; otherwise (fp16, or
+        # emulated bf16) no faster than fp32 for this code
+        fast = self.cpu_bf16_lm_speedup if dtype == "bfloat16" and self.cpu_bf16_lm_speedup > 0 else 1.0
+        return self.cpu_peak_flops * self.cpu_lm_utilisation * fast
 
     def sae_flops(self, on_gpu: bool) -> float:
         if on_gpu:
@@ -107,7 +113,7 @@ CPU_2CORE = Machine(
     cpu_peak_flops=2 * 3.0e9 * 32,
     cpu_lm_utilisation=0.75, cpu_sae_utilisation=0.92,
     embed_flops=0.29e12, tokenize_tokens_per_s=280e3, bm25_docs_per_s=22e3, read_mb_per_s=60.0,
-    notebook_overhead_s=8.0, measured=True,
+    notebook_overhead_s=8.0, measured=True, cpu_bf16_lm_speedup=3.0,
     note="rates calibrated against one measured embedded run (cold cache, 47.3 min); other profiles extrapolate by FLOP counts",
 )
 
@@ -125,7 +131,17 @@ GPU_H100 = Machine(
     note="not measured: public peak FLOP/s x the utilisations above; CPU rates as cpu-2core per core",
 )
 
-MACHINES: dict[str, Machine] = {m.name: m for m in (CPU_2CORE, GPU_H100)}
+# cpu-2core-avx2: a 2-core machine with AVX2 and no native bf16 (the brief's other kind).
+# Not calibrated by a run of ours: half the fp32 FLOP/cycle of AVX-512, the LM in float32
+# (model.dtype "auto" resolves so), and the bf16 embedder emulated: a fresh clone there was
+# reported to take 15.7 / 14.0 / 7.1 min for stages 00 / 01 / 02 against 9.1 / 5.2 / 4.1 here
+# (stage 01, MiniLM in bf16: 2.7x), before stage 01 picked its dtype by the CPU.
+CPU_2CORE_AVX2 = dataclasses.replace(
+    CPU_2CORE, name="cpu-2core-avx2", cpu_peak_flops=2 * 3.0e9 * 16, cpu_bf16_lm_speedup=0.0,
+    embed_flops=0.29e12 / 2.7, measured=False,
+    note="not measured here: cpu-2core's utilisations at AVX2's 16 fp32 FLOP/cycle, LM in float32")
+
+MACHINES: dict[str, Machine] = {m.name: m for m in (CPU_2CORE, CPU_2CORE_AVX2, GPU_H100)}
 
 
 def _meminfo_gb(key: str = "MemTotal") -> float | None:
@@ -157,8 +173,11 @@ def detect_machine(cache: Path | None = None) -> Machine:
     except Exception:  # no torch or a broken driver: plan for the CPU
         pass
     base = GPU_H100 if gpus else CPU_2CORE
+    from ssae_utils.device import cpu_has_native_bf16
+
     return dataclasses.replace(
         base, name=f"detected ({base.name} rates)", cores=cores, ram_gb=ram, disk_free_gb=disk, gpus=gpus,
+        cpu_bf16_lm_speedup=base.cpu_bf16_lm_speedup if cpu_has_native_bf16() else 0.0,
         gpu_mem_gb=gpu_mem, cpu_peak_flops=base.cpu_peak_flops / base.cores * cores,
         note=f"sizes detected here ({folder}); rates {'scaled per core from ' + base.name}",
         measured=base.measured and cores == base.cores)
@@ -681,7 +700,15 @@ class Ctx:
 
     @property
     def model_bytes(self) -> int:
-        return 4 if self.cfg.model.dtype == "float32" else 2
+        return 4 if self.lm_dtype == "float32" else 2
+
+    @property
+    def lm_dtype(self) -> str:
+        """model.dtype on the planned machine ("auto": bf16 on its GPU or native-bf16 CPU)."""
+        dtype = self.cfg.model.dtype
+        if dtype != "auto":
+            return dtype
+        return "bfloat16" if self.lm_on_gpu or self.m.cpu_bf16_lm_speedup > 0 else "float32"
 
     @property
     def d_sae(self) -> int:
@@ -710,14 +737,14 @@ class Ctx:
     def lm_forward_s(self, tokens: float, layers: float | None = None) -> float:
         layers = self.cfg.model.hook_layer + 1 if layers is None else layers
         flops = tokens * self.lm.flops_per_token(layers, self.L)
-        return flops / self.m.lm_flops(self.lm_on_gpu, self.cfg.model.dtype)
+        return flops / self.m.lm_flops(self.lm_on_gpu, self.lm_dtype)
 
     def patched_ce_s(self, tokens: float, n_saes: int) -> float:
         """Patched CE: the blocks after the hook and the unembedding once per SAE (the prefix
         is shared), plus the SAE's encode/decode where the SAE lives."""
         tail_layers = self.lm.n_layers - self.cfg.model.hook_layer - 1
         lm = tokens * n_saes * (self.lm.flops_per_token(tail_layers, self.L) + self.lm.unembed_flops())
-        return lm / self.m.lm_flops(self.lm_on_gpu, self.cfg.model.dtype) + self.sae_s(tokens * n_saes * 4 * self.d * self.d_sae)
+        return lm / self.m.lm_flops(self.lm_on_gpu, self.lm_dtype) + self.sae_s(tokens * n_saes * 4 * self.d * self.d_sae)
 
     def sae_s(self, flops: float) -> float:
         return flops / self.m.sae_flops(self.sae_on_gpu)
@@ -915,6 +942,15 @@ def _grids(ctx: Ctx) -> list[tuple[Any, str, float, int, int]]:
             for dom in ctx.cfg.domains.values() for strategy, tilt in s.runs(dom)]
 
 
+def _ce_rows(ctx: Ctx, split: Split) -> float:
+    """Positions of one split's patched-CE sample: ``finetune.eval_tokens`` predicted tokens
+    (padding is skipped), else ``finetune.eval_contexts`` contexts."""
+    s = ctx.cfg.finetune
+    if s.eval_tokens > 0:
+        return min(float(s.eval_tokens), ctx.with_bos(split.tokens, split.tokens_per_doc))
+    return _split_rows(ctx, split, s.eval_contexts)
+
+
 def _split_rows(ctx: Ctx, split: Split, contexts: int) -> float:
     # a seeded sample of whole documents holding ~``contexts`` contexts of at most L tokens
     per_ctx = min(ctx.L, split.tokens_per_doc + 1) if split.docs else 0.0
@@ -958,10 +994,11 @@ def estimate_03(ctx: Ctx) -> StageEstimate:
         one = ctx.sae_s(ctx.train_flops(dom.steps * s.batch_size, k))
         train_s += seeds * one
         grid_s += [one] * seeds
-        for part in dom.eval_splits:
+        # TERM arms skip the OOD test (pipeline.finetune.row_splits)
+        for part in (dom.eval_splits if tilt == 0 else tuple(p for p in dom.eval_splits if p != "ood_test")):
             split = ctx.data[dom.split(part)]
             stats = _split_rows(ctx, split, s.stats_contexts)
-            ce = _split_rows(ctx, split, s.eval_contexts) * (1 if part != "val" or s.val_patched_ce else 0)
+            ce = _ce_rows(ctx, split) * (1 if part != "val" or s.val_patched_ce else 0)
             # per grid: the validation objective of every kept checkpoint, SAE-only stats of
             # the picks, the patched CE (prefix once per grid, the tail once per SSAE)
             enc = stats * k * 4 * ctx.d * ctx.d_sae * (kept + 1 if part == "val" else 1)
@@ -969,7 +1006,7 @@ def estimate_03(ctx: Ctx) -> StageEstimate:
             ce_tokens_all += ce
     for dom in cfg.domains.values():   # the GSAE on every split, once
         for part in dom.eval_splits:
-            ce = _split_rows(ctx, ctx.data[dom.split(part)], s.eval_contexts)
+            ce = _ce_rows(ctx, ctx.data[dom.split(part)])
             eval_s += ctx.patched_ce_s(ce, 2) + ctx.lm_forward_s(ce)
     st.disk.append(Part(f"{n_saved:.0f} saved SSAEs" + (" (validation's pick only)" if only_picked else " (every kept checkpoint)"),
                         n_saved * ctx.sae_gb(), "--set finetune.checkpoint_fractions=[1.0]" if not only_picked
@@ -1136,7 +1173,7 @@ def make_plan(cfg: Any, machine: Machine, results_folder: Path | None = None,
     where = ("GPU" if ctx.lm_on_gpu else "CPU")
     assumptions = [
         f"model {cfg.model.name}: d_model {ctx.d}, {ctx.lm.n_layers} layers (hook after block {cfg.model.hook_layer}), "
-        f"vocab {ctx.lm.vocab:,}, {ctx.lm.nonembed_params / 1e9:.2f}B block parameters, {cfg.model.dtype} on the {where}; "
+        f"vocab {ctx.lm.vocab:,}, {ctx.lm.nonembed_params / 1e9:.2f}B block parameters, {ctx.lm_dtype} on the {where}; "
         f"context {ctx.L}",
         f"activations: rows x d_in x {ctx.act_bytes} bytes ({cfg.activations.dtype}) on disk, float32 in memory when loaded; "
         f"one BOS row per context of {ctx.L - 1} tokens",

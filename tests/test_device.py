@@ -127,3 +127,45 @@ def test_no_heavy_path_hard_codes_the_cpu():
             found[str(path.relative_to(REPO))] = n
     over = {p: n for p, n in found.items() if n > ALLOWED_CPU.get(p, 0)}
     assert not over, f"new hard-coded 'cpu' in {over}: take the device from model.device (ssae_utils.device)"
+
+
+# --- model.dtype "auto" ----------------------------------------------------------------
+def test_lm_dtype_auto_follows_native_bf16(monkeypatch):
+    import ssae_utils.device as device
+
+    assert device.resolve_lm_dtype("float32", "cpu") == "float32"
+    assert device.resolve_lm_dtype("bfloat16", "cpu") == "bfloat16"
+    assert device.resolve_lm_dtype("auto", "cuda") == "bfloat16"
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert device.resolve_lm_dtype("auto", "cpu") == "bfloat16"
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert device.resolve_lm_dtype("auto", "cpu") == "float32"
+    cfg = ModelConfig(dtype="auto")
+    assert cfg.dtype == "auto"   # the config keeps "auto": results read the same on any machine
+    assert cfg.resolved_dtype == "float32" and cfg.torch_dtype == torch.float32
+
+
+def test_auto_dtype_keys_the_activations_by_the_resolved_dtype(monkeypatch):
+    import ssae_utils.device as device
+    from ssae_utils.model.registry import get_backend
+
+    cfg = ModelConfig(dtype="auto")
+    backend = get_backend(cfg.name)
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    as_bf16 = backend.fingerprint(cfg, "w")
+    assert as_bf16 == backend.fingerprint(ModelConfig(dtype="bfloat16"), "w")
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert backend.fingerprint(cfg, "w") == backend.fingerprint(ModelConfig(dtype="float32"), "w") != as_bf16
+
+
+def test_cpu_bf16_flag_reads_cpuinfo(monkeypatch, tmp_path):
+    import builtins
+
+    import ssae_utils.device as device
+
+    real_open = builtins.open
+    for flags, want in (("fpu avx2 avx512f avx512_bf16", True), ("fpu avx2 fma", False), ("fpu amx_bf16 amx_tile", True)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor : 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open", lambda p, *a, _i=info, **k: real_open(_i if p == "/proc/cpuinfo" else p, *a, **k))
+        assert device.cpu_has_native_bf16() is want

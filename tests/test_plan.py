@@ -122,3 +122,17 @@ def test_plan_estimates_the_paper_wall_time_on_1_4_and_8_gpus():
     assert stage03.seconds_on(8) >= sum(stage03.items) / 8
     assert set(plan.to_dict()["seconds_by_nproc"]) == {"1", "4", "8"}
     assert "--nproc N" in plan.report() and "N=8: total" in plan.report()
+
+
+def test_auto_lm_dtype_is_bf16_only_where_the_cpu_has_it(empty_results):
+    """model.dtype "auto": the plan runs the LM in bf16 (at the measured speedup) on a machine
+    with native bf16 and in float32 on one without (cpu-2core-avx2), where the stage-03
+    evaluation is then slower by about that factor."""
+    cfg = load_profile("embedded")
+    assert cfg.model.dtype == "auto"
+    native = make_plan(cfg, CPU_2CORE, empty_results)
+    avx2 = make_plan(cfg, machine_from_spec("cpu-2core-avx2"), empty_results)
+    part = lambda plan, what: next(p.amount for p in plan.stages[3].time if p.what.startswith(what))  # noqa: E731
+    ratio = part(avx2, "evaluate") / part(native, "evaluate")
+    assert 2.0 < ratio < 8.0
+    assert avx2.total_seconds > native.total_seconds

@@ -12,10 +12,10 @@ if TYPE_CHECKING:
 from ssae_utils.validation import from_dict_strict
 from ssae_utils.validation import require as _require
 
-Dtype = Literal["float32", "bfloat16", "float16"]
+Dtype = Literal["float32", "bfloat16", "float16", "auto"]
 Device = Literal["cpu", "cuda", "auto"]
 
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
 @dataclass
@@ -71,6 +71,10 @@ class ModelConfig:
     # clean CE +0.0049 nats, patched CE +0.0054 (0.5% perplexity), patched-minus-clean
     # +0.0004 nats (what relative perplexity is made of: 0.04%), 3.1x faster on a CPU with
     # native bf16. Within the 0.01-nat tolerance; not yet measured on Gemma-2b.
+    # "auto": bfloat16 on CUDA or on a CPU with native bf16 matmuls (AVX512-BF16 / AMX), else
+    # float32 (emulated bf16 is slower than float32). The config keeps "auto", so committed
+    # results stay readable on either kind of machine; the dtype used is ``resolved_dtype``,
+    # which keys the activation caches (model fingerprint) and is recorded in 00_setup.json.
     dtype: Dtype = "float32"
     # "cpu", "cuda" or "auto" (CUDA when present): every heavy step runs here (ssae_utils.device).
     device: Device = "cpu"
@@ -107,7 +111,14 @@ class ModelConfig:
     def torch_dtype(self) -> "torch.dtype":
         import torch  # lazy: configs are built and validated without importing torch
 
-        return getattr(torch, self.dtype)
+        return getattr(torch, self.resolved_dtype)
+
+    @property
+    def resolved_dtype(self) -> str:
+        """The dtype the LM runs in here ("auto" resolved for this machine)."""
+        from ssae_utils.device import resolve_lm_dtype
+
+        return resolve_lm_dtype(self.dtype, self.device)
 
     @property
     def resolved_device(self) -> str:
@@ -132,7 +143,9 @@ class ModelConfig:
     @classmethod
     def embedded(cls) -> "ModelConfig":
         # Layer 12 of 18, as the paper's blocks.12 of Gemma-2b (also 18 layers).
-        return cls(name="gemma-3-270m-gguf", hook_layer=12, device="cpu", context_length=128)
+        # dtype "auto": bfloat16 where the CPU multiplies it natively (what makes 3 seeds per
+        # strategy and 4,096 evaluation tokens per split fit the 60-min budget), else float32.
+        return cls(name="gemma-3-270m-gguf", hook_layer=12, device="cpu", context_length=128, dtype="auto")
 
     @classmethod
     def paper(cls) -> "ModelConfig":

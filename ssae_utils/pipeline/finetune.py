@@ -104,8 +104,16 @@ def selection_docs(corpora: Corpora, domain: Domain, selection: Selection) -> li
     return [by_id[i] for i in selection.doc_ids]
 
 
-def eval_documents(docs: Sequence[Document], store: ActivationStore, n_contexts: int, seed: int) -> list[Document]:
-    """A seeded sample of whole documents holding about ``n_contexts`` contexts."""
+def eval_documents(docs: Sequence[Document], store: ActivationStore, n_contexts: int, seed: int,
+                   n_tokens: int = 0) -> list[Document]:
+    """A seeded sample of whole documents holding about ``n_contexts`` contexts or, when
+    ``n_tokens`` > 0, at least ``n_tokens`` predicted tokens (all of them if the split is smaller)."""
+    if n_tokens > 0:
+        def predictions(i: int) -> int:
+            return int((store.contexts([docs[i].text])[1] - 1).clamp_min(0).sum())
+
+        picked, _ = sample_whole_documents(docs, predictions, n_tokens, seed)
+        return picked
     picked, _ = sample_whole_documents(docs, lambda i: len(store.contexts([docs[i].text])[1]), n_contexts, seed)
     return picked
 
@@ -406,7 +414,7 @@ def split_eval_documents(cfg: ProfileConfig, name: str, corpora: Corpora, store:
     out = {}
     for split in domain.eval_splits:
         docs = corpora[domain.split(split)]
-        out[split] = (eval_documents(docs, store, cfg.finetune.eval_contexts, cfg.seed + 7),
+        out[split] = (eval_documents(docs, store, cfg.finetune.eval_contexts, cfg.seed + 7, cfg.finetune.eval_tokens),
                       eval_documents(docs, store, cfg.finetune.stats_contexts, cfg.seed + 11))
     return out
 

@@ -231,6 +231,8 @@ def run_foundation(cfg: ProfileConfig) -> SetupResults:
             "n_layers": world.model.n_layers,
             "vocab_size": world.model.vocab_size,
             "fingerprint": world.model.fingerprint,
+            # model.dtype "auto" resolved on this machine (bf16 where the CPU multiplies it natively)
+            "dtype": str(world.model.dtype).removeprefix("torch."),
             "sanity": sanity,
         },
         activation_store={"key": world.store.key, "folder": cache_relative(world.store.root)},

@@ -100,26 +100,50 @@ def test_evaluate_without_patched_ce_never_runs_the_model_and_keeps_the_sae_metr
     assert out["a"]["l0"] == pytest.approx(stats.l0) and out["a"]["fvu"] == pytest.approx(stats.fvu)
 
 
-def test_embedded_skips_validation_perplexity_and_term_extra_seeds_but_the_paper_keeps_them():
+def test_embedded_skips_validation_perplexity_and_the_paper_keeps_it():
     emb, pap = load_profile("embedded"), load_profile("paper")
-    embedded, paper = emb.finetune, pap.finetune
-    assert not embedded.val_patched_ce and paper.val_patched_ce
-    assert embedded.seeds_for(emb.domains["physics"], "dense", 500.0) == (0,)
-    assert embedded.seeds_for(emb.domains["physics"], "dense", 0.0) == (0, 1, 2)
-    assert paper.seeds_for(pap.domains["physics"], "dense", 500.0) == (0, 1, 2)
+    assert not emb.finetune.val_patched_ce and pap.finetune.val_patched_ce
+    assert pap.finetune.seeds_for(pap.domains["physics"], "dense", 500.0) == (0, 1, 2)
 
 
-def test_the_statistics_recipe_seeds_every_strategy_and_the_judged_term_arm_only():
-    """The recipe the statistics and fidelity issues ask for (SSAESweepConfig.embedded's note:
-    measured at ~85 min, so not yet the embedded preset), built from the knobs."""
-    cfg = load_profile("embedded", {"domains.physics.extra_seed_strategies": list(STRATEGIES),
-                                    "finetune.term_tilts": [500 / 640, 500.0, 1e9], "finetune.term_lr": None,
-                                    "finetune.term_lambdas": None, "finetune.extra_seeds_with_term": True})
-    s, physics = cfg.finetune, cfg.domains["physics"]
-    assert all(s.seeds_for(physics, st, 0.0) == (0, 1, 2) for st in physics.strategies)
+def test_the_embedded_recipe_seeds_every_strategy_and_the_judged_term_arm_on_erms_recipe():
+    """The recipe the statistics and fidelity issues ask for is the embedded preset: 3 seeds
+    for every strategy of both domains and the judged TERM arm, one for the other TERM arms,
+    TERM on ERM's lr and lambdas, patched CE on >= 4,096 tokens per split, the recipe gate."""
+    cfg = load_profile("embedded")
+    s = cfg.finetune
+    for domain in cfg.domains.values():
+        assert all(s.seeds_for(domain, st, 0.0) == (0, 1, 2) for st in domain.strategies), domain.name
+    physics = cfg.domains["physics"]
     assert s.judged == 500.0 / 640 and s.seeds_for(physics, "dense", s.judged) == (0, 1, 2)
     assert s.seeds_for(physics, "dense", 500.0) == (0,) and s.seeds_for(physics, "dense", 1e9) == (0,)
     assert s.lr_for(500.0) == s.lr and s.lambdas_for(500.0) == s.lambdas     # TERM on ERM's recipe
+    assert s.eval_tokens >= 4096 and s.gate_lrs and s.lr_warm_up_steps > 0
+    assert cfg.model.dtype == "auto"
+
+
+def test_eval_documents_by_tokens_hold_at_least_the_asked_predictions():
+    """finetune.eval_tokens: whole documents until they hold >= n predicted tokens (BOS and
+    padding not counted); all of a split that is smaller."""
+    from ssae_utils.data.documents import Document
+    from ssae_utils.pipeline.finetune import eval_documents
+
+    class Store:  # 1 token per word, contexts of 8 (BOS + 7 tokens)
+        def contexts(self, texts):
+            n = len(texts[0].split())
+            lengths = [8] * (n // 7) + ([1 + n % 7] if n % 7 else [])
+            return torch.zeros(len(lengths), 8, dtype=torch.long), torch.tensor(lengths)
+
+    docs = [Document(doc_id=f"d{i}", text=" ".join(["w"] * (3 + i % 11)), source="t") for i in range(60)]
+    store = Store()
+    preds = {d.doc_id: len(d.text.split()) for d in docs}
+    picked = eval_documents(docs, store, n_contexts=2, seed=0, n_tokens=100)
+    total = sum(preds[d.doc_id] for d in picked)
+    assert total >= 100 and total - preds[picked[-1].doc_id] < 100
+    assert eval_documents(docs, store, 2, 0, n_tokens=100) == picked            # seeded
+    assert len(eval_documents(docs, store, 2, 0, n_tokens=10**6)) == len(docs)  # the whole split
+    by_contexts = eval_documents(docs, store, n_contexts=3, seed=0)
+    assert sum(len(store.contexts([d.text])[1]) for d in by_contexts[:-1]) < 3
 
 
 def test_term_grids_skip_the_ood_split():

@@ -34,7 +34,7 @@ class Backend(ABC):
 
     def fingerprint(self, cfg: ModelConfig, weights_id: str) -> str:
         """Stable id of the computation that produces activations (not of the hook layer)."""
-        return stable_hash({"model": self.name, "weights": weights_id, "dtype": cfg.dtype, "code": MODEL_CODE_VERSION})
+        return stable_hash({"model": self.name, "weights": weights_id, "dtype": cfg.resolved_dtype, "code": MODEL_CODE_VERSION})
 
 
 class HFGemma3Backend(Backend):
