@@ -20,15 +20,18 @@ i % world_size == r of each domain's candidate stream, and the per-document floa
 sums are all-reduced (exact: every document lies in one chunk) and saved by rank 0 under
 ``pipeline.tracin.streamed_sums_key``, where the notebook's own pass finds them.
 
-Stage 03 in two phases, each ended by a barrier:
+Stage 03 in three phases, each ended by a barrier:
 
 1. activations: the shards the single-process run would write (evaluation documents and
    the training documents of every grid not yet trained, in its order, planned exactly as
    ``ActivationStore.ensure`` does) are computed, shard by shard, round robin over the
    ranks. Planning them up front keeps the shard layout, and so every activation, the same
    as in a single-process run, whatever the number of processes.
-2. training: each rank trains its grids (``train_grid``: every kept checkpoint is saved; the
-   notebook picks and prunes them as usual).
+2. training: each rank trains its grids (``train_grid``: every kept checkpoint is saved).
+3. evaluation: every grid's checkpoint pick and patched CE (the stage's largest part on the
+   embedded profile), shared out over the ranks into the evaluation cache
+   (``pipeline.eval_cache``: one entry per SSAE and evaluation set); the notebook's pass
+   then reads them, and evaluates only the GSAE and the clean model (once per split).
 
 Equality with a single process: on the CPU, float sums depend on how many threads split
 them, so an SSAE trained with 2 threads differs in the last bits from one trained with 1
@@ -344,6 +347,41 @@ def finetune_worker(cfg: Any, ctx: Context) -> None:
     for item in share:
         ft.train_grid(gsae, setup.gsae.folder, store, item.train_docs, item.fcfg, act_scale, threshold,
                       model.hook_name, model.name, f"rank {ctx.rank}: {item.label}")
+        ctx.finished_item()
+    ctx.barrier()
+    evaluate_share(cfg, ctx, selections, corpora, model, gsae, setup.gsae.folder, store, act_scale, threshold)
+
+
+def evaluate_share(cfg: Any, ctx: Context, selections: dict, corpora: Any, model: Any, gsae: Any, gsae_folder: str,
+                   store: Any, act_scale: float, threshold: Any) -> None:
+    """Phase 3 of stage 03: every grid's checkpoint pick and evaluation (the patched CE on
+    each of its splits), shared out over the ranks, into the evaluation cache
+    (``pipeline.eval_cache``), where the notebook's own pass then finds them. The clean CE
+    and the GSAE's are left to the notebook (once per split)."""
+    from ssae_utils.pipeline import finetune as ft
+
+    evals: dict[str, dict[str, Any]] = {}
+    items: list[Any] = []
+    keys: set[str] = set()
+    for name in selections:
+        evals[name] = {split: ft.eval_set(store, ce_docs, stats_docs, threshold, f"rank {ctx.rank}: {name} {split}")
+                       for split, (ce_docs, stats_docs) in ft.split_eval_documents(cfg, name, corpora, store).items()}
+        for item in ft.domain_grids(cfg, name, selections, corpora):
+            key = ft.grid_key(gsae_folder, item)
+            if key not in keys:   # a grid two strategies share is evaluated once, as in one process
+                items.append(item)
+            keys.add(key)
+    splits = {id(item): ft.row_splits(cfg.domain(item.domain), item.tilt) for item in items}
+    ranks = assign([len(item.fcfg.l1_coefficients) * len(splits[id(item)]) for item in items], ctx.world_size)
+    share = [item for item, r in zip(items, ranks) if r == ctx.rank]
+    ctx.say(f"{len(share)} of {len(items)} grid(s) to evaluate")
+    batch = cfg.activations.batch_size
+    for item in share:
+        label = f"rank {ctx.rank}: {item.label}"
+        grid = ft.train_and_pick(gsae, gsae_folder, store, item.train_docs, item.fcfg, act_scale, threshold, model.hook_name,
+                                 model.name, evals[item.domain]["val"], cfg.finetune.keep_unpicked_checkpoints, label)
+        ft.evaluate_grid(model, grid, item.fcfg, evals[item.domain], splits[id(item)], threshold, batch, label,
+                         cfg.finetune.val_patched_ce, clean=False)
         ctx.finished_item()
     ctx.barrier()
 
