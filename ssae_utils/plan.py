@@ -1014,7 +1014,10 @@ def estimate_03(ctx: Ctx) -> StageEstimate:
     n_grids = sum(seeds for *_, seeds in _grids(ctx))
     training = f"train {n_grids} lambda grids (SAE on the {'GPU' if ctx.sae_on_gpu else 'CPU'})"
     # run_all.py --nproc: the ranks cache the activations shard by shard and train the grids
-    st.split_evenly, st.items, st.items_part = ("cache selection + evaluation activations",), grid_s, training
+    # ... and evaluate them (phase 3, the grids shared out again; the GSAE and clean model stay
+    # on rank 0, a small part, counted with the split here)
+    st.split_evenly = ("cache selection + evaluation activations", "evaluate (checkpoint pick, L0/FVU, patched CE)")
+    st.items, st.items_part = grid_s, training
     st.time += [Part(training, train_s),
                 Part("evaluate (checkpoint pick, L0/FVU, patched CE)", eval_s),
                 Part("save SSAEs", n_saved * ctx.sae_gb() / 0.5)]
