@@ -26,6 +26,7 @@ import numpy as np
 from ssae_utils.results import FinetuneResults, FinetuneRow, ParetoResults, read_stage, write_results
 
 from ssae_utils.sae.pareto import compare_auc, curve_auc, mean_over_seeds
+from ssae_utils.sae.tilt_arms import row_arm_suffix
 
 RESULTS_FILE = ParetoResults.FILE
 
@@ -45,18 +46,25 @@ def figure_plan(finetune: FinetuneResults) -> dict[str, tuple[str, str, bool, st
     return out
 
 
-def curve_name(strategy: str, tilt: float) -> str:
-    return strategy if tilt == 0 else f"{strategy}+TERM t={tilt:g}"
+def curve_name(strategy: str, tilt: float, suffix: str = "") -> str:
+    """A curve's name: the strategy, or "<strategy>+TERM t=<t>" (+ ``suffix``: how the arm
+    tilts when not raw over tokens, ``sae.term.arm_suffix``)."""
+    return strategy if tilt == 0 else f"{strategy}+TERM t={tilt:g}{suffix}"
+
+
+def row_curve(row: dict[str, Any]) -> str:
+    return curve_name(row["strategy"], row["tilt"], row_arm_suffix(row))
 
 
 def build_curves(rows: list[dict[str, Any]], domain: str, split: str, relative: bool, kind: str, term_strategy: str) -> dict[str, list[dict[str, Any]]]:
     y_key = f"{split}_ppl_rel_gsae" if relative else f"{split}_ppl"
     chosen = [r for r in rows if r["domain"] == domain and f"{split}_ppl" in r
               and (r["tilt"] == 0 if kind == "erm" else r["strategy"] == term_strategy)]
-    points = mean_over_seeds(chosen, ["strategy", "tilt", "lambda"], ["val_l0", y_key, f"{split}_dead_features"])
+    chosen = [{**r, "curve": row_curve(r)} for r in chosen]
+    points = mean_over_seeds(chosen, ["curve", "lambda"], ["val_l0", y_key, f"{split}_dead_features"])
     curves: dict[str, list[dict[str, Any]]] = {}
     for p in sorted(points, key=lambda p: p["lambda"]):
-        curves.setdefault(curve_name(p["strategy"], p["tilt"]), []).append(
+        curves.setdefault(p["curve"], []).append(
             {"lambda": p["lambda"], "l0": p["val_l0"], "l0_std": p["val_l0_std"], "y": p[y_key], "y_std": p[f"{y_key}_std"],
              "dead_features": p[f"{split}_dead_features"], "seeds": p["n"]})
     return curves
@@ -74,7 +82,7 @@ def seed_spread(rows: list[dict[str, Any]], domain: str, split: str, relative: b
               and (r["tilt"] == 0 if kind == "erm" else r["strategy"] == term_strategy)]
     by_curve: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for r in chosen:
-        by_curve.setdefault(curve_name(r["strategy"], r["tilt"]), {}).setdefault(int(r["seed"]), []).append(r)
+        by_curve.setdefault(row_curve(r), {}).setdefault(int(r["seed"]), []).append(r)
     out = {}
     for name, seeds in by_curve.items():
         if len(seeds) < 2:

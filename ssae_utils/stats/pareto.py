@@ -34,6 +34,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ssae_utils.sae.pareto import curve_auc
+from ssae_utils.sae.tilt_arms import row_arm_suffix
 from ssae_utils.stats.hierarchical import Arm, ce_arm, contrast, relative_ppl, weighted_sum
 from ssae_utils.stats.verdict import Precondition, SubTest, finite_or_none
 
@@ -49,9 +50,10 @@ NOISE = ("the evaluation documents (a sample of the split, paired across arms) a
          "seeds; the GSAE and the L0 grid are fixed")
 
 
-def curve_of(strategy: str, tilt: float) -> str:
-    """A row's curve name in 04_pareto.json (``pipeline.pareto.curve_name``)."""
-    return strategy if float(tilt) == 0 else f"{strategy}{TERM_MARK} t={float(tilt):g}"
+def curve_of(strategy: str, tilt: float, suffix: str = "") -> str:
+    """A row's curve name in 04_pareto.json (``pipeline.pareto.curve_name``; ``suffix``: how
+    a TERM arm tilts when not raw over tokens, ``sae.term.arm_suffix``)."""
+    return strategy if float(tilt) == 0 else f"{strategy}{TERM_MARK} t={float(tilt):g}{suffix}"
 
 
 class Untestable(Exception):
@@ -84,7 +86,8 @@ def curve_arm(finetune: Mapping[str, Any], figure: Mapping[str, Any], curve: str
         raise Untestable(f"curve {curve} is in the figure's common L0 window", f"{len(points)} points, window {common}")
     tokens = np.asarray(docs["tokens"], dtype=float)
     gsae = ce_arm(np.asarray(docs["gsae"], dtype=float)[None, :], tokens, split)
-    rows = [r for r in finetune["rows"] if r["domain"] == domain and curve_of(r["strategy"], r["tilt"]) == curve]
+    rows = [r for r in finetune["rows"] if r["domain"] == domain
+            and curve_of(r["strategy"], r["tilt"], row_arm_suffix(r)) == curve]
     seeds = sorted({int(r["seed"]) for r in rows})
     per_lambda = []
     for p in points:
