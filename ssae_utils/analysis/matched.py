@@ -52,6 +52,9 @@ def _term_specs(sweep: dict[str, Any]) -> list[ModelSpec]:
     strategy = sweep.get("term_strategy", "dense")
     base = arm_suffix(sweep.get("tilt_normalize", "raw"), sweep.get("tilt_over", "tokens"))
     specs = [term_spec(t, strategy, base) for t in sweep.get("term_tilts", PAPER_TILTS)]
+    judged = sweep.get("judged_tilt")
+    # the judged arm first: "TERM" and the scorecard's C7/C8 take the first TERM model
+    specs.sort(key=lambda spec: judged is None or spec.tilt != float(judged))
     return specs + [term_spec(float(a["t"]), strategy, arm_suffix(a.get("normalize", "raw"), a.get("over", "tokens")))
                     for a in sweep.get("term_arms", ())]
 

@@ -34,7 +34,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ssae_utils.sae.pareto import curve_auc
-from ssae_utils.sae.tilt_arms import row_arm_suffix
+from ssae_utils.sae.tilt_arms import arm_suffix, row_arm_suffix
 from ssae_utils.stats.hierarchical import Arm, ce_arm, contrast, relative_ppl, weighted_sum
 from ssae_utils.stats.verdict import Precondition, SubTest, finite_or_none
 
@@ -165,9 +165,22 @@ def gap_test(finetune: Mapping[str, Any], pareto: Mapping[str, Any], fig: str, a
     return _with_gsae_report(test, {pareto["figures"][fig]["split"]: arms})
 
 
+def judged_curve(sweep: Mapping[str, Any], curves: Mapping[str, Any]) -> str | None:
+    """The curve of the judged TERM arm (``finetune.judged_tilt``, else the first of
+    ``term_tilts``) among ``curves``; without a recorded sweep, the first TERM curve."""
+    tilts = sweep.get("term_tilts") or ()
+    judged = sweep.get("judged_tilt") if sweep.get("judged_tilt") is not None else (tilts[0] if tilts else None)
+    if judged is not None:
+        name = curve_of(sweep.get("term_strategy", "dense"), float(judged),
+                        arm_suffix(sweep.get("tilt_normalize", "raw"), sweep.get("tilt_over", "tokens")))
+        if name in curves:
+            return name
+    return next((c for c in curves if TERM_MARK in c), None)
+
+
 def term_ppl_test(finetune: Mapping[str, Any] | None, pareto: Mapping[str, Any], fig: str = "fig6",
                   ratio: float = COMPARABLE_RATIO) -> SubTest:
-    """C7's perplexity part: the first TERM curve of ``fig`` against Dense ERM, non-inferiority
+    """C7's perplexity part: the judged TERM arm's curve of ``fig`` against Dense ERM, non-inferiority
     with margin ``ratio``: ``TERM - ratio x Dense`` in mean relative PPL over the figure's
     common L0 band, claimed negative (reproduced: TERM's perplexity is significantly below
     ``ratio`` times ERM's)."""
@@ -177,7 +190,7 @@ def term_ppl_test(finetune: Mapping[str, Any] | None, pareto: Mapping[str, Any],
     figure = pareto["figures"].get(fig)
     if figure is None:
         return _untestable(name, "negative", Precondition(f"figure {fig} is in 04_pareto.json", False))
-    term = next((c for c in figure["curves"] if TERM_MARK in c), None)
+    term = judged_curve(finetune.get("sweep") or {}, figure["curves"])
     if term is None:
         return _untestable(name, "negative", Precondition(f"figure {fig} has a TERM curve", False))
     name = name.replace("TERM -", f"{term} -")
