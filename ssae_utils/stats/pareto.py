@@ -29,7 +29,7 @@ gap to General would overstate what finetuning on the subdomain buys over the GS
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -108,6 +108,17 @@ def _arms(finetune: Mapping[str, Any], pareto: Mapping[str, Any], fig: str, curv
     return {c: curve_arm(finetune, figure, c) for c in curves}
 
 
+def shared_window(figure: Mapping[str, Any], curves: Sequence[str]) -> list[float] | None:
+    """The part of the figure's L0 window that every one of ``curves`` covers (None: none)."""
+    lo, hi = (float(x) for x in (figure.get("l0_window") or figure["auc"]["window"]))
+    for c in curves:
+        l0 = [p["l0"] for p in figure["curves"].get(c, []) if p.get("l0") is not None and p.get("y") is not None]
+        if len(l0) < 2:
+            return None
+        lo, hi = max(lo, min(l0)), min(hi, max(l0))
+    return [lo, hi] if lo < hi else None
+
+
 def _untestable(name: str, expected: str, failed: Precondition) -> SubTest:
     pre = (failed,) if failed.name == EVIDENCE else (Precondition(EVIDENCE, True), failed)
     return SubTest(name, expected, None, pre)  # type: ignore[arg-type]
@@ -178,8 +189,25 @@ def judged_curve(sweep: Mapping[str, Any], curves: Mapping[str, Any]) -> str | N
     return next((c for c in curves if TERM_MARK in c), None)
 
 
+def other_arm_ppl_tests(finetune: Mapping[str, Any] | None, pareto: Mapping[str, Any],
+                        figs: Sequence[str] = ("fig6", "fig6_arms")) -> list[SubTest]:
+    """C7's perplexity test for every TERM curve but the judged one (``figs``: the paper's
+    figure and its term_arms companion), each over the L0 window it shares with Dense ERM."""
+    if finetune is None:
+        return []
+    seen, out = set(), []
+    judged = next((judged_curve(finetune.get("sweep") or {}, pareto["figures"][f]["curves"])
+                   for f in figs if f in pareto["figures"]), None)
+    for fig in figs:
+        for name in (pareto["figures"].get(fig) or {}).get("curves", {}):
+            if TERM_MARK in name and name != judged and name not in seen:
+                seen.add(name)
+                out.append(term_ppl_test(finetune, pareto, fig, curve=name))
+    return out
+
+
 def term_ppl_test(finetune: Mapping[str, Any] | None, pareto: Mapping[str, Any], fig: str = "fig6",
-                  ratio: float = COMPARABLE_RATIO) -> SubTest:
+                  ratio: float = COMPARABLE_RATIO, curve: str | None = None) -> SubTest:
     """C7's perplexity part: the judged TERM arm's curve of ``fig`` against Dense ERM, non-inferiority
     with margin ``ratio``: ``TERM - ratio x Dense`` in mean relative PPL over the figure's
     common L0 band, claimed negative (reproduced: TERM's perplexity is significantly below
@@ -190,12 +218,14 @@ def term_ppl_test(finetune: Mapping[str, Any] | None, pareto: Mapping[str, Any],
     figure = pareto["figures"].get(fig)
     if figure is None:
         return _untestable(name, "negative", Precondition(f"figure {fig} is in 04_pareto.json", False))
-    term = judged_curve(finetune.get("sweep") or {}, figure["curves"])
-    if term is None:
+    term = judged_curve(finetune.get("sweep") or {}, figure["curves"]) if curve is None else curve
+    if term is None or term not in figure["curves"]:
         return _untestable(name, "negative", Precondition(f"figure {fig} has a TERM curve", False))
     name = name.replace("TERM -", f"{term} -")
+    if curve is not None:   # one arm of the bracket against ERM: over the window the two share
+        figure = {**figure, "auc": {**figure["auc"], "common": shared_window(figure, (term, "dense"))}}
     try:
-        arms = _arms(finetune, pareto, fig, (term, "dense"))
+        arms = {c: curve_arm(finetune, figure, c) for c in (term, "dense")}
     except Untestable as err:
         return _untestable(name, "negative", err.precondition)
     est = contrast(arms, {term: 1.0, "dense": -ratio})
