@@ -938,8 +938,8 @@ def estimate_02(ctx: Ctx) -> StageEstimate:
 def _grids(ctx: Ctx) -> list[tuple[Any, str, float, int, int]]:
     """(domain, strategy, tilt, K, seeds) of every lambda grid stage 03 trains."""
     s = ctx.cfg.finetune
-    return [(dom, strategy, tilt, len(s.lambdas_for(tilt)), len(s.seeds_for(dom, strategy, tilt)))
-            for dom in ctx.cfg.domains.values() for strategy, tilt in s.runs(dom)]
+    return [(dom, strategy, arm.t, len(s.lambdas_for(arm)), len(s.seeds_for(dom, strategy, arm)))
+            for dom in ctx.cfg.domains.values() for strategy, arm in s.runs(dom)]
 
 
 def _ce_rows(ctx: Ctx, split: Split) -> float:
@@ -1060,7 +1060,7 @@ def estimate_08(ctx: Ctx) -> StageEstimate:
 # ---------------------------------------------------------------------------- 05 tail tokens
 def _compared(ctx: Ctx, domain: Any) -> int:
     # GSAE, General SSAE, Dense SSAE and one TERM model per tilt (analysis/matched.py)
-    return 3 + (len(ctx.cfg.finetune.term_tilts) if domain.term else 0)
+    return 3 + (len(ctx.cfg.finetune.term_runs()) if domain.term else 0)
 
 
 def estimate_05(ctx: Ctx) -> StageEstimate:

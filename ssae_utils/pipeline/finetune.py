@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import shutil
 import time
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ def sweep_table(cfg: ProfileConfig) -> list[dict[str, Any]]:
     s = cfg.finetune
     return [{"domain": name, "strategies": ", ".join(d.strategies), "steps": d.steps, "checkpoints": list(s.checkpoint_steps(d)),
              "extra seeds for": ", ".join(d.extra_seed_strategies) or "-",
-             "TERM": f"t={[float(t) for t in s.term_tilts]} on {s.term_strategy}" if d.term else "-",
+             "TERM": (", ".join(arm.label() for arm in s.term_runs()) + f" on {s.term_strategy}") if d.term else "-",
              "L0 window": list(d.l0_window), "SSAEs": sum(len(s.lambdas_for(t)) * len(s.seeds_for(d, st, t)) for st, t in s.runs(d))}
             for name, d in cfg.domains.items()]
 
@@ -405,13 +406,14 @@ def train_and_pick(gsae: Any, gsae_folder: str, store: ActivationStore, docs: Se
     return out
 
 
-def finetune_config(cfg: ProfileConfig, domain: Domain, seed: int, tilt: float) -> FinetuneConfig:
+def finetune_config(cfg: ProfileConfig, domain: Domain, seed: int, tilt: "float | TiltConfig") -> FinetuneConfig:
     s = cfg.finetune
+    arm = s.arm(tilt)
     return FinetuneConfig(
         l1_coefficients=s.lambdas_for(tilt), steps=domain.steps, batch_size=s.batch_size, lr=s.lr_for(tilt),
         lr_decay_steps=s.lr_decay_steps, lr_warm_up_steps=s.lr_warm_up_steps,
         shuffle_buffer_batches=s.shuffle_buffer_batches, decoder=s.decoder,
-        tilt=TiltConfig(t=tilt, over=s.tilt_over, include_l1=s.tilt_include_l1, normalize=s.tilt_normalize),
+        tilt=arm,
         seed=seed, checkpoint_steps=s.checkpoint_steps(domain),
     )
 
@@ -423,7 +425,7 @@ class GridItem:
 
     domain: str
     strategy: str
-    tilt: float
+    tilt: float                 # the arm's t (0: ERM); how it tilts is fcfg.tilt
     seed: int
     fcfg: FinetuneConfig
     train_docs: list[Document]
@@ -443,14 +445,46 @@ def domain_grids(cfg: ProfileConfig, name: str, selections: dict[str, dict[str, 
     """The grids of domain ``name``, in run order (strategy x tilt, then seed)."""
     domain = cfg.domain(name)
     out = []
-    for strategy, tilt in cfg.finetune.runs(domain):
+    for strategy, arm in cfg.finetune.runs(domain):
         selection = selections[name][strategy]
         docs = selection_docs(corpora, domain, selection)
-        for seed in cfg.finetune.seeds_for(domain, strategy, tilt):
-            fcfg = finetune_config(cfg, domain, seed, tilt)
+        for seed in cfg.finetune.seeds_for(domain, strategy, arm):
+            fcfg = finetune_config(cfg, domain, seed, arm)
             train_docs, sampling = training_documents(docs, selection, fcfg, cfg.finetune.sample_read_tokens, cfg.seed)
-            out.append(GridItem(name, strategy, tilt, seed, fcfg, train_docs, sampling))
+            if strategy == "seed_only" and cfg.finetune.seed_only_passes:
+                train_docs, sampling = seed_only_documents(train_docs, selection, fcfg, cfg.finetune.seed_only_passes, cfg.seed)
+            out.append(GridItem(name, strategy, arm.t, seed, fcfg, train_docs, sampling))
     return out
+
+
+def arm_fields(arm: TiltConfig) -> dict[str, str]:
+    """The row fields that say how a TERM arm tilts, written only where it differs from the
+    paper's raw tilt over tokens (``sae.term.row_arm_suffix`` reads them back)."""
+    if arm.is_erm:
+        return {}
+    return {**({"tilt_normalize": arm.normalize} if arm.normalize != "raw" else {}),
+            **({"tilt_over": arm.over} if arm.over != "tokens" else {})}
+
+
+def seed_only_documents(docs: Sequence[Document], selection: Selection, fcfg: FinetuneConfig, passes: float,
+                        seed: int) -> tuple[list[Document], dict[str, Any]]:
+    """Seed-only at the paper's operating point (``finetune.seed_only_passes``): whole seed
+    documents, in a seeded order, while they hold at most steps x batch_size / ``passes``
+    tokens (at least one document), so the run passes over them at least ``passes`` times
+    (the paper: 1000 x 4096 reads of a 9.2k-token seed set, ~445 passes)."""
+    counts = dict(zip(selection.doc_ids, selection.token_counts))
+    reads = fcfg.steps * fcfg.batch_size
+    order = list(docs)
+    random.Random(seed).shuffle(order)
+    picked, total = [], 0
+    for doc in order:
+        size = counts[doc.doc_id] + 1            # + its context's BOS
+        if picked and total + size > reads / float(passes):
+            break
+        picked.append(doc)
+        total += size
+    return picked, {"sampled_docs": len(picked), "sampled_tokens": int(total), "selection_docs": len(docs),
+                    "selection_tokens": int(sum(counts[d.doc_id] for d in docs)), "passes": round(reads / total, 1)}
 
 
 def split_eval_documents(cfg: ProfileConfig, name: str, corpora: Corpora, store: ActivationStore) -> dict[str, tuple[list[Document], list[Document]]]:
@@ -541,7 +575,7 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
                                           cfg.finetune.val_patched_ce)
             splits = row_splits(domain, tilt)
             for i, lam in enumerate(fcfg.l1_coefficients):
-                row = {"domain": name, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed, "lr": fcfg.lr,
+                row = {"domain": name, "strategy": strategy, "tilt": tilt, **arm_fields(fcfg.tilt), "lambda": lam, "seed": seed, "lr": fcfg.lr,
                        "ssae_folder": grid.folders[i], "checkpoint_step": grid.steps[i], "steps": fcfg.steps,
                        "val_objective_by_step": {str(k): v for k, v in grid.scores[i].items()},
                        "train_s": grid.info.get("train_s"), "train_tokens_unique": grid.info.get("train_tokens_unique"),
