@@ -37,6 +37,7 @@ import hashlib
 import logging
 import re
 import time
+from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import numpy as np
@@ -412,7 +413,7 @@ def _write_digest(path, digest: str) -> None:
         log.debug("cannot record the digest of %s (%s)", path, err)
 
 
-def cached_embedding(embedder: Embedder, texts: Sequence[str], path=None) -> np.ndarray | None:
+def cached_embedding(embedder: Embedder, texts: Sequence[str], path: Path | None = None) -> np.ndarray | None:
     """The cached array ``embed_cached`` would return without embedding, or None: absent, or
     damaged (warned; it is then embedded again and overwritten). ``path``: the entry's
     ``embedding_cache_path``, when the caller has it (it hashes every text)."""
@@ -426,7 +427,7 @@ def cached_embedding(embedder: Embedder, texts: Sequence[str], path=None) -> np.
         return None
 
 
-def store_embedding(embedder: Embedder, texts: Sequence[str], arr: np.ndarray, path=None):
+def store_embedding(embedder: Embedder, texts: Sequence[str], arr: np.ndarray, path: Path | None = None) -> Path:
     """Write ``arr`` (the embedding of ``texts``) as the cache entry: the array atomically,
     then its digest. Returns the path. Also how torchrun ranks hand over the pool's rows."""
     _check_array(arr, len(texts), embedder.dim, f"{embedder.name}.embed() output")
