@@ -456,7 +456,7 @@ class StageEstimate:
     gpu: list[Part] = field(default_factory=list)     # ditto, on the GPU
     time: list[Part] = field(default_factory=list)    # seconds, in sequence
     notes: list[str] = field(default_factory=list)
-    # what torchrun spreads over processes (``ssae_utils.dist``; stage 03 so far): parts of
+    # what torchrun spreads over processes (``ssae_utils.dist``; stages 01-03): parts of
     # ``time`` split evenly over the ranks (by ``what``), and independent items (seconds
     # each) shared out longest-first as ``dist.assign`` does
     split_evenly: tuple[str, ...] = ()
@@ -879,6 +879,7 @@ def estimate_01(ctx: Ctx) -> StageEstimate:
     seq = min(r.max_embed_tokens, pool.tokens_per_doc * 1.15)   # word pieces ~ LM tokens x 1.15
     per_doc = 2 * ctx.emb.nonembed_params * seq + 4 * ctx.emb.layers * seq * seq * ctx.emb.width
     st.time.append(Part("embed the pool", pool.docs * per_doc / m.embed_flops if per_doc else pool.docs * 2e-5))
+    st.split_evenly = ("embed the pool",)   # run_all.py --nproc: the ranks embed its batches (or shards)
     if m.has_gpu and ctx.emb.nonembed_params:
         batch = r.embed_batch_size * seq * ctx.emb.width * 4 * 12 * 2 / GB   # activations of one batch (bf16, ~12 per layer kept)
         st.gpu.append(Part("embedder + batch", ctx.emb.nonembed_params * 4 / GB + batch + 0.6, "--set retrieval.embed_batch_size=..."))

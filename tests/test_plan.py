@@ -121,6 +121,10 @@ def test_plan_estimates_the_paper_wall_time_on_1_4_and_8_gpus():
     spread = ("train", "cache", "evaluate")
     assert stage03.seconds_on(8) > stage03.seconds - sum(p.amount for p in stage03.time if p.what.startswith(spread))
     assert stage03.seconds_on(8) >= sum(stage03.items) / 8
+    # stage 01: only the pool embedding is spread (BM25, search and selections stay)
+    stage01 = next(s for s in plan.stages if s.number == "01")
+    embed = next(p.amount for p in stage01.time if p.what == "embed the pool")
+    assert stage01.seconds - embed < stage01.seconds_on(8) < stage01.seconds
     assert set(plan.to_dict()["seconds_by_nproc"]) == {"1", "4", "8"}
     assert "--nproc N" in plan.report() and "N=8: total" in plan.report()
 
