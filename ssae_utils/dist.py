@@ -1,10 +1,11 @@
 """Spreading a stage over processes, GPUs and machines with torchrun.
 
     python run_all.py --profile smoke --nproc 2                 # this machine, 2 processes
-    torchrun --standalone --nproc-per-node 2 -m ssae_utils.dist finetune --profile smoke
+    torchrun --standalone --nproc-per-node 2 -m ssae_utils.dist finetune --profile smoke   # or retrieval, tracin
 
 A stage's independent work items (stage 03: one lambda grid per domain x strategy x tilt x
-seed; stage 02: activation shards and chunks of the TracIn candidate stream) are listed in the order the single-process run meets them and shared out over the
+seed; stage 02: activation shards and chunks of the TracIn candidate stream; stage 01: batches
+or shards of the pool embedding) are listed in the order the single-process run meets them and shared out over the
 ranks (``assign``: cost-balanced by SAE steps x lambdas, deterministic). Every rank runs the
 existing cached functions on its own device (``cuda:LOCAL_RANK``; the CPU here, with
 ``cores // local processes`` torch threads), so its outputs land in the shared,
@@ -14,21 +15,37 @@ every item in the cache and writes the stage's one results file (rank 0's job in
 issue's terms), exactly as a rerun of a finished stage does. A rerun trains only the items
 not yet in the cache.
 
+Stage 01 (``embed_worker``): only the pool embedding; BM25, the seed embeddings, the dense
+search and the selections stay in the notebook's one process. The embedder's own batches
+(``embedder.batches``: for a transformer, the texts sorted by length in fixed batches of
+``retrieval.embed_batch_size``, so a row depends on its batch's padding) are the items:
+rank r embeds the batches j with j % world_size == r (``embedder.embed_batches``, the code
+``embed`` runs), so every row is bit-identical to a single process's. float32
+(``embed_cached``'s one ``.npy``): each rank saves its rows and their indices as a part
+(``embed_part_path``, content-addressed, atomic); after a barrier rank 0 assembles the array
+and stores it with ``store_embedding``, exactly as ``embed_cached`` would (same path, same
+digest), then removes the parts. float16 shards (``embed_to_shards``): rank r writes the
+shards i with i % world_size == r with the same ``write_shard``; the notebook's own
+``embed_to_shards`` then resumes from them (content-checking each) and writes the manifest.
+
 Stage 02 (``tracin_worker``): the seed (and, unless streamed, candidate) activation shards
 as below; streamed (``retrieval.tracin_stream``), rank r runs the chunks i with
 i % world_size == r of each domain's candidate stream, and the per-document float64 token
 sums are all-reduced (exact: every document lies in one chunk) and saved by rank 0 under
 ``pipeline.tracin.streamed_sums_key``, where the notebook's own pass finds them.
 
-Stage 03 in two phases, each ended by a barrier:
+Stage 03 in three phases, each ended by a barrier:
 
 1. activations: the shards the single-process run would write (evaluation documents and
    the training documents of every grid not yet trained, in its order, planned exactly as
    ``ActivationStore.ensure`` does) are computed, shard by shard, round robin over the
    ranks. Planning them up front keeps the shard layout, and so every activation, the same
    as in a single-process run, whatever the number of processes.
-2. training: each rank trains its grids (``train_grid``: every kept checkpoint is saved; the
-   notebook picks and prunes them as usual).
+2. training: each rank trains its grids (``train_grid``: every kept checkpoint is saved).
+3. evaluation: every grid's checkpoint pick and patched CE (the stage's largest part on the
+   embedded profile), shared out over the ranks into the evaluation cache
+   (``pipeline.eval_cache``: one entry per SSAE and evaluation set); the notebook's pass
+   then reads them, and evaluates only the GSAE and the clean model (once per split).
 
 Equality with a single process: on the CPU, float sums depend on how many threads split
 them, so an SSAE trained with 2 threads differs in the last bits from one trained with 1
@@ -38,8 +55,8 @@ a single-process run with the same thread count. On GPUs the thread count does n
 
 A rank that raises (or dies) makes torchrun stop the others and exit non-zero; ``launch``
 then raises with the failing rank's error, so the notebook fails before any results file is
-written. ``SSAE_DIST_FAULT=RANK:N:raise|exit`` makes rank RANK fail after its N-th grid
-(the fault tests).
+written. ``SSAE_DIST_FAULT=RANK:N:raise|exit`` makes rank RANK fail after its N-th item (grid,
+candidate chunk, embedding batch or shard; the fault tests).
 
 Several machines: every node runs the same torchrun command with ``--nnodes``,
 ``--rdzv-backend c10d --rdzv-endpoint HOST:PORT`` and the same ``--rdzv-id``, and they all
@@ -62,9 +79,11 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
-STAGES = ("tracin", "finetune")
+STAGES = ("retrieval", "tracin", "finetune")
 ENV_NPROC, ENV_NNODES, ENV_RDZV = "SSAE_NPROC", "SSAE_NNODES", "SSAE_RDZV_ENDPOINT"
 ENV_RDZV_ID, ENV_THREADS, ENV_FAULT = "SSAE_RDZV_ID", "SSAE_TORCH_THREADS", "SSAE_DIST_FAULT"
 ENV_TIMEOUT = "SSAE_DIST_TIMEOUT_S"
@@ -346,6 +365,41 @@ def finetune_worker(cfg: Any, ctx: Context) -> None:
                       model.hook_name, model.name, f"rank {ctx.rank}: {item.label}")
         ctx.finished_item()
     ctx.barrier()
+    evaluate_share(cfg, ctx, selections, corpora, model, gsae, setup.gsae.folder, store, act_scale, threshold)
+
+
+def evaluate_share(cfg: Any, ctx: Context, selections: dict, corpora: Any, model: Any, gsae: Any, gsae_folder: str,
+                   store: Any, act_scale: float, threshold: Any) -> None:
+    """Phase 3 of stage 03: every grid's checkpoint pick and evaluation (the patched CE on
+    each of its splits), shared out over the ranks, into the evaluation cache
+    (``pipeline.eval_cache``), where the notebook's own pass then finds them. The clean CE
+    and the GSAE's are left to the notebook (once per split)."""
+    from ssae_utils.pipeline import finetune as ft
+
+    evals: dict[str, dict[str, Any]] = {}
+    items: list[Any] = []
+    keys: set[str] = set()
+    for name in selections:
+        evals[name] = {split: ft.eval_set(store, ce_docs, stats_docs, threshold, f"rank {ctx.rank}: {name} {split}")
+                       for split, (ce_docs, stats_docs) in ft.split_eval_documents(cfg, name, corpora, store).items()}
+        for item in ft.domain_grids(cfg, name, selections, corpora):
+            key = ft.grid_key(gsae_folder, item)
+            if key not in keys:   # a grid two strategies share is evaluated once, as in one process
+                items.append(item)
+            keys.add(key)
+    splits = {id(item): ft.row_splits(cfg.domain(item.domain), item.tilt) for item in items}
+    ranks = assign([len(item.fcfg.l1_coefficients) * len(splits[id(item)]) for item in items], ctx.world_size)
+    share = [item for item, r in zip(items, ranks) if r == ctx.rank]
+    ctx.say(f"{len(share)} of {len(items)} grid(s) to evaluate")
+    batch = cfg.activations.batch_size
+    for item in share:
+        label = f"rank {ctx.rank}: {item.label}"
+        grid = ft.train_and_pick(gsae, gsae_folder, store, item.train_docs, item.fcfg, act_scale, threshold, model.hook_name,
+                                 model.name, evals[item.domain]["val"], cfg.finetune.keep_unpicked_checkpoints, label)
+        ft.evaluate_grid(model, grid, item.fcfg, evals[item.domain], splits[id(item)], threshold, batch, label,
+                         cfg.finetune.val_patched_ce, clean=False)
+        ctx.finished_item()
+    ctx.barrier()
 
 
 def tracin_worker(cfg: Any, ctx: Context) -> None:
@@ -403,7 +457,121 @@ def tracin_worker(cfg: Any, ctx: Context) -> None:
     ctx.barrier()
 
 
-WORKERS = {"finetune": finetune_worker, "tracin": tracin_worker}
+def embed_worker(cfg: Any, ctx: Context) -> None:
+    """Stage 01's pool embedding, this rank's share (see the module docstring): into the one
+    float32 ``.npy`` of ``embed_cached`` (``retrieval.embedding_dtype="float32"``) or the
+    float16 shards of ``embed_to_shards``. Nothing else of stage 01 runs here."""
+    from ssae_utils.data.corpora import build_corpora
+    from ssae_utils.retrieval import embedder_from_config
+    from ssae_utils.retrieval.tokenize import check_texts
+
+    rcfg = cfg.retrieval
+    texts = check_texts(build_corpora(cfg.data, cfg.domains).texts("general_pool"))
+    embedder = embedder_from_config(rcfg, device=cfg.model.resolved_device)
+    if rcfg.embedding_dtype == "float32":
+        embed_array_share(ctx, embedder, texts)
+    else:
+        embed_shards_share(ctx, embedder, texts, rcfg.embedding_dtype, rcfg.embedding_shard_docs)
+
+
+def embed_array_share(ctx: Context, embedder: Any, texts: list[str]) -> None:
+    """The batches j with j % world_size == rank of ``embedder.batches(texts)`` (the global
+    order ``embed`` uses), saved as this rank's part; rank 0 then assembles the array and
+    stores it as ``embed_cached`` would (same path, same digest), where the notebook finds it."""
+    from tqdm.auto import tqdm
+
+    from ssae_utils.retrieval.embedders import batch_index, cached_embedding, embedding_cache_path, store_embedding
+
+    path = embedding_cache_path(embedder, texts)
+    done = cached_embedding(embedder, texts, path) is not None
+    ctx.barrier()          # every rank has looked before rank 0 can write the entry
+    if done:
+        ctx.say("the pool's embeddings are cached already")
+        return
+    key = path.stem
+    batches = embedder.batches(texts)
+    mine = [batches[j] for j in range(len(batches)) if j % ctx.world_size == ctx.rank]
+    ctx.say(f"{len(mine)} of {len(batches)} embedding batch(es) to embed ({ctx.threads} torch thread(s))")
+    rows, truncated = [], 0
+    for batch in tqdm(mine, desc=f"rank {ctx.rank}: embedding the pool", unit="batch"):
+        rows.append(embedder.embed_batches(texts, [batch]))
+        truncated += getattr(embedder, "n_truncated", 0)
+        ctx.finished_item()
+    if truncated:
+        ctx.say(f"{truncated} of this rank's texts truncated for embedding")
+    empty = np.zeros((0, embedder.dim), dtype=np.float32)
+    save_embed_part(embed_part_path(key, ctx.rank, ctx.world_size), batch_index(mine),
+                    np.concatenate(rows) if rows else empty)
+    ctx.barrier()
+    if ctx.rank == 0:
+        parts = [embed_part_path(key, r, ctx.world_size) for r in range(ctx.world_size)]
+        store_embedding(embedder, texts, assemble_parts(parts, len(texts), embedder.dim), path)
+        ctx.say(f"assembled the {len(texts)} pool embeddings of {ctx.world_size} rank(s) -> {path}")
+    ctx.barrier()          # nobody reads a part any more
+    if ctx.rank == 0:      # this run's parts, and any a failed run with another world size left
+        for stale in embed_part_path(key, 0, 1).parent.glob(f"embed-{key}-part*.npz"):
+            stale.unlink(missing_ok=True)
+
+
+def embed_part_path(key: str, rank: int, world_size: int) -> Path:
+    """Rank ``rank``'s rows of the embedding cache entry ``key`` (content-addressed: a rerun
+    overwrites, never mixes, another run's part)."""
+    from ssae_utils.paths import cache_dir
+
+    return cache_dir("dist") / f"embed-{key}-part{rank}of{world_size}.npz"
+
+
+def save_embed_part(path: Path, index: np.ndarray, rows: np.ndarray) -> None:
+    from ssae_utils.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, index=np.asarray(index, dtype=np.int64), rows=rows)
+
+
+def assemble_parts(paths: Sequence[Path], n: int, dim: int) -> np.ndarray:
+    """The ``[n, dim]`` float32 array the parts' rows fill, each row exactly once (raises
+    naming the first part that overlaps another, or how many rows none covers)."""
+    out = np.zeros((n, dim), dtype=np.float32)
+    seen = np.zeros(n, dtype=bool)
+    for path in paths:
+        with np.load(path, allow_pickle=False) as part:
+            index, rows = part["index"], part["rows"]
+        if rows.shape != (len(index), dim) or rows.dtype != np.float32:
+            raise RuntimeError(f"{path} holds {rows.dtype} rows of shape {rows.shape}, expected float32 ({len(index)}, {dim})")
+        if seen[index].any() or len(np.unique(index)) != len(index):
+            raise RuntimeError(f"{path} repeats rows another part (or itself) already holds")
+        out[index] = rows
+        seen[index] = True
+    if not seen.all():
+        raise RuntimeError(f"{int((~seen).sum())} of {n} pool rows are in no rank's part")
+    return out
+
+
+def embed_shards_share(ctx: Context, embedder: Any, texts: list[str], dtype: str, shard_docs: int) -> None:
+    """The shards i with i % world_size == rank, each embedded and written exactly as
+    ``embed_to_shards`` does; the manifest is left to the notebook's own ``embed_to_shards``,
+    which resumes from (and content-checks) the finished shards and writes it last."""
+    from ssae_utils.retrieval.emb_shards import finished_shard, shard_plan, shards_folder, write_shard
+
+    folder = shards_folder(embedder, texts, dtype, shard_docs)
+    complete = (folder / "manifest.json").exists()
+    ctx.barrier()          # every rank has looked before anyone writes a shard
+    if complete:           # the notebook checks (and repairs) a complete folder on its own
+        ctx.say("the pool's embedding shards are cached already")
+        return
+    plan = shard_plan(len(texts), shard_docs)
+    mine = [i for i in range(len(plan)) if i % ctx.world_size == ctx.rank]
+    ctx.say(f"{len(mine)} of {len(plan)} embedding shard(s) to embed ({ctx.threads} torch thread(s))")
+    for i in mine:
+        name, span = plan[i]
+        if not finished_shard(folder / name, span.stop - span.start, embedder.dim, dtype):
+            write_shard(embedder, texts[span], folder / name, dtype)
+        ctx.finished_item()
+    ctx.barrier()
+
+
+WORKERS = {"retrieval": embed_worker, "finetune": finetune_worker, "tracin": tracin_worker}
 
 
 def load_config(args: argparse.Namespace) -> Any:

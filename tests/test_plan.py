@@ -116,10 +116,15 @@ def test_plan_estimates_the_paper_wall_time_on_1_4_and_8_gpus():
     one, four, eight = (plan.total_seconds_on(n) for n in (1, 4, 8))
     assert one == pytest.approx(plan.total_seconds) and eight < four < one
     stage03 = next(s for s in plan.stages if s.number == "03")
-    # only stage 03's caching and grids are spread: the rest of the stage stays, and the
-    # busiest rank still trains at least 1/8 of the grids
-    assert stage03.seconds_on(8) > stage03.seconds - sum(p.amount for p in stage03.time if p.what.startswith(("train", "cache")))
+    # only stage 03's caching, grids and evaluation are spread: the rest of the stage stays,
+    # and the busiest rank still trains at least 1/8 of the grids
+    spread = ("train", "cache", "evaluate")
+    assert stage03.seconds_on(8) > stage03.seconds - sum(p.amount for p in stage03.time if p.what.startswith(spread))
     assert stage03.seconds_on(8) >= sum(stage03.items) / 8
+    # stage 01: only the pool embedding is spread (BM25, search and selections stay)
+    stage01 = next(s for s in plan.stages if s.number == "01")
+    embed = next(p.amount for p in stage01.time if p.what == "embed the pool")
+    assert stage01.seconds - embed < stage01.seconds_on(8) < stage01.seconds
     assert set(plan.to_dict()["seconds_by_nproc"]) == {"1", "4", "8"}
     assert "--nproc N" in plan.report() and "N=8: total" in plan.report()
 

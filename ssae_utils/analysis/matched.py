@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from ssae_utils.paths import cache_root
 from ssae_utils.results import ABSENT, FINETUNE_FILE, FinetuneResults, SetupResults
+from ssae_utils.sae.tilt_arms import arm_suffix, row_arm_suffix
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ModelSpec:
     label: str
     strategy: str | None = None  # None = the GSAE itself
     tilt: float = 0.0
+    suffix: str = ""             # how a TERM arm tilts when not raw over tokens (sae.term.arm_suffix)
 
 
 GSAE = ModelSpec("GSAE")
@@ -41,8 +43,20 @@ def tilt_label(t: float) -> str:
     return f"{t:g}".replace("e+0", "e").replace("e+", "e")
 
 
-def term_spec(t: float, strategy: str = "dense") -> ModelSpec:
-    return ModelSpec(f"{STRATEGY_NAMES.get(strategy, strategy)}{TERM_MARK}{tilt_label(t)}", strategy, float(t))
+def term_spec(t: float, strategy: str = "dense", suffix: str = "") -> ModelSpec:
+    return ModelSpec(f"{STRATEGY_NAMES.get(strategy, strategy)}{TERM_MARK}{tilt_label(t)}{suffix}", strategy, float(t), suffix)
+
+
+def _term_specs(sweep: dict[str, Any]) -> list[ModelSpec]:
+    """One spec per TERM arm of a stage-03 sweep (finetune.term_tilts, then term_arms)."""
+    strategy = sweep.get("term_strategy", "dense")
+    base = arm_suffix(sweep.get("tilt_normalize", "raw"), sweep.get("tilt_over", "tokens"))
+    specs = [term_spec(t, strategy, base) for t in sweep.get("term_tilts", PAPER_TILTS)]
+    judged = sweep.get("judged_tilt")
+    # the judged arm first: "TERM" and the scorecard's C7/C8 take the first TERM model
+    specs.sort(key=lambda spec: judged is None or spec.tilt != float(judged))
+    return specs + [term_spec(float(a["t"]), strategy, arm_suffix(a.get("normalize", "raw"), a.get("over", "tokens")))
+                    for a in sweep.get("term_arms", ())]
 
 
 def is_term_label(label: str) -> bool:
@@ -60,8 +74,7 @@ def compared_models(stage03: FinetuneResults | None = None, domain: str | None =
     else:
         spec = domains.get(domain if domain is not None else next(iter(domains), None), {})
         has_term = bool(spec.get("term"))
-    tilts = sweep.get("term_tilts", PAPER_TILTS) if has_term else ()
-    return (GSAE, GENERAL, DENSE, *(term_spec(t, sweep.get("term_strategy", "dense")) for t in tilts))
+    return (GSAE, GENERAL, DENSE, *(_term_specs(sweep) if has_term else ()))
 
 
 def resolve_specs(labels: Sequence[str], available: Sequence[ModelSpec]) -> list[ModelSpec]:
@@ -128,7 +141,8 @@ def pick_matched_models(
             l0 = float(stage03.gsae[domain]["val"].gsae["l0"])
             picked.append(MatchedModel(spec.label, None, 0.0, None, None, stage00.gsae.folder, l0, float(target_l0)))
             continue
-        candidates = [r for r in rows if r.strategy == spec.strategy and float(r.tilt) == spec.tilt and int(r.seed) == seed]
+        candidates = [r for r in rows if r.strategy == spec.strategy and float(r.tilt) == spec.tilt
+                      and row_arm_suffix(r) == spec.suffix and int(r.seed) == seed]
         if not candidates:
             raise ValueError(
                 f"{FINETUNE_FILE} has no {domain} SSAE for {spec.label} (strategy {spec.strategy!r}, tilt {spec.tilt:g}, "

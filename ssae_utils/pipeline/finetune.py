@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import shutil
 import time
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ from ssae_utils.model.registry import load_model
 from ssae_utils.paths import cache_dir, cache_relative, cache_root, results_dir
 from ssae_utils.pipeline.foundation import load_saved_gsae
 from ssae_utils.pipeline.retrieval import load_stage01
-from ssae_utils.pipeline import recipe_gate
+from ssae_utils.pipeline import eval_cache, recipe_gate
 from ssae_utils.pipeline.upstream import gsae_input_space
 from ssae_utils.results import FinetuneResults, TracinResults, read_stage, write_results
 from ssae_utils.retrieval.selection import Selection
@@ -75,7 +76,7 @@ def sweep_table(cfg: ProfileConfig) -> list[dict[str, Any]]:
     s = cfg.finetune
     return [{"domain": name, "strategies": ", ".join(d.strategies), "steps": d.steps, "checkpoints": list(s.checkpoint_steps(d)),
              "extra seeds for": ", ".join(d.extra_seed_strategies) or "-",
-             "TERM": f"t={[float(t) for t in s.term_tilts]} on {s.term_strategy}" if d.term else "-",
+             "TERM": (", ".join(arm.label() for arm in s.term_runs()) + f" on {s.term_strategy}") if d.term else "-",
              "L0 window": list(d.l0_window), "SSAEs": sum(len(s.lambdas_for(t)) * len(s.seeds_for(d, st, t)) for st, t in s.runs(d))}
             for name, d in cfg.domains.items()]
 
@@ -175,41 +176,86 @@ def round_sig(x: float, digits: int = DOC_CE_DIGITS) -> float:
 @torch.no_grad()
 def evaluate(model: Any, saes: dict[str, Any], data: EvalSet, threshold: NormThreshold | None,
              batch_size: int, desc: str, patched_ce: bool = True,
-             doc_ce: dict[str, list[float]] | None = None) -> dict[str, dict[str, float]]:
+             doc_ce: dict[str, list[float]] | None = None, sae_ids: dict[str, str] | None = None,
+             clean: bool = True) -> dict[str, dict[str, float]]:
     """Metrics of every SAE in ``saes`` on the same tokens. The clean CE is computed on the
-    first call for ``data`` and kept in it (key "clean" of the result). ``patched_ce=False``
-    gives the SAE-only metrics (L0, FVU, dead features) without "ce"/"ppl" and without
-    running the model.
+    first call for ``data`` and kept in it (key "clean" of the result; ``clean=False`` leaves
+    it out). ``patched_ce=False`` gives the SAE-only metrics (L0, FVU, dead features) without
+    "ce"/"ppl" and without running the model.
 
     ``doc_ce`` (a dict to fill, when ``data`` knows its documents and the patched CE is
     computed): each SAE's per-document CE sums, in the order of ``data.doc_ids``, rounded to
     ``DOC_CE_DIGITS`` significant digits; the token counts are ``doc_tokens(data)``. The
-    "ce" values are the same numbers with or without it."""
-    out: dict[str, dict[str, float]] = {}
+    "ce" values are the same numbers with or without it.
+
+    ``sae_ids`` (SAE name -> ``eval_cache.sae_identity`` of its saved folder): those SAEs'
+    metrics, and the clean CE, are read from the evaluation cache when there and written to
+    it when computed (``ssae_utils.pipeline.eval_cache``); the numbers are the same either way."""
+    want_docs = patched_ce and data.doc_index is not None and doc_ce is not None
+    n_docs = len(data.doc_ids) if want_docs and data.doc_ids is not None else None
+    set_id = eval_cache.set_identity(data, batch_size, patched_ce) if sae_ids else ""
+    keys = {name: eval_cache.entry_key((sae_ids or {}).get(name, ""), set_id) for name in saes}
+    cached = {}
+    for name, key in keys.items():
+        entry = eval_cache.load(key, patched_ce, n_docs)
+        if entry is not None and (not want_docs or entry["doc_ce"] is not None):
+            cached[name] = entry
+    if patched_ce and clean and data.clean_ce is None and set_id:
+        entry = eval_cache.load(eval_cache.clean_key(set_id), True, n_docs, clean=True)
+        if entry is not None and (not want_docs or entry["doc_ce"] is not None):
+            data.clean_ce = float(entry["metrics"]["ce"])
+            data.clean_doc_ce = entry["doc_ce"] if want_docs else data.clean_doc_ce
+    todo = {name: sae for name, sae in saes.items() if name not in cached}
+    include_clean = patched_ce and clean and data.clean_ce is None
     ce: dict[str, float] = {}
-    if patched_ce:
-        splices = {name: sae_splice(sae, threshold) for name, sae in saes.items()}
-        include_clean = data.clean_ce is None
-        if data.doc_index is not None and doc_ce is not None:
+    computed_docs: dict[str, list[float]] = {}
+    if patched_ce and (todo or include_clean):
+        splices = {name: sae_splice(sae, threshold) for name, sae in todo.items()}
+        if want_docs:
             by_doc = spliced_ce_by_document(model, data.tokens, data.lengths, splices, data.doc_index,
                                             n_docs=len(data.doc_ids or []) or None, batch_size=batch_size, desc=desc,
                                             include_clean=include_clean)
             ce = by_doc.mean
-            doc_ce.update({name: [round_sig(v) for v in sums] for name, sums in by_doc.sums.items() if name != "clean"})
-            if include_clean:
-                data.clean_doc_ce = [round_sig(v) for v in by_doc.sums["clean"]]
+            computed_docs = {name: [round_sig(v) for v in sums] for name, sums in by_doc.sums.items()}
         else:
             ce = spliced_ce(model, data.tokens, data.lengths, splices, batch_size=batch_size, desc=desc,
                             include_clean=include_clean)
-        if data.clean_ce is None:
+        if include_clean:
             data.clean_ce = ce["clean"]
-    if data.clean_ce is not None:
+            if want_docs:
+                data.clean_doc_ce = computed_docs["clean"]
+            eval_cache.save(eval_cache.clean_key(set_id), {"ce": data.clean_ce},
+                            data.clean_doc_ce if want_docs else None)
+    out: dict[str, dict[str, float]] = {}
+    if clean and data.clean_ce is not None:
         out["clean"] = {"ce": data.clean_ce, "ppl": math.exp(data.clean_ce)}
     for name, sae in saes.items():
+        if name in cached:
+            out[name] = dict(cached[name]["metrics"])
+            if want_docs:
+                doc_ce[name] = list(cached[name]["doc_ce"])
+            continue
         stats = reconstruction_stats(sae, data.acts)
         out[name] = {**({"ce": ce[name], "ppl": math.exp(ce[name])} if patched_ce else {}), "l0": stats.l0,
                      "fvu": stats.fvu, "dead_features": stats.dead_features, "tokens": stats.n_tokens}
+        if want_docs:
+            doc_ce[name] = computed_docs[name]
+        eval_cache.save(keys[name], out[name], computed_docs.get(name) if want_docs else None)
     return out
+
+
+def evaluate_grid(model: Any, grid: "PickedGrid", fcfg: FinetuneConfig, evals: dict[str, EvalSet],
+                  splits: Sequence[str], threshold: NormThreshold | None, batch_size: int, label: str,
+                  val_patched_ce: bool, clean: bool = True) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]]]:
+    """Every picked SSAE of ``grid`` on ``splits`` (through the evaluation cache): the metrics
+    and the per-document CE sums per split, SAEs named ``lambda_<value>``."""
+    named = {f"lambda_{lam:g}": sae for lam, sae in zip(fcfg.l1_coefficients, grid.saes)}
+    ids = {f"lambda_{lam:g}": eval_cache.sae_identity(folder) for lam, folder in zip(fcfg.l1_coefficients, grid.folders)}
+    sums: dict[str, dict[str, list[float]]] = {split: {} for split in splits}
+    metrics = {split: evaluate(model, named, evals[split], threshold, batch_size, f"{label} {split}",
+                               patched_ce=split != "val" or val_patched_ce, doc_ce=sums[split], sae_ids=ids, clean=clean)
+               for split in splits}
+    return metrics, sums
 
 
 def doc_tokens(data: EvalSet) -> list[int]:
@@ -360,13 +406,14 @@ def train_and_pick(gsae: Any, gsae_folder: str, store: ActivationStore, docs: Se
     return out
 
 
-def finetune_config(cfg: ProfileConfig, domain: Domain, seed: int, tilt: float) -> FinetuneConfig:
+def finetune_config(cfg: ProfileConfig, domain: Domain, seed: int, tilt: "float | TiltConfig") -> FinetuneConfig:
     s = cfg.finetune
+    arm = s.arm(tilt)
     return FinetuneConfig(
         l1_coefficients=s.lambdas_for(tilt), steps=domain.steps, batch_size=s.batch_size, lr=s.lr_for(tilt),
         lr_decay_steps=s.lr_decay_steps, lr_warm_up_steps=s.lr_warm_up_steps,
         shuffle_buffer_batches=s.shuffle_buffer_batches, decoder=s.decoder,
-        tilt=TiltConfig(t=tilt, over=s.tilt_over, include_l1=s.tilt_include_l1, normalize=s.tilt_normalize),
+        tilt=arm,
         seed=seed, checkpoint_steps=s.checkpoint_steps(domain),
     )
 
@@ -378,7 +425,7 @@ class GridItem:
 
     domain: str
     strategy: str
-    tilt: float
+    tilt: float                 # the arm's t (0: ERM); how it tilts is fcfg.tilt
     seed: int
     fcfg: FinetuneConfig
     train_docs: list[Document]
@@ -398,14 +445,46 @@ def domain_grids(cfg: ProfileConfig, name: str, selections: dict[str, dict[str, 
     """The grids of domain ``name``, in run order (strategy x tilt, then seed)."""
     domain = cfg.domain(name)
     out = []
-    for strategy, tilt in cfg.finetune.runs(domain):
+    for strategy, arm in cfg.finetune.runs(domain):
         selection = selections[name][strategy]
         docs = selection_docs(corpora, domain, selection)
-        for seed in cfg.finetune.seeds_for(domain, strategy, tilt):
-            fcfg = finetune_config(cfg, domain, seed, tilt)
+        for seed in cfg.finetune.seeds_for(domain, strategy, arm):
+            fcfg = finetune_config(cfg, domain, seed, arm)
             train_docs, sampling = training_documents(docs, selection, fcfg, cfg.finetune.sample_read_tokens, cfg.seed)
-            out.append(GridItem(name, strategy, tilt, seed, fcfg, train_docs, sampling))
+            if strategy == "seed_only" and cfg.finetune.seed_only_passes:
+                train_docs, sampling = seed_only_documents(train_docs, selection, fcfg, cfg.finetune.seed_only_passes, cfg.seed)
+            out.append(GridItem(name, strategy, arm.t, seed, fcfg, train_docs, sampling))
     return out
+
+
+def arm_fields(arm: TiltConfig) -> dict[str, str]:
+    """The row fields that say how a TERM arm tilts, written only where it differs from the
+    paper's raw tilt over tokens (``sae.term.row_arm_suffix`` reads them back)."""
+    if arm.is_erm:
+        return {}
+    return {**({"tilt_normalize": arm.normalize} if arm.normalize != "raw" else {}),
+            **({"tilt_over": arm.over} if arm.over != "tokens" else {})}
+
+
+def seed_only_documents(docs: Sequence[Document], selection: Selection, fcfg: FinetuneConfig, passes: float,
+                        seed: int) -> tuple[list[Document], dict[str, Any]]:
+    """Seed-only at the paper's operating point (``finetune.seed_only_passes``): whole seed
+    documents, in a seeded order, while they hold at most steps x batch_size / ``passes``
+    tokens (at least one document), so the run passes over them at least ``passes`` times
+    (the paper: 1000 x 4096 reads of a 9.2k-token seed set, ~445 passes)."""
+    counts = dict(zip(selection.doc_ids, selection.token_counts))
+    reads = fcfg.steps * fcfg.batch_size
+    order = list(docs)
+    random.Random(seed).shuffle(order)
+    picked, total = [], 0
+    for doc in order:
+        size = counts[doc.doc_id] + 1            # + its context's BOS
+        if picked and total + size > reads / float(passes):
+            break
+        picked.append(doc)
+        total += size
+    return picked, {"sampled_docs": len(picked), "sampled_tokens": int(total), "selection_docs": len(docs),
+                    "selection_tokens": int(sum(counts[d.doc_id] for d in docs)), "passes": round(reads / total, 1)}
 
 
 def split_eval_documents(cfg: ProfileConfig, name: str, corpora: Corpora, store: ActivationStore) -> dict[str, tuple[list[Document], list[Document]]]:
@@ -480,8 +559,9 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
             evals[split] = eval_set(store, ce_docs, stats_docs, threshold, f"caching {name} {split} activations")
             eval_tokens.setdefault(name, {})[split] = {"ce_tokens": evals[split].ce_tokens, "stats_tokens": int(evals[split].acts.shape[0])}
         gsae_doc_ce: dict[str, dict[str, list[float]]] = {split: {} for split in evals}
+        gsae_ids = {"gsae": eval_cache.sae_identity(setup.gsae.folder)}
         gsae_metrics[name] = {split: evaluate(model, {"gsae": gsae}, data, threshold, batch, f"{name} {split}: GSAE",
-                                              doc_ce=gsae_doc_ce[split])
+                                              doc_ce=gsae_doc_ce[split], sae_ids=gsae_ids)
                               for split, data in evals.items()}
         eval_docs[name] = {split: {"doc_ids": list(data.doc_ids or []), "tokens": doc_tokens(data),
                                    "clean": data.clean_doc_ce, "gsae": gsae_doc_ce[split]["gsae"]}
@@ -491,14 +571,11 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
                 item.strategy, item.tilt, item.seed, item.fcfg, item.train_docs, item.sampling, item.label
             grid = train_and_pick(gsae, setup.gsae.folder, store, train_docs, fcfg, act_scale, threshold,
                                   model.hook_name, model.name, evals["val"], cfg.finetune.keep_unpicked_checkpoints, label)
-            named = {f"lambda_{lam:g}": sae for lam, sae in zip(fcfg.l1_coefficients, grid.saes)}
+            metrics, sums = evaluate_grid(model, grid, fcfg, evals, row_splits(domain, tilt), threshold, batch, label,
+                                          cfg.finetune.val_patched_ce)
             splits = row_splits(domain, tilt)
-            sums: dict[str, dict[str, list[float]]] = {split: {} for split in splits}
-            metrics = {split: evaluate(model, named, evals[split], threshold, batch, f"{label} {split}",
-                                       patched_ce=split != "val" or cfg.finetune.val_patched_ce, doc_ce=sums[split])
-                       for split in splits}
             for i, lam in enumerate(fcfg.l1_coefficients):
-                row = {"domain": name, "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": seed, "lr": fcfg.lr,
+                row = {"domain": name, "strategy": strategy, "tilt": tilt, **arm_fields(fcfg.tilt), "lambda": lam, "seed": seed, "lr": fcfg.lr,
                        "ssae_folder": grid.folders[i], "checkpoint_step": grid.steps[i], "steps": fcfg.steps,
                        "val_objective_by_step": {str(k): v for k, v in grid.scores[i].items()},
                        "train_s": grid.info.get("train_s"), "train_tokens_unique": grid.info.get("train_tokens_unique"),

@@ -26,6 +26,7 @@ import numpy as np
 from ssae_utils.results import FinetuneResults, FinetuneRow, ParetoResults, read_stage, write_results
 
 from ssae_utils.sae.pareto import compare_auc, curve_auc, mean_over_seeds
+from ssae_utils.sae.tilt_arms import arm_suffix, row_arm_suffix
 
 RESULTS_FILE = ParetoResults.FILE
 
@@ -42,39 +43,70 @@ def figure_plan(finetune: FinetuneResults) -> dict[str, tuple[str, str, bool, st
         domain = Domain.from_dict(spec)
         for fig, f in domain.figure_specs().items():
             out[fig] = (name, f.split, f.relative, f.kind, domain.l0_window)
+            if f.kind == "term" and finetune.sweep.get("term_arms"):
+                # the arms that tilt differently get a figure of their own, so that the
+                # paper's figure (and the window C7 is judged over) stays term_tilts vs ERM
+                out[f"{fig}_arms"] = (name, f.split, f.relative, ARMS_KIND, domain.l0_window)
     return out
 
 
-def curve_name(strategy: str, tilt: float) -> str:
-    return strategy if tilt == 0 else f"{strategy}+TERM t={tilt:g}"
+ARMS_KIND = "term_arms"   # internal figure kind: ERM and every TERM arm, term_arms included
 
 
-def build_curves(rows: list[dict[str, Any]], domain: str, split: str, relative: bool, kind: str, term_strategy: str) -> dict[str, list[dict[str, Any]]]:
+def _in_figure(row: dict[str, Any], kind: str, term_strategy: str, paper_arms: set[str]) -> bool:
+    """Whether a row's curve belongs to a figure of ``kind``: "erm" every ERM strategy;
+    "term" ERM and the term_tilts arms on the TERM strategy; "term_arms" every arm there."""
+    if kind == "erm":
+        return row["tilt"] == 0
+    if row["strategy"] != term_strategy:
+        return False
+    return kind == ARMS_KIND or row["tilt"] == 0 or row_curve(row) in paper_arms
+
+
+def paper_arm_curves(sweep: dict[str, Any]) -> set[str]:
+    """Curve names of the term_tilts arms (with the sweep's tilt_normalize / tilt_over)."""
+    suffix = arm_suffix(sweep.get("tilt_normalize", "raw"), sweep.get("tilt_over", "tokens"))
+    return {curve_name(sweep.get("term_strategy", "dense"), float(t), suffix) for t in sweep.get("term_tilts", ())}
+
+
+def curve_name(strategy: str, tilt: float, suffix: str = "") -> str:
+    """A curve's name: the strategy, or "<strategy>+TERM t=<t>" (+ ``suffix``: how the arm
+    tilts when not raw over tokens, ``sae.term.arm_suffix``)."""
+    return strategy if tilt == 0 else f"{strategy}+TERM t={tilt:g}{suffix}"
+
+
+def row_curve(row: dict[str, Any]) -> str:
+    return curve_name(row["strategy"], row["tilt"], row_arm_suffix(row))
+
+
+def build_curves(rows: list[dict[str, Any]], domain: str, split: str, relative: bool, kind: str, term_strategy: str,
+                 paper_arms: set[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     y_key = f"{split}_ppl_rel_gsae" if relative else f"{split}_ppl"
-    chosen = [r for r in rows if r["domain"] == domain and f"{split}_ppl" in r
-              and (r["tilt"] == 0 if kind == "erm" else r["strategy"] == term_strategy)]
-    points = mean_over_seeds(chosen, ["strategy", "tilt", "lambda"], ["val_l0", y_key, f"{split}_dead_features"])
+    paper_arms = paper_arms if paper_arms is not None else {row_curve(r) for r in rows if not row_arm_suffix(r)}
+    chosen = [r for r in rows if r["domain"] == domain and f"{split}_ppl" in r and _in_figure(r, kind, term_strategy, paper_arms)]
+    chosen = [{**r, "curve": row_curve(r)} for r in chosen]
+    points = mean_over_seeds(chosen, ["curve", "lambda"], ["val_l0", y_key, f"{split}_dead_features"])
     curves: dict[str, list[dict[str, Any]]] = {}
     for p in sorted(points, key=lambda p: p["lambda"]):
-        curves.setdefault(curve_name(p["strategy"], p["tilt"]), []).append(
+        curves.setdefault(p["curve"], []).append(
             {"lambda": p["lambda"], "l0": p["val_l0"], "l0_std": p["val_l0_std"], "y": p[y_key], "y_std": p[f"{y_key}_std"],
              "dead_features": p[f"{split}_dead_features"], "seeds": p["n"]})
     return curves
 
 
 def seed_spread(rows: list[dict[str, Any]], domain: str, split: str, relative: bool, kind: str, term_strategy: str,
-                common: Any) -> dict[str, dict[str, Any]]:
+                common: Any, paper_arms: set[str] | None = None) -> dict[str, dict[str, Any]]:
     """For curves trained with several seeds: each seed's own curve's mean height over the
     figure's common L0 window, their mean and standard deviation (ddof 1). This is the
     training noise a gap between two strategies has to beat."""
     if not common:
         return {}
     y_key = f"{split}_ppl_rel_gsae" if relative else f"{split}_ppl"
-    chosen = [r for r in rows if r["domain"] == domain and y_key in r
-              and (r["tilt"] == 0 if kind == "erm" else r["strategy"] == term_strategy)]
+    paper_arms = paper_arms if paper_arms is not None else {row_curve(r) for r in rows if not row_arm_suffix(r)}
+    chosen = [r for r in rows if r["domain"] == domain and y_key in r and _in_figure(r, kind, term_strategy, paper_arms)]
     by_curve: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for r in chosen:
-        by_curve.setdefault(curve_name(r["strategy"], r["tilt"]), {}).setdefault(int(r["seed"]), []).append(r)
+        by_curve.setdefault(row_curve(r), {}).setdefault(int(r["seed"]), []).append(r)
     out = {}
     for name, seeds in by_curve.items():
         if len(seeds) < 2:
@@ -99,7 +131,8 @@ def run_pareto(cfg: ProfileConfig) -> ParetoResults:
     for fig, (domain, split, relative, kind, window) in figure_plan(finetune).items():
         if domain not in finetune.eval_splits or split not in finetune.eval_splits[domain]:
             continue
-        curves = build_curves(rows, domain, split, relative, kind, sweep["term_strategy"])
+        paper_arms = paper_arm_curves(sweep)
+        curves = build_curves(rows, domain, split, relative, kind, sweep["term_strategy"], paper_arms)
         if not curves:
             continue
         valid = {n: ([p["l0"] for p in pts if p["l0"] is not None and p["y"] is not None],
@@ -110,7 +143,8 @@ def run_pareto(cfg: ProfileConfig) -> ParetoResults:
                         "clean_ppl": finetune.gsae[domain][split].clean["ppl"],
                         "gsae_l0": finetune.gsae[domain]["val"].gsae["l0"],
                         "curves": curves, "auc": auc,
-                        "seed_spread": seed_spread(rows, domain, split, relative, kind, sweep["term_strategy"], auc["common"])}
+                        "seed_spread": seed_spread(rows, domain, split, relative, kind, sweep["term_strategy"], auc["common"],
+                                                   paper_arms)}
     results = ParetoResults.create({
         "profile": cfg.name, "config_hash": cfg.hash(),
         "l0_windows": {name: list(d["l0_window"]) for name, d in finetune.domains.items()},

@@ -163,6 +163,11 @@ class FinetuneRow(Record):
     # (since the per-document evidence; not in the committed embedded results)
     ce_sums: dict[str, list[float]] = optional()
     lr: float = optional()                    # the run's learning rate (the gate's choice; since the gate)
+    # seed-only at finetune.seed_only_passes: the passes its reads make over its documents
+    passes: float = optional()
+    # how a TERM arm tilts, when not the paper's raw tilt over tokens (sae.term.row_arm_suffix)
+    tilt_normalize: str = optional()
+    tilt_over: str = optional()
 
     def metric(self, split: str, name: str) -> Any:
         """``metrics["<split>_<name>"]`` (None when that split had no such metric)."""

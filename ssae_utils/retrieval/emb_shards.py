@@ -40,7 +40,8 @@ from ssae_utils.retrieval.tokenize import check_texts
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EmbeddingShards", "embed_to_shards", "embed_pool", "shards_folder", "SHARD_DTYPES"]
+__all__ = ["EmbeddingShards", "embed_to_shards", "embed_pool", "shards_folder", "shard_plan", "finished_shard",
+           "write_shard", "SHARD_DTYPES"]
 
 SHARD_DTYPES = ("float32", "float16")
 NORM_ATOL = {"float32": 1e-3, "float16": 2e-3}
@@ -122,30 +123,50 @@ def embed_to_shards(embedder: Any, texts: Sequence[str], *, dtype: str = "float1
             for bad in getattr(err, "bad_files", ()):
                 (folder / bad).unlink(missing_ok=True)
     files, rows, digests = [], [], {}
-    for i, start in enumerate(range(0, len(texts), shard_docs)):
-        chunk = texts[start:start + shard_docs]
-        name = f"shard_{i:05d}.npy"
+    for i, (name, span) in enumerate(shard_plan(len(texts), shard_docs)):
+        chunk = texts[span]
         path = folder / name
         files.append(name)
         rows.append(len(chunk))
-        if path.exists() and not recompute:                     # resume: a finished shard
-            try:
-                _check_shard(_load_shard(path), len(chunk), embedder.dim, dtype, str(path))
-                digests[name] = file_digest(path)
-                continue
-            except EmbeddingCacheError as err:
-                log.warning("%s; embedding that shard again", err)
-        arr = embedder.embed(chunk)
-        _check_shard(arr, len(chunk), embedder.dim, "float32", f"{embedder.name}.embed() output")
-        arr = arr.astype(dtype)
-        _check_shard(arr, len(chunk), embedder.dim, dtype, f"{embedder.name}.embed() output as {dtype}")
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, arr, allow_pickle=False)
-            digests[name] = file_digest(tmp)
+        if not recompute and finished_shard(path, len(chunk), embedder.dim, dtype):   # resume
+            digests[name] = file_digest(path)
+            continue
+        digests[name] = write_shard(embedder, chunk, path, dtype)
         log.info("embedding shard %d (%d texts) -> %s", i, len(chunk), path)
     _write_manifest(folder, files, rows, embedder.dim, dtype, embedder.identity(), digests)
     return EmbeddingShards.open(folder)
+
+
+def shard_plan(n: int, shard_docs: int) -> list[tuple[str, slice]]:
+    """(file name, rows of the texts) of each shard of ``n`` texts."""
+    return [(f"shard_{i:05d}.npy", slice(start, min(start + shard_docs, n)))
+            for i, start in enumerate(range(0, n, shard_docs))]
+
+
+def finished_shard(path: Path, rows: int, dim: int, dtype: str) -> bool:
+    """Whether ``path`` holds a finished shard that passes the content check (a resume keeps
+    it); a damaged one is warned about and reported unfinished."""
+    if not path.exists():
+        return False
+    try:
+        _check_shard(_load_shard(path), rows, dim, dtype, str(path))
+        return True
+    except EmbeddingCacheError as err:
+        log.warning("%s; embedding that shard again", err)
+        return False
+
+
+def write_shard(embedder: Any, chunk: Sequence[str], path: Path, dtype: str) -> str:
+    """Embed ``chunk`` and write it as the shard ``path`` in ``dtype``, atomically; returns
+    its xxh3-128 digest. Also what each torchrun rank runs on its shards."""
+    arr = embedder.embed(chunk)
+    _check_shard(arr, len(chunk), embedder.dim, "float32", f"{embedder.name}.embed() output")
+    arr = arr.astype(dtype)
+    _check_shard(arr, len(chunk), embedder.dim, dtype, f"{embedder.name}.embed() output as {dtype}")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, arr, allow_pickle=False)
+        return file_digest(tmp)
 
 
 def _load_shard(path: Path) -> np.ndarray:

@@ -15,6 +15,13 @@ similarity. Registered:
   box), mean pooling as in the Contriever paper, then L2 normalization so that the inner
   product is cosine similarity (the SSAE paper ranks by cosine similarity).
 
+``embedder.batches(texts)`` lists the batches ``embed`` computes, in its order, and
+``embedder.embed_batches(texts, batches)`` computes the rows of some of them exactly as
+``embed`` does (the same code): how torchrun ranks share the pool bit for bit
+(``ssae_utils.dist``). The transformers sort the texts by length into batches of
+``batch_size`` (a row depends on its batch's padding); the hashing embedder's rows depend on
+their own text only, so its batches are plain runs of ``batch_size`` texts.
+
 ``embed_cached(embedder, texts)`` stores the array under ``<cache>/embeddings/`` keyed by the
 embedder's identity (name, version, dim, truncation) and the SHA-256 of the texts; it is
 written atomically, then its xxh3-128 digest beside it (``<key>.json``, written last). A read
@@ -30,6 +37,7 @@ import hashlib
 import logging
 import re
 import time
+from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import numpy as np
@@ -45,7 +53,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Embedder", "HashingEmbedder", "MiniLMEmbedder", "ContrieverEmbedder",
            "register_embedder", "available_embedders", "get_embedder", "embed_cached",
-           "embedding_cache_path", "EmbeddingCacheError", "l2_normalize"]
+           "embedding_cache_path", "cached_embedding", "store_embedding", "batch_index",
+           "EmbeddingCacheError", "l2_normalize"]
 
 
 class Embedder(Protocol):
@@ -58,6 +67,13 @@ class Embedder(Protocol):
 
     def identity(self) -> dict[str, Any]:
         """Everything that changes the vectors (enters the embedding cache key)."""
+
+    def batches(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """The batches ``embed(texts)`` computes, in its order: index arrays into ``texts``."""
+
+    def embed_batches(self, texts: Sequence[str], batches: Sequence[np.ndarray]) -> np.ndarray:
+        """float32 rows of ``texts[concatenate(batches)]``, bit-identical to those rows of
+        ``embed(texts)``: how torchrun ranks share the pool (``ssae_utils.dist``)."""
 
 
 _EMBEDDERS: Registry[Embedder] = Registry("embedder")
@@ -80,7 +96,7 @@ def embedder_from_config(cfg, device: str | None = None) -> Embedder:
     """The embedder a ``RetrievalConfig`` names, with its batch size and truncation, on
     ``device`` (the run's ``model.device``; None: CUDA when present)."""
     if cfg.embedder == "hashing":
-        return get_embedder("hashing", dim=cfg.hashing_dim)
+        return get_embedder("hashing", dim=cfg.hashing_dim, batch_size=cfg.embed_batch_size)
     return get_embedder(cfg.embedder, batch_size=cfg.embed_batch_size,
                         max_tokens=cfg.max_embed_tokens, dtype=cfg.embed_dtype, device=device)
 
@@ -110,26 +126,51 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return (x / norms).astype(np.float32)
 
 
+def batch_index(batches: Sequence[np.ndarray]) -> np.ndarray:
+    """The rows ``batches`` cover, in order (``embed_batches`` returns them in this order)."""
+    return np.concatenate(batches) if len(batches) else np.zeros(0, dtype=np.int64)
+
+
+class _IndependentRows:
+    """Batches for an embedder whose every row depends on its own text only: consecutive runs
+    of ``batch_size`` texts, in input order. Any split gives the same rows; the batch size
+    only sizes the shares of torchrun ranks."""
+
+    batch_size = 1024
+
+    def batches(self, texts: Sequence[str]) -> list[np.ndarray]:
+        n = len(texts)
+        return [np.arange(s, min(s + self.batch_size, n)) for s in range(0, n, self.batch_size)]
+
+    def embed_batches(self, texts: Sequence[str], batches: Sequence[np.ndarray]) -> np.ndarray:
+        return self.embed([texts[i] for i in batch_index(batches)])
+
+
 # --- hashing ---------------------------------------------------------------------------------
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @register_embedder("hashing")
-class HashingEmbedder:
+class HashingEmbedder(_IndependentRows):
     """Signed feature hashing of words and word bigrams; deterministic, no model.
 
     A text with no ``\\w`` word (punctuation only) is hashed from its characters, so every
     non-empty text gets a unit vector; an empty or whitespace-only text raises ValueError.
+    ``batch_size`` changes no vector (each text is hashed on its own; not in the identity):
+    it sizes the batches torchrun ranks share.
     """
 
     version = "1"
 
-    def __init__(self, dim: int = 256, bigrams: bool = True):
+    def __init__(self, dim: int = 256, bigrams: bool = True, batch_size: int = 1024):
         if dim < 2:
             raise ValueError("hashing embedder dim must be >= 2")
+        if batch_size < 1:
+            raise ValueError("hashing embedder batch_size must be >= 1")
         self.dim = dim
         self.bigrams = bigrams
+        self.batch_size = batch_size
         self.n_truncated = 0
 
     def identity(self) -> dict[str, Any]:
@@ -198,36 +239,53 @@ class _MeanPoolEmbedder:
             self._model = model.to(self.device, getattr(torch, self.dtype)).eval()
         return self._tokenizer, self._model
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def batches(self, texts: Sequence[str]) -> list[np.ndarray]:
+        # longest first, so each batch pads little; embed() puts rows back in input order
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        return [order[s:s + self.batch_size] for s in range(0, len(texts), self.batch_size)]
+
+    def embed_batches(self, texts: Sequence[str], batches: Sequence[np.ndarray],
+                      progress: bool = False) -> np.ndarray:
+        """The rows of ``batches`` (of ``self.batches(texts)``), one forward pass per batch:
+        a row depends on the texts of its batch (the padding), never on the other batches."""
         import torch
 
+        tokenizer, model = self._ensure()
+        self.n_truncated = 0
+        rows = []
+        with torch.inference_mode():
+            for idx in tqdm(batches, desc=f"embedding with {self.name}", unit="batch", disable=not progress):
+                batch = [texts[i] for i in idx]
+                for i, t in zip(idx, batch):
+                    if not t.strip():
+                        raise ValueError(f"texts[{i}] is empty or whitespace: nothing to embed")
+                rows.append(self._embed_batch(tokenizer, model, batch))
+        return np.concatenate(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
+
+    def _embed_batch(self, tokenizer, model, batch: list[str]) -> np.ndarray:
+        import torch
+
+        full = tokenizer(batch, add_special_tokens=True, truncation=False)["input_ids"]
+        self.n_truncated += sum(len(ids) > self.max_tokens for ids in full)
+        enc = tokenizer(batch, padding=True, truncation=True, max_length=self.max_tokens,
+                        return_tensors="pt").to(self.device)
+        hidden = model(**enc).last_hidden_state                    # [b, t, d]
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        # pool in float32 whatever the forward dtype
+        hidden, mask = hidden.float(), mask.float()
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return pooled.float().cpu().numpy()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = check_texts(texts)
         for i, t in enumerate(texts):
             if not t.strip():
                 raise ValueError(f"texts[{i}] is empty or whitespace: nothing to embed")
-        tokenizer, model = self._ensure()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        self.n_truncated = 0
-        # Sort by length so each batch pads little; results are put back in input order.
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        with torch.inference_mode():
-            # a progress bar only for long jobs (the whole pool), not for a seed set
-            starts = tqdm(range(0, len(texts), self.batch_size), desc=f"embedding with {self.name}",
-                          unit="batch", disable=len(texts) < 1000)
-            for start in starts:
-                idx = order[start:start + self.batch_size]
-                batch = [texts[i] for i in idx]
-                full = tokenizer(batch, add_special_tokens=True, truncation=False)["input_ids"]
-                self.n_truncated += sum(len(ids) > self.max_tokens for ids in full)
-                enc = tokenizer(batch, padding=True, truncation=True, max_length=self.max_tokens,
-                                return_tensors="pt").to(self.device)
-                hidden = model(**enc).last_hidden_state                    # [b, t, d]
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                # pool in float32 whatever the forward dtype
-                hidden, mask = hidden.float(), mask.float()
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                out[idx] = pooled.float().cpu().numpy()
+        batches = self.batches(texts)
+        # a progress bar only for long jobs (the whole pool), not for a seed set
+        out[batch_index(batches)] = self.embed_batches(texts, batches, progress=len(texts) >= 1000)
         if self.n_truncated:
             log.info("%s: %d of %d texts truncated to %d word pieces for embedding",
                      self.name, self.n_truncated, len(texts), self.max_tokens)
@@ -355,6 +413,34 @@ def _write_digest(path, digest: str) -> None:
         log.debug("cannot record the digest of %s (%s)", path, err)
 
 
+def cached_embedding(embedder: Embedder, texts: Sequence[str], path: Path | None = None) -> np.ndarray | None:
+    """The cached array ``embed_cached`` would return without embedding, or None: absent, or
+    damaged (warned; it is then embedded again and overwritten). ``path``: the entry's
+    ``embedding_cache_path``, when the caller has it (it hashes every text)."""
+    path = path or embedding_cache_path(embedder, texts)
+    if not path.exists():
+        return None
+    try:
+        return _read_cached(path, len(texts), embedder.dim)
+    except EmbeddingCacheError as err:
+        log.warning("damaged embedding cache entry: %s; embedding the texts again", err)
+        return None
+
+
+def store_embedding(embedder: Embedder, texts: Sequence[str], arr: np.ndarray, path: Path | None = None) -> Path:
+    """Write ``arr`` (the embedding of ``texts``) as the cache entry: the array atomically,
+    then its digest. Returns the path. Also how torchrun ranks hand over the pool's rows."""
+    _check_array(arr, len(texts), embedder.dim, f"{embedder.name}.embed() output")
+    path = path or embedding_cache_path(embedder, texts)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, arr, allow_pickle=False)
+        digest = file_digest(tmp)     # of the bytes written, before anyone can read them
+    # written last: a run killed before this leaves an entry checked by content only
+    write_json_atomic(_digest_path(path), {"xxh3_128": digest})
+    return path
+
+
 def embed_cached(embedder: Embedder, texts: Sequence[str], *, recompute: bool = False) -> np.ndarray:
     """``embedder.embed(texts)``, read from / written to the on-disk cache.
 
@@ -363,20 +449,13 @@ def embed_cached(embedder: Embedder, texts: Sequence[str], *, recompute: bool = 
     """
     texts = check_texts(texts)
     path = embedding_cache_path(embedder, texts)
-    if path.exists() and not recompute:
-        try:
-            return _read_cached(path, len(texts), embedder.dim)
-        except EmbeddingCacheError as err:
-            log.warning("damaged embedding cache entry: %s; embedding the texts again", err)
+    if not recompute:
+        arr = cached_embedding(embedder, texts, path)
+        if arr is not None:
+            return arr
     start = time.perf_counter()
     arr = embedder.embed(texts)
-    _check_array(arr, len(texts), embedder.dim, f"{embedder.name}.embed() output")
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, arr, allow_pickle=False)
-        digest = file_digest(tmp)     # of the bytes written, before anyone can read them
-    # written last: a run killed before this leaves an entry checked by content only
-    write_json_atomic(_digest_path(path), {"xxh3_128": digest})
+    store_embedding(embedder, texts, arr, path)
     log.info("embedded %d texts with %s in %.1f s -> %s", len(texts), embedder.name,
              time.perf_counter() - start, path)
     return arr

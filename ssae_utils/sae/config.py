@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from ssae_utils.domains import STRATEGIES, Domain
-from ssae_utils.sae.term import TILT_NORMALIZE, TILT_OVER
+from ssae_utils.sae.term import TILT_NORMALIZE, TILT_OVER, TiltConfig
 from ssae_utils.validation import require as _require
 
 
@@ -138,6 +138,15 @@ class SSAESweepConfig:
     # Tilts are on the per-token SAE loss as trained here (squared error summed over d_in plus
     # lambda * L1, in the GSAE's scaled units); t on the per-dimension mean loss is t / d_in here.
     term_tilts: tuple[float, ...] = (500.0, 1e9)
+    # More TERM arms, one seed each, that differ from term_tilts in how the tilt acts:
+    # {"t": 1.0, "normalize": "loss_scale"} (t on the loss over the batch mean: scale-free),
+    # {"t": 0.78125, "over": "sequences"} (an example is a context's mean loss). The fidelity
+    # issue's bracket; term_tilts use tilt_normalize / tilt_over.
+    term_arms: tuple[dict, ...] = ()
+    # Seed-only ("Validation") at the paper's operating point: it trains on a seeded sample of
+    # whole seed documents small enough for its steps x batch reads to pass over it at least
+    # this many times (the paper: ~445 passes over a 9.2k-token seed); None: the whole seed set.
+    seed_only_passes: float | None = None
     # The TERM arm claims C7 and C8 are judged on (declared before any run; the others are
     # shown beside it); None: the first of term_tilts.
     judged_tilt: float | None = None
@@ -230,7 +239,12 @@ class SSAESweepConfig:
         _require(self.gate_tolerance >= 0 and self.gate_contexts >= 2 and self.gate_lambda >= 0,
                  "finetune.gate_tolerance must be >= 0, gate_contexts >= 2 and gate_lambda >= 0")
         _require(self.lr_warm_up_steps >= 0, "finetune.lr_warm_up_steps must be >= 0")
+        self.term_arms = tuple(self._checked_arm(a) for a in self.term_arms)
+        arms = [self.arm(t) for t in self.term_tilts] + [self.arm(a) for a in self.term_arms]
+        _require(len(set(arms)) == len(arms), "finetune.term_arms repeats a TERM arm of finetune.term_tilts or of itself")
         self.judged_tilt = None if self.judged_tilt is None else float(self.judged_tilt)
+        _require(self.seed_only_passes is None or self.seed_only_passes >= 1,
+                 "finetune.seed_only_passes must be None or >= 1")
         _require(self.judged_tilt is None or self.judged_tilt in self.term_tilts,
                  f"finetune.judged_tilt {self.judged_tilt} must be one of finetune.term_tilts {list(self.term_tilts)}")
         _require(self.eval_contexts >= 1, "finetune.eval_contexts must be >= 1")
@@ -257,7 +271,10 @@ class SSAESweepConfig:
         # * 3 seeds (0 + extra 1, 2) for every strategy of both domains (Domain.extra_seed_strategies)
         #   and for the judged TERM arm (extra_seeds_with_term); the other TERM arms run one seed.
         # * TERM bracketed on ERM's lr, lambdas, steps and checkpoint criterion: t = 500/640
-        #   (the paper's t on per-dimension mean loss, judged), 500 and 1e9 (raw, one seed each).
+        #   (the paper's t on per-dimension mean loss, judged), 500 and 1e9 (raw), the
+        #   scale-free tilt (loss_scale) at t = 1 and 3, and t = 500/640 over sequences (one
+        #   seed each for all but the judged arm).
+        # * seed-only at >= 100 passes over its documents (seed_only_passes; the paper ~445).
         # * 3 lambdas (0.55 / 1 / 1.7: val L0 ~150 / 110 / 70 on Dense physics at lr 1e-3).
         # * the recipe gate picks the lr from (1e-3, 3e-4, 1e-4) with a 10-step warm-up, on 32
         #   contexts of general held-out text (a 2026-12-02 run: 1e-3 failed, 3e-4 passed).
@@ -270,6 +287,8 @@ class SSAESweepConfig:
         base = dict(lambdas=(0.55, 1.0, 1.7), seeds=(0,), extra_seeds=(1, 2), batch_size=1024, lr=1e-3,
                     lr_decay_steps=20, lr_warm_up_steps=10, gate_lrs=(1e-3, 3e-4, 1e-4), gate_contexts=32,
                     term_tilts=(500 / 640, 500.0, 1e9), judged_tilt=500 / 640, term_lr=None, term_lambdas=None,
+                    term_arms=({"t": 1.0, "normalize": "loss_scale"}, {"t": 3.0, "normalize": "loss_scale"},
+                               {"t": 500 / 640, "over": "sequences"}), seed_only_passes=100.0,
                     extra_seeds_with_term=True, shuffle_buffer_batches=None, checkpoint_fractions=(0.5, 1.0),
                     eval_contexts=8, eval_tokens=4096, stats_contexts=64, val_patched_ce=False,
                     keep_unpicked_checkpoints=True)
@@ -281,27 +300,56 @@ class SSAESweepConfig:
         the recipe gate checks the paper's lr (one candidate: a check, not a search)."""
         return cls(**{**dict(gate_lrs=(5e-5,), gate_contexts=64), **overrides})
 
+    @staticmethod
+    def _checked_arm(arm: Any) -> dict:
+        _require(isinstance(arm, dict) and set(arm) <= {"t", "normalize", "over"} and "t" in arm,
+                 f"a finetune.term_arms entry is {{\"t\": ..., \"normalize\": ..., \"over\": ...}}, not {arm!r}")
+        out = {"t": float(arm["t"]), "normalize": str(arm.get("normalize", "raw")), "over": str(arm.get("over", "tokens"))}
+        _require(out["t"] != 0 and math.isfinite(out["t"]), f"a finetune.term_arms tilt must be finite and non-zero: {arm!r}")
+        _require(out["normalize"] in TILT_NORMALIZE and out["over"] in TILT_OVER,
+                 f"finetune.term_arms entry {arm!r}: normalize must be one of {TILT_NORMALIZE}, over one of {TILT_OVER}")
+        return out
+
+    def arm(self, tilt: "float | dict | TiltConfig") -> TiltConfig:
+        """The TiltConfig of a run: a tilt of term_tilts (or 0, ERM) with this sweep's
+        tilt_over / tilt_normalize, a term_arms entry, or a TiltConfig as it is."""
+        if isinstance(tilt, TiltConfig):
+            return tilt
+        if isinstance(tilt, dict):
+            return TiltConfig(t=float(tilt["t"]), over=tilt.get("over", "tokens"), include_l1=self.tilt_include_l1,
+                              normalize=tilt.get("normalize", "raw"))
+        return TiltConfig(t=float(tilt), over=self.tilt_over, include_l1=self.tilt_include_l1, normalize=self.tilt_normalize)
+
+    @property
+    def judged_arm(self) -> TiltConfig | None:
+        return None if self.judged is None else self.arm(self.judged)
+
     @property
     def judged(self) -> float | None:
         """The judged TERM tilt (``judged_tilt`` or the first of ``term_tilts``)."""
         return self.judged_tilt if self.judged_tilt is not None else (self.term_tilts[0] if self.term_tilts else None)
 
-    def lr_for(self, tilt: float) -> float:
-        return self.lr if tilt == 0 or self.term_lr is None else self.term_lr
+    def lr_for(self, tilt: "float | TiltConfig") -> float:
+        return self.lr if self.arm(tilt).is_erm or self.term_lr is None else self.term_lr
 
-    def lambdas_for(self, tilt: float) -> tuple[float, ...]:
-        return self.lambdas if tilt == 0 or self.term_lambdas is None else self.term_lambdas
+    def lambdas_for(self, tilt: "float | TiltConfig") -> tuple[float, ...]:
+        return self.lambdas if self.arm(tilt).is_erm or self.term_lambdas is None else self.term_lambdas
 
-    def seeds_for(self, domain: Domain, strategy: str, tilt: float = 0.0) -> tuple[int, ...]:
+    def seeds_for(self, domain: Domain, strategy: str, tilt: "float | TiltConfig" = 0.0) -> tuple[int, ...]:
+        arm = self.arm(tilt)
         listed = strategy in domain.extra_seed_strategies
-        extra = self.extra_seeds if listed and (tilt == 0 or (self.extra_seeds_with_term and tilt == self.judged)) else ()
+        extra = self.extra_seeds if listed and (arm.is_erm or (self.extra_seeds_with_term and arm == self.judged_arm)) else ()
         return (*self.seeds, *extra)
 
-    def runs(self, domain: Domain) -> list[tuple[str, float]]:
-        """(strategy, tilt) pairs trained for ``domain``: every strategy with ERM, plus TERM."""
-        out = [(strategy, 0.0) for strategy in domain.strategies]
+    def term_runs(self) -> list[TiltConfig]:
+        """Every TERM arm: term_tilts, then term_arms."""
+        return [self.arm(t) for t in self.term_tilts] + [self.arm(a) for a in self.term_arms]
+
+    def runs(self, domain: Domain) -> list[tuple[str, TiltConfig]]:
+        """(strategy, arm) pairs trained for ``domain``: every strategy with ERM, plus TERM."""
+        out = [(strategy, self.arm(0.0)) for strategy in domain.strategies]
         if domain.term:
-            out += [(self.term_strategy, t) for t in self.term_tilts]
+            out += [(self.term_strategy, arm) for arm in self.term_runs()]
         return out
 
     def checkpoint_steps(self, domain: Domain) -> tuple[int, ...]:

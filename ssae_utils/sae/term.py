@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from ssae_utils.sae.tilt_arms import arm_suffix
 from ssae_utils.validation import from_dict_strict
 from ssae_utils.validation import require as _require
 
@@ -61,7 +62,7 @@ class TiltConfig:
         return self.t == 0
 
     def label(self) -> str:
-        return "ERM" if self.is_erm else f"TERM t={self.t:g}"
+        return "ERM" if self.is_erm else f"TERM t={self.t:g}{arm_suffix(self.normalize, self.over)}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,8 +25,8 @@ from ssae_utils.results import notebook_of
 from ssae_utils.scorecard import pareto_claims as pc
 from ssae_utils.scorecard import result_claims as rc
 from ssae_utils.scorecard.verdict import Evidence, combine
-from ssae_utils.stats.pareto import pareto_subtests, term_ppl_test
-from ssae_utils.stats.result_tests import result_subtests
+from ssae_utils.stats.pareto import other_arm_ppl_tests, pareto_subtests, term_ppl_test
+from ssae_utils.stats.result_tests import other_arm_subtests, result_subtests
 from ssae_utils.stats.verdict import Precondition, SubTest, judge_family
 
 Results = dict[str, dict[str, Any]]   # results file name -> its JSON
@@ -96,10 +96,21 @@ def stats_subtests(results: Results) -> dict[str, list[SubTest]]:
     return {**pareto, **rest}
 
 
+def other_arm_tests(results: Results) -> dict[str, list[SubTest]]:
+    """C7's and C8's sub-tests for the TERM arms that are not judged (shown beside the verdict)."""
+    out = other_arm_subtests(results.get(TAIL), results.get(AUTOINTERP))
+    if PARETO in results:
+        out["C7"] = [*other_arm_ppl_tests(results.get(FINETUNE), results[PARETO]), *out["C7"]]
+    return out
+
+
 def score_claims(results: Results) -> list[dict[str, Any]]:
     """One row per claim: {claim, text, verdict (four outcomes), legacy_verdict (k sigma),
-    metric, values, seeds, evidence, note, stats}."""
+    metric, values, seeds, evidence, note, stats}; C7 and C8 also ``other_arms``: the same
+    sub-tests for every TERM arm but the judged one, judged as a Holm family of their own
+    (beside the verdict, never part of it)."""
     judged = judge_family(stats_subtests(results))     # one Holm family: every testable sub-test of C1-C9
+    beside = judge_family(other_arm_tests(results))
     rows = []
     for claim in CLAIMS.values():
         stats = judged[claim.claim_id]
@@ -118,5 +129,7 @@ def score_claims(results: Results) -> list[dict[str, Any]]:
                      "metric": "; ".join(e.metric for e in evidence),
                      "values": [{"value": e.value, "se": e.se, "expected_sign": e.expected, "verdict": e.verdict} for e in evidence],
                      "seeds": claim.seeds(results), "evidence": [e.to_dict() for e in evidence],
-                     "note": "; ".join(notes + legacy_notes) or None, "stats": stats.to_dict()})
+                     "note": "; ".join(notes + legacy_notes) or None, "stats": stats.to_dict(),
+                     **({"other_arms": beside[claim.claim_id].to_dict()} if beside.get(claim.claim_id) and
+                        beside[claim.claim_id].subtests else {})})
     return rows

@@ -29,11 +29,12 @@ gap to General would overstate what finetuning on the subdomain buys over the GS
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ssae_utils.sae.pareto import curve_auc
+from ssae_utils.sae.tilt_arms import arm_suffix, row_arm_suffix
 from ssae_utils.stats.hierarchical import Arm, ce_arm, contrast, relative_ppl, weighted_sum
 from ssae_utils.stats.verdict import Precondition, SubTest, finite_or_none
 
@@ -49,9 +50,10 @@ NOISE = ("the evaluation documents (a sample of the split, paired across arms) a
          "seeds; the GSAE and the L0 grid are fixed")
 
 
-def curve_of(strategy: str, tilt: float) -> str:
-    """A row's curve name in 04_pareto.json (``pipeline.pareto.curve_name``)."""
-    return strategy if float(tilt) == 0 else f"{strategy}{TERM_MARK} t={float(tilt):g}"
+def curve_of(strategy: str, tilt: float, suffix: str = "") -> str:
+    """A row's curve name in 04_pareto.json (``pipeline.pareto.curve_name``; ``suffix``: how
+    a TERM arm tilts when not raw over tokens, ``sae.term.arm_suffix``)."""
+    return strategy if float(tilt) == 0 else f"{strategy}{TERM_MARK} t={float(tilt):g}{suffix}"
 
 
 class Untestable(Exception):
@@ -84,7 +86,8 @@ def curve_arm(finetune: Mapping[str, Any], figure: Mapping[str, Any], curve: str
         raise Untestable(f"curve {curve} is in the figure's common L0 window", f"{len(points)} points, window {common}")
     tokens = np.asarray(docs["tokens"], dtype=float)
     gsae = ce_arm(np.asarray(docs["gsae"], dtype=float)[None, :], tokens, split)
-    rows = [r for r in finetune["rows"] if r["domain"] == domain and curve_of(r["strategy"], r["tilt"]) == curve]
+    rows = [r for r in finetune["rows"] if r["domain"] == domain
+            and curve_of(r["strategy"], r["tilt"], row_arm_suffix(r)) == curve]
     seeds = sorted({int(r["seed"]) for r in rows})
     per_lambda = []
     for p in points:
@@ -103,6 +106,17 @@ def _arms(finetune: Mapping[str, Any], pareto: Mapping[str, Any], fig: str, curv
     if figure is None:
         raise Untestable(f"figure {fig} is in 04_pareto.json")
     return {c: curve_arm(finetune, figure, c) for c in curves}
+
+
+def shared_window(figure: Mapping[str, Any], curves: Sequence[str]) -> list[float] | None:
+    """The part of the figure's L0 window that every one of ``curves`` covers (None: none)."""
+    lo, hi = (float(x) for x in (figure.get("l0_window") or figure["auc"]["window"]))
+    for c in curves:
+        l0 = [p["l0"] for p in figure["curves"].get(c, []) if p.get("l0") is not None and p.get("y") is not None]
+        if len(l0) < 2:
+            return None
+        lo, hi = max(lo, min(l0)), min(hi, max(l0))
+    return [lo, hi] if lo < hi else None
 
 
 def _untestable(name: str, expected: str, failed: Precondition) -> SubTest:
@@ -162,9 +176,39 @@ def gap_test(finetune: Mapping[str, Any], pareto: Mapping[str, Any], fig: str, a
     return _with_gsae_report(test, {pareto["figures"][fig]["split"]: arms})
 
 
+def judged_curve(sweep: Mapping[str, Any], curves: Mapping[str, Any]) -> str | None:
+    """The curve of the judged TERM arm (``finetune.judged_tilt``, else the first of
+    ``term_tilts``) among ``curves``; without a recorded sweep, the first TERM curve."""
+    tilts = sweep.get("term_tilts") or ()
+    judged = sweep.get("judged_tilt") if sweep.get("judged_tilt") is not None else (tilts[0] if tilts else None)
+    if judged is not None:
+        name = curve_of(sweep.get("term_strategy", "dense"), float(judged),
+                        arm_suffix(sweep.get("tilt_normalize", "raw"), sweep.get("tilt_over", "tokens")))
+        if name in curves:
+            return name
+    return next((c for c in curves if TERM_MARK in c), None)
+
+
+def other_arm_ppl_tests(finetune: Mapping[str, Any] | None, pareto: Mapping[str, Any],
+                        figs: Sequence[str] = ("fig6", "fig6_arms")) -> list[SubTest]:
+    """C7's perplexity test for every TERM curve but the judged one (``figs``: the paper's
+    figure and its term_arms companion), each over the L0 window it shares with Dense ERM."""
+    if finetune is None:
+        return []
+    seen, out = set(), []
+    judged = next((judged_curve(finetune.get("sweep") or {}, pareto["figures"][f]["curves"])
+                   for f in figs if f in pareto["figures"]), None)
+    for fig in figs:
+        for name in (pareto["figures"].get(fig) or {}).get("curves", {}):
+            if TERM_MARK in name and name != judged and name not in seen:
+                seen.add(name)
+                out.append(term_ppl_test(finetune, pareto, fig, curve=name))
+    return out
+
+
 def term_ppl_test(finetune: Mapping[str, Any] | None, pareto: Mapping[str, Any], fig: str = "fig6",
-                  ratio: float = COMPARABLE_RATIO) -> SubTest:
-    """C7's perplexity part: the first TERM curve of ``fig`` against Dense ERM, non-inferiority
+                  ratio: float = COMPARABLE_RATIO, curve: str | None = None) -> SubTest:
+    """C7's perplexity part: the judged TERM arm's curve of ``fig`` against Dense ERM, non-inferiority
     with margin ``ratio``: ``TERM - ratio x Dense`` in mean relative PPL over the figure's
     common L0 band, claimed negative (reproduced: TERM's perplexity is significantly below
     ``ratio`` times ERM's)."""
@@ -174,12 +218,14 @@ def term_ppl_test(finetune: Mapping[str, Any] | None, pareto: Mapping[str, Any],
     figure = pareto["figures"].get(fig)
     if figure is None:
         return _untestable(name, "negative", Precondition(f"figure {fig} is in 04_pareto.json", False))
-    term = next((c for c in figure["curves"] if TERM_MARK in c), None)
-    if term is None:
+    term = judged_curve(finetune.get("sweep") or {}, figure["curves"]) if curve is None else curve
+    if term is None or term not in figure["curves"]:
         return _untestable(name, "negative", Precondition(f"figure {fig} has a TERM curve", False))
     name = name.replace("TERM -", f"{term} -")
+    if curve is not None:   # one arm of the bracket against ERM: over the window the two share
+        figure = {**figure, "auc": {**figure["auc"], "common": shared_window(figure, (term, "dense"))}}
     try:
-        arms = _arms(finetune, pareto, fig, (term, "dense"))
+        arms = {c: curve_arm(finetune, figure, c) for c in (term, "dense")}
     except Untestable as err:
         return _untestable(name, "negative", err.precondition)
     est = contrast(arms, {term: 1.0, "dense": -ratio})

@@ -139,11 +139,12 @@ def term_dense_discordance(t: Mapping[str, Any], term: str) -> dict[str, Any]:
             "discordant_outside_baseline": outside, "outside_exact": outside_exact}
 
 
-def term_tail_test(tail: Mapping[str, Any]) -> SubTest:
+def term_tail_test(tail: Mapping[str, Any], term: str | None = None) -> SubTest:
     """C7 (tail): TERM's net tail gain over the baseline exceeds Dense ERM's, i.e. TERM covers
-    more tail types than Dense (McNemar, conservative SE)."""
+    more tail types than Dense (McNemar, conservative SE). ``term``: that TERM model, else
+    the judged one."""
     t = tail["tail_tokens"]
-    term = term_label(t["summary"])
+    term = term_label(t["summary"]) if term is None else (term if term in t["summary"] else None)
     name = "net tail gain over the baseline, TERM minus Dense ERM (share of tail types)"
     if term is None or DENSE_LABEL not in t["summary"]:
         return _missing(name, "positive", "05_tail_tokens.json has a TERM model and the Dense SSAE")
@@ -159,22 +160,27 @@ def term_tail_test(tail: Mapping[str, Any]) -> SubTest:
                    noise=TAIL_NOISE + "; the SE is an upper bound (05 does not say which baseline-covered types TERM and Dense share)")
 
 
-def _term_vs_dense(models: Mapping[str, Any], name: str) -> tuple[str, str] | None:
-    """The judged TERM model's label and ``name`` with its tilt, or None when the TERM model
-    or the Dense SSAE is missing from ``models``."""
-    term = term_label(models)
+def term_labels(labels: Any) -> list[str]:
+    """Every TERM model's label, the judged one first (``analysis.matched.compared_models``)."""
+    return [label for label in labels if is_term_label(label)]
+
+
+def _term_vs_dense(models: Mapping[str, Any], name: str, term: str | None = None) -> tuple[str, str] | None:
+    """The TERM model's label (``term``, else the judged one) and ``name`` with its tilt, or
+    None when that TERM model or the Dense SSAE is missing from ``models``."""
+    term = term_label(models) if term is None else (term if term in models else None)
     if term is None or DENSE_LABEL not in models:
         return None
     return term, name.replace("TERM minus", f"{term.split('+', 1)[-1]} minus")
 
 
 # ------------------------------------------------------------------ C7 breadth
-def breadth_test(tail: Mapping[str, Any], n_boot: int = 2000, seed: int = 0) -> SubTest:
+def breadth_test(tail: Mapping[str, Any], n_boot: int = 2000, seed: int = 0, term: str | None = None) -> SubTest:
     """C7 (breadth): the median per-feature activation-count difference TERM minus Dense ERM
     (same feature index) is positive; bootstrap SE over features."""
     per = tail["per_model"]
     name = "median per-feature activation count, TERM minus Dense ERM (same feature)"
-    found = _term_vs_dense(per, name)
+    found = _term_vs_dense(per, name, term)
     if found is None:
         return _missing(name, "positive", "05_tail_tokens.json has a TERM model and the Dense SSAE")
     term, name = found
@@ -197,11 +203,11 @@ def breadth_test(tail: Mapping[str, Any], n_boot: int = 2000, seed: int = 0) -> 
 LLM_PRECONDITION = "the explanations come from an LLM (ANTHROPIC_API_KEY set)"
 
 
-def autointerp_test(autointerp: Mapping[str, Any]) -> SubTest:
+def autointerp_test(autointerp: Mapping[str, Any], term: str | None = None) -> SubTest:
     """C8: TERM's features get a higher mean autointerp F1 than Dense ERM's."""
     s = autointerp["summary"]
     name = "mean autointerp F1, TERM minus Dense ERM"
-    found = _term_vs_dense(s, name)
+    found = _term_vs_dense(s, name, term)
     if found is None:
         return _missing(name, "positive", "06_autointerp.json has a TERM model and the Dense SSAE")
     term, name = found
@@ -297,6 +303,18 @@ def shift_test(bios: Mapping[str, Any], ssae_row: str = "SSAE SHIFT", gsae_row: 
 
 
 # ------------------------------------------------------------------ all of them
+def other_arm_subtests(tail: Mapping[str, Any] | None, autointerp: Mapping[str, Any] | None) -> dict[str, list[SubTest]]:
+    """C7's tail and breadth sub-tests and C8's for every TERM model but the judged one (the
+    bracket shown beside the verdict; ``scorecard`` judges them as a family of their own)."""
+    out: dict[str, list[SubTest]] = {"C7": [], "C8": []}
+    if tail:
+        for term in term_labels(tail["tail_tokens"]["summary"])[1:]:
+            out["C7"] += [term_tail_test(tail, term), breadth_test(tail, term=term)]
+    if autointerp:
+        out["C8"] += [autointerp_test(autointerp, term) for term in term_labels(autointerp["summary"])[1:]]
+    return out
+
+
 def result_subtests(tail: Mapping[str, Any] | None, autointerp: Mapping[str, Any] | None,
                     bios: Mapping[str, Any] | None) -> dict[str, list[SubTest]]:
     """C6, C7 (tail, breadth: its perplexity part is ``stats.pareto.term_ppl_test``), C8 and C9;

@@ -39,9 +39,58 @@ def test_missing_or_stale_stage02_results_are_refused(tmp_cache):
 
 def test_runs_add_term_only_where_configured():
     cfg = load_profile("smoke")
-    physics = cfg.finetune.runs(cfg.domains["physics"])
+    physics = [(strategy, arm.t) for strategy, arm in cfg.finetune.runs(cfg.domains["physics"])]
     assert ("dense", 500.0) in physics and ("dense", 1e9) in physics and ("general", 0.0) in physics
-    assert all(t == 0.0 for _, t in cfg.finetune.runs(cfg.domains["toxicity"]))
+    assert all(arm.is_erm for _, arm in cfg.finetune.runs(cfg.domains["toxicity"]))
+
+
+def test_term_arms_are_runs_of_their_own_with_one_seed_and_named_rows():
+    """finetune.term_arms: TERM arms that tilt differently (scale-free, over sequences) train
+    as grids of their own (one seed), their rows say how they tilt, and their curves and
+    matched models carry that in their names."""
+    from ssae_utils.analysis.matched import compared_models
+    from ssae_utils.pipeline.finetune import arm_fields, finetune_config
+    from ssae_utils.pipeline.pareto import curve_name, row_curve
+    from ssae_utils.sae.tilt_arms import row_arm_suffix
+
+    arms = [{"t": 1.0, "normalize": "loss_scale"}, {"t": 0.78125, "over": "sequences"}]
+    cfg = load_profile("smoke", {"finetune.term_arms": arms})
+    s, physics = cfg.finetune, cfg.domains["physics"]
+    terms = [arm for strategy, arm in s.runs(physics) if not arm.is_erm]
+    assert [a.label() for a in terms] == ["TERM t=500", "TERM t=1e+09", "TERM t=1 (loss_scale)", "TERM t=0.78125 (sequences)"]
+    assert all(s.seeds_for(physics, "dense", a) == s.seeds for a in terms[2:])
+    keys = {finetune_config(cfg, physics, 0, a).training_key() == finetune_config(cfg, physics, 0, terms[0]).training_key()
+            for a in terms[1:]}
+    assert keys == {False}                                     # every arm is its own grid
+    row = {"strategy": "dense", "tilt": 1.0, **arm_fields(terms[2])}
+    assert row == {"strategy": "dense", "tilt": 1.0, "tilt_normalize": "loss_scale"} and arm_fields(terms[0]) == {}
+    assert row_curve(row) == "dense+TERM t=1 (loss_scale)" == curve_name("dense", 1.0, row_arm_suffix(row))
+    sweep = type("S", (), {"sweep": s.to_dict(), "domains": {"physics": physics.to_dict()}})()
+    labels = [m.label for m in compared_models(sweep, "physics")]
+    assert labels[-2:] == ["Dense+TERM t=1 (loss_scale)", "Dense+TERM t=0.78125 (sequences)"]
+    with pytest.raises(ValueError, match="term_arms"):
+        load_profile("smoke", {"finetune.term_arms": [{"t": 500.0}]})          # the same arm as term_tilts' 500
+    with pytest.raises(ValueError, match="term_arms"):
+        load_profile("smoke", {"finetune.term_arms": [{"t": 1.0, "normalize": "per_dim"}]})
+
+
+def test_seed_only_at_the_papers_passes_trains_on_few_enough_seed_documents():
+    from ssae_utils.data.documents import Document
+    from ssae_utils.pipeline.finetune import seed_only_documents
+    from ssae_utils.retrieval.selection import Selection
+    from ssae_utils.sae.finetune import FinetuneConfig
+
+    docs = [Document(doc_id=f"s{i}", text="x", source="seed") for i in range(80)]
+    counts = [40 + (i % 7) * 10 for i in range(80)]
+    selection = Selection(strategy="seed_only", domain="physics", doc_ids=[d.doc_id for d in docs], token_counts=counts,
+                          total_tokens=sum(counts), budget=None)
+    fcfg = FinetuneConfig(l1_coefficients=(1.0,), steps=60, batch_size=1024)
+    picked, info = seed_only_documents(docs, selection, fcfg, 100, seed=0)
+    assert info["sampled_tokens"] <= 60 * 1024 / 100 < info["sampled_tokens"] + 111   # stops before the budget
+    assert info["passes"] >= 100 and info["sampled_docs"] == len(picked) < len(docs)
+    assert seed_only_documents(docs, selection, fcfg, 100, seed=0)[0] == picked          # seeded
+    one, _ = seed_only_documents(docs, selection, fcfg, 10**6, seed=0)
+    assert len(one) == 1                                                                  # never empty
 
 
 def test_train_grid_keeps_checkpoints_reloads_them_and_validation_picks_per_lambda(tmp_cache):
@@ -119,6 +168,10 @@ def test_the_embedded_recipe_seeds_every_strategy_and_the_judged_term_arm_on_erm
     assert s.seeds_for(physics, "dense", 500.0) == (0,) and s.seeds_for(physics, "dense", 1e9) == (0,)
     assert s.lr_for(500.0) == s.lr and s.lambdas_for(500.0) == s.lambdas     # TERM on ERM's recipe
     assert s.eval_tokens >= 4096 and s.gate_lrs and s.lr_warm_up_steps > 0
+    # the fidelity issue's bracket and seed-only at the paper's operating point
+    assert {(a.t, a.normalize, a.over) for a in s.term_runs()} >= {(1.0, "loss_scale", "tokens"), (3.0, "loss_scale", "tokens"),
+                                                                   (500 / 640, "raw", "sequences"), (500.0, "raw", "tokens")}
+    assert s.seed_only_passes >= 100
     assert cfg.model.dtype == "auto"
 
 

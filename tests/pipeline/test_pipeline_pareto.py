@@ -60,7 +60,8 @@ def test_extra_seeds_and_checkpoints_in_the_sweep_config():
         SSAESweepConfig(judged_tilt=3.0)
     assert cfg.checkpoint_fractions == (0.5, 1.0) and cfg.checkpoint_steps(physics) == (30,) and cfg.checkpoint_steps(toxicity) == (2,)
     assert SSAESweepConfig(checkpoint_fractions=[0.5]).checkpoint_steps(Domain("x", "smoke_physics", steps=1)) == ()
-    assert ("dense", 500.0) in cfg.runs(physics) and all(t == 0 for _, t in cfg.runs(toxicity))
+    runs = [(strategy, arm.t) for strategy, arm in cfg.runs(physics)]
+    assert ("dense", 500.0) in runs and all(arm.is_erm for _, arm in cfg.runs(toxicity))
 
 
 def test_seed_spread_is_each_seed_curve_height_over_the_common_window():
@@ -86,3 +87,30 @@ def test_seed_spread_table_lists_each_seed_of_multi_seed_curves():
     assert seed_spread_table(results) == [{"figure": "fig1a", "curve": "dense", "window": [80.0, 140.0],
                                            "seed 0": 0.8, "seed 1": 0.82, "mean": 0.81, "std": 0.014}]
     assert seed_spread_table({"figures": {"fig5a": {}}}) == []
+
+
+def test_term_arms_get_a_figure_of_their_own_and_the_paper_figure_keeps_term_tilts():
+    """fig6 (C7's window) stays ERM vs the term_tilts arms; finetune.term_arms arms are drawn
+    in fig6_arms beside them; C7 is judged on the declared arm, whatever the curve order."""
+    from ssae_utils.pipeline.pareto import ARMS_KIND, build_curves, paper_arm_curves
+    from ssae_utils.stats.pareto import judged_curve
+
+    def row(strategy, tilt, lam, l0, y, **arm):
+        return {"domain": "physics", "strategy": strategy, "tilt": tilt, "lambda": lam, "seed": 0, "val_l0": l0,
+                "test_ppl": y, "test_ppl_rel_gsae": y, "test_dead_features": 0, **arm}
+
+    rows = [row(s, t, lam, 100 / lam, 1 + 0.1 * lam + 0.01 * i, **arm)
+            for i, (s, t, arm) in enumerate([("dense", 0.0, {}), ("dense", 1.0, {"tilt_normalize": "loss_scale"}),
+                                              ("dense", 500.0, {}), ("dense", 0.78125, {}), ("general", 0.0, {})])
+            for lam in (0.5, 1.0, 2.0)]
+    sweep = {"term_strategy": "dense", "term_tilts": [0.78125, 500.0], "judged_tilt": 0.78125,
+             "term_arms": [{"t": 1.0, "normalize": "loss_scale", "over": "tokens"}]}
+    paper = paper_arm_curves(sweep)
+    assert paper == {"dense+TERM t=0.78125", "dense+TERM t=500"}
+    fig6 = build_curves(rows, "physics", "test", True, "term", "dense", paper)
+    arms = build_curves(rows, "physics", "test", True, ARMS_KIND, "dense", paper)
+    assert set(fig6) == {"dense", "dense+TERM t=500", "dense+TERM t=0.78125"}
+    assert set(arms) == set(fig6) | {"dense+TERM t=1 (loss_scale)"}
+    assert set(build_curves(rows, "physics", "test", True, "erm", "dense", paper)) == {"dense", "general"}
+    assert judged_curve(sweep, arms) == "dense+TERM t=0.78125"        # not the first TERM curve (t=1)
+    assert judged_curve({}, {"dense": 0, "dense+TERM t=3": 0}) == "dense+TERM t=3"

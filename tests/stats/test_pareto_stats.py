@@ -181,3 +181,19 @@ def test_vs_gsae_is_reported_and_a_damaged_baseline_is_flagged():
     healthy, pareto = synthetic_stage03(mu={"general": (4.2, 4.2, 4.2)})
     c1 = judge_family(pareto_subtests(healthy, pareto))["C1"]
     assert not c1.notes and not c1.subtests[0].vs_gsae["general"]["significant"]
+
+
+def test_a_named_term_arm_is_tested_over_the_window_it_shares_with_dense():
+    from ssae_utils.stats.pareto import other_arm_ppl_tests, shared_window
+
+    finetune, pareto = synthetic_stage03(term=((4.10, 4.00, 3.90), 3))
+    fig6 = pareto["figures"]["fig6"]
+    assert shared_window(fig6, ("dense+TERM t=500", "dense")) == pytest.approx(fig6["auc"]["common"])
+    named = term_ppl_test(finetune, pareto, curve="dense+TERM t=500")
+    assert named.estimate.effect == pytest.approx(term_ppl_test(finetune, pareto).estimate.effect, rel=1e-12)
+    missing = term_ppl_test(finetune, pareto, curve="dense+TERM t=3 (loss_scale)")
+    assert missing.estimate is None
+    # the judged arm is never among the others; a sweep naming it picks it whatever the order
+    assert other_arm_ppl_tests(finetune, pareto) == []
+    with_sweep = {**finetune, "sweep": {"term_strategy": "dense", "term_tilts": [500.0], "judged_tilt": 500.0}}
+    assert other_arm_ppl_tests(with_sweep, pareto) == []

@@ -195,3 +195,21 @@ def test_c9_with_one_ssae_is_untestable():
 def test_wilson_lower_bound():
     # Wilson 95% for 60/100: [0.502, 0.691]
     assert rt.wilson_lower(0.6, 100) == pytest.approx(0.5020, abs=1e-3)
+
+
+def test_the_other_term_arms_get_the_same_tests_beside_the_judged_one():
+    """C7 breadth and C8 for every TERM model but the judged (first) one; naming one TERM
+    model tests that one; a model that is not there is untestable, never another one."""
+    other = "Dense+TERM t=1 (loss_scale)"
+    dense = list(range(400))
+    tail = _per_model([c + 10 + 5 * math.sin(c) for c in dense], dense)
+    tail["per_model"][other] = {"activation_counts": [c - 10 - 5 * math.sin(c) for c in dense]}
+    assert rt.term_labels(tail["per_model"]) == [TERM, other]
+    assert outcome(rt.breadth_test(tail, term=other)) == "contradicted"
+    assert outcome(rt.breadth_test(tail)) == "reproduced"                      # the judged arm
+    assert outcome(rt.breadth_test(tail, term="Dense+TERM t=9")) == "untestable"
+    ai = _autointerp(0.8, 0.5)
+    ai["summary"][other] = {"mean": 0.2, "ci_low": 0.15, "ci_high": 0.25, "n": 20, "level": 0.95}
+    beside = rt.other_arm_subtests(None, ai)
+    assert beside["C7"] == [] and len(beside["C8"]) == 1 and "t=1 (loss_scale) minus" in beside["C8"][0].name
+    assert outcome(beside["C8"][0]) == "contradicted"
