@@ -128,7 +128,8 @@ def batches(n_tokens: int, cfg: FinetuneConfig, generator: torch.Generator) -> I
             idx = torch.arange(start, min(start + buffer, n_tokens))
             idx = torch.cat([carry, idx[torch.randperm(len(idx), generator=generator)]])
             full = len(idx) // cfg.batch_size * cfg.batch_size
-            yield from idx[:full].split(cfg.batch_size)
+            if full:   # (split of an empty tensor would yield one empty batch)
+                yield from idx[:full].split(cfg.batch_size)
             carry = idx[full:]
 
 
@@ -246,8 +247,13 @@ def finetune(
              f"activations must be [n_tokens, d_in] (a tensor or ShardedActivations), got {shape or type(acts)}")
     _require(shape[1] == d_in, f"activations have d_in={shape[1]} but the GSAE expects d_in={d_in}: "
              "activations from another model or hook than the GSAE's?")
-    _require(shape[0] >= cfg.batch_size,
-             f"{shape[0]} training tokens are fewer than one batch of {cfg.batch_size}; lower finetune.batch_size")
+    # Fewer tokens than one batch is allowed (seed-only at the paper's passes over a small seed
+    # set, finetune.seed_only_passes): ``batches`` then joins consecutive shuffled passes, so
+    # a batch holds each token once or twice and every pass is still seen in full.
+    _require(shape[0] >= 1, "no training tokens: the selection is empty after the outlier filter")
+    if shape[0] < cfg.batch_size:
+        log.info("%d training tokens, fewer than one batch of %d: each batch spans consecutive passes",
+                 shape[0], cfg.batch_size)
     _require(math.isfinite(act_scale) and act_scale > 0, f"act_scale must be a positive number, not {act_scale}")
     in_memory = isinstance(acts, torch.Tensor)
     if in_memory and not torch.isfinite(acts).all():  # on-disk activations are checked batch by batch

@@ -3,7 +3,10 @@ parametrisation keeps the GSAE's function, decoder modes, schedule and bad input
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
 import pytest
 import torch
 from sae_lens import SAE
@@ -120,14 +123,24 @@ def test_lr_schedule_and_batches():
     assert set(first_pass[:8].tolist()) == set(range(8))          # shuffled only within a buffer
     full = batches(16, FinetuneConfig(batch_size=4, shuffle_buffer_batches=None), torch.Generator().manual_seed(0))
     assert sorted(torch.cat([next(full) for _ in range(4)]).tolist()) == list(range(16))
+    # fewer tokens than one batch (seed-only at many passes): batches span consecutive passes,
+    # every pass complete, a token at most twice per batch
+    small = batches(5, FinetuneConfig(batch_size=8, shuffle_buffer_batches=None), torch.Generator().manual_seed(0))
+    drawn = torch.cat([next(small) for _ in range(5)])
+    assert len(drawn) == 40 and all(sorted(drawn[i:i + 5].tolist()) == list(range(5)) for i in range(0, 40, 5))
+
+
+def test_a_selection_smaller_than_one_batch_trains():
+    out = finetune(toy_gsae(), toy_acts(64), small_cfg(), SCALE, progress=False)
+    assert out.history and all(math.isfinite(h["loss"]) for h in out.history if "loss" in h)
 
 
 def test_bad_input_is_refused_with_a_clear_message():
     gsae = toy_gsae()
     with pytest.raises(ValueError, match="d_in=8 but the GSAE expects d_in=16"):
         finetune(gsae, torch.randn(512, 8), small_cfg(), SCALE, progress=False)
-    with pytest.raises(ValueError, match="fewer than one batch"):
-        finetune(gsae, toy_acts(64), small_cfg(), SCALE, progress=False)
+    with pytest.raises(ValueError, match="no training tokens"):
+        finetune(gsae, toy_acts(64)[:0], small_cfg(), SCALE, progress=False)
     bad = toy_acts()
     bad[5] = float("nan")
     with pytest.raises(FloatingPointError, match="NaN"):
