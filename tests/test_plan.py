@@ -11,7 +11,7 @@ import run_all
 from ssae_utils.config import load_profile
 from ssae_utils.plan import CPU_2CORE, GPU_H100, machine_from_spec, make_plan
 
-MEASURED_EMBEDDED_S = 47.3 * 60   # README "Run time": one cold embedded run on this 2-core box
+MEASURED_EMBEDDED_S = 63.0 * 60   # README "Run time": the cold embedded run of 2026-12-02 on this 2-core box
 
 
 @pytest.fixture
@@ -33,8 +33,9 @@ def test_paper_plan_takes_at_most_8_hours_on_gpu_h100(empty_results):
 
 @pytest.mark.parametrize("with_card", [True, False])
 def test_embedded_plan_time_is_within_2x_of_the_measured_run(tmp_cache, with_card):
-    # Calibrated against ONE measured run (README: 47.3 min, cold cache, this 2-core AVX-512
-    # box); with the committed data card (exact token counts) and with the stated defaults.
+    # The rates were calibrated against one measured run (2026-11-21: 47.3 min, older preset);
+    # checked here against the latest (2026-12-02: 63.0 min, cold cache, this 2-core AVX-512
+    # box with native bf16), with the committed data card and with the stated defaults.
     folder = run_all.REPO / "results" / "embedded" if with_card else tmp_cache / "results"
     plan = make_plan(load_profile("embedded"), CPU_2CORE, folder)
     assert ("data card" in plan.data_origin) == with_card
