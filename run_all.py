@@ -10,7 +10,7 @@
     python run_all.py --set domains.biology=@biology.json --show-config   # the resolved config, then stop
     python run_all.py --profile paper --plan --machine gpu-h100   # will it fit? estimates, then stop
     python run_all.py --plan --json                               # the same as JSON (this machine)
-    python run_all.py --profile smoke --nproc 2                   # stages 01-03 over 2 torchrun processes
+    python run_all.py --profile smoke --nproc 2                   # stages 01, 02, 03, 07 over 2 torchrun processes
     python run_all.py --profile paper --nproc 8 --nnodes 2 --rdzv-endpoint node0:29500 --only 03
 
 Executed copies go to runs/<profile>/<NN>_<name>.ipynb; the source notebooks are never
@@ -30,7 +30,7 @@ estimate vs what is available, and the knob to turn. --no-plan-check skips that 
 
 Several processes, GPUs or machines: --nproc N runs stage 03's sweep (each lambda grid of
 domain x strategy x tilt x seed, and the activations they need), stage 02's activation
-caching and streamed TracIn scoring and stage 01's pool embedding over N torchrun processes per machine (python -m
+caching and streamed TracIn scoring, stage 01's pool embedding and stage 07's biographies SSAEs over N torchrun processes per machine (python -m
 ssae_utils.dist; cuda:LOCAL_RANK each on GPUs, gloo with cores // N torch threads each on
 the CPU); the notebook then finishes the stage as usual, so the results file is the one a
 single process writes. --nnodes M --rdzv-endpoint HOST:PORT joins
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="with --plan: print the plan as JSON")
     parser.add_argument("--machine", default=None, metavar="NAME", help="the machine --plan and the check assume: cpu-2core, gpu-h100 or detect (default); NAME,field=value,... changes fields")
     parser.add_argument("--no-plan-check", action="store_true", help="skip the will-it-fit check before a normal run")
-    parser.add_argument("--nproc", type=int, default=1, metavar="N", help="torchrun processes per machine for stages 01-03 (one per GPU; default 1: no torchrun)")
+    parser.add_argument("--nproc", type=int, default=1, metavar="N", help="torchrun processes per machine for stages 01, 02, 03 and 07 (one per GPU; default 1: no torchrun)")
     parser.add_argument("--nnodes", default="1", metavar="M", help="machines taking part (torchrun --nnodes; needs --rdzv-endpoint)")
     parser.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT", help="torchrun's rendezvous on several machines (c10d backend)")
     parser.add_argument("--rdzv-id", default=None, metavar="ID", help="torchrun's job id, the same on every machine (default ssae-<stage>)")

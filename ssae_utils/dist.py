@@ -1,18 +1,19 @@
 """Spreading a stage over processes, GPUs and machines with torchrun.
 
     python run_all.py --profile smoke --nproc 2                 # this machine, 2 processes
-    torchrun --standalone --nproc-per-node 2 -m ssae_utils.dist finetune --profile smoke   # or retrieval, tracin
+    torchrun --standalone --nproc-per-node 2 -m ssae_utils.dist finetune --profile smoke   # or retrieval, tracin, bias_in_bios
 
 A stage's independent work items (stage 03: one lambda grid per domain x strategy x tilt x
-seed; stage 02: activation shards and chunks of the TracIn candidate stream; stage 01: batches
-or shards of the pool embedding) are listed in the order the single-process run meets them and shared out over the
-ranks (``assign``: cost-balanced by SAE steps x lambdas, deterministic). Every rank runs the
-existing cached functions on its own device (``cuda:LOCAL_RANK``; the CPU here, with
+seed, trained, then picked and evaluated; stage 02: activation shards and chunks of the TracIn
+candidate stream; stage 01: batches or shards of the pool embedding; stage 07: one
+biographies SSAE per selection seed) are listed in the order the single-process run meets
+them and shared out over the ranks (``assign``: cost-balanced, deterministic). Every rank runs
+the existing cached functions on its own device (``cuda:LOCAL_RANK``; the CPU here, with
 ``cores // local processes`` torch threads), so its outputs land in the shared,
 content-addressed cache under the names the single-process run would use, written
 atomically. Nothing is merged by hand: the notebook's own single-process pass then finds
 every item in the cache and writes the stage's one results file (rank 0's job in the
-issue's terms), exactly as a rerun of a finished stage does. A rerun trains only the items
+issue's terms), exactly as a rerun of a finished stage does. A rerun computes only the items
 not yet in the cache.
 
 Stage 01 (``embed_worker``): only the pool embedding; BM25, the seed embeddings, the dense
@@ -47,6 +48,14 @@ Stage 03 in three phases, each ended by a barrier:
    (``pipeline.eval_cache``: one entry per SSAE and evaluation set); the notebook's pass
    then reads them, and evaluates only the GSAE and the clean model (once per split).
 
+Stage 07 (``bios_worker``) the same way, for its biographies SSAEs only (probes, SHIFT and
+SCR stay in the notebook's one process): every rank lists the SSAEs ``bios_ssaes`` trains
+(``pipeline.bias_in_bios.bios_trainings``: seed bios -> dense selection -> training documents
+and config; rank 0 first, so the seed embeddings it caches have one writer), caches the
+shards of the study's biographies and then of the training documents of every SSAE not yet
+trained, in that order (what the single-process stage caches before and for them), round
+robin as above, and trains its share with ``train_grid``.
+
 Equality with a single process: on the CPU, float sums depend on how many threads split
 them, so an SSAE trained with 2 threads differs in the last bits from one trained with 1
 (measured on the smoke sweep, see ``tests/test_dist.py``). ``SSAE_TORCH_THREADS`` (set by
@@ -55,8 +64,8 @@ a single-process run with the same thread count. On GPUs the thread count does n
 
 A rank that raises (or dies) makes torchrun stop the others and exit non-zero; ``launch``
 then raises with the failing rank's error, so the notebook fails before any results file is
-written. ``SSAE_DIST_FAULT=RANK:N:raise|exit`` makes rank RANK fail after its N-th item (grid,
-candidate chunk, embedding batch or shard; the fault tests).
+written. ``SSAE_DIST_FAULT=RANK:N:raise|exit`` makes rank RANK fail after its N-th item (a
+grid, a candidate chunk, an embedding batch or shard, a biographies SSAE; the fault tests).
 
 Several machines: every node runs the same torchrun command with ``--nnodes``,
 ``--rdzv-backend c10d --rdzv-endpoint HOST:PORT`` and the same ``--rdzv-id``, and they all
@@ -77,16 +86,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-STAGES = ("retrieval", "tracin", "finetune")
+STAGES = ("retrieval", "tracin", "finetune", "bias_in_bios")
 ENV_NPROC, ENV_NNODES, ENV_RDZV = "SSAE_NPROC", "SSAE_NNODES", "SSAE_RDZV_ENDPOINT"
 ENV_RDZV_ID, ENV_THREADS, ENV_FAULT = "SSAE_RDZV_ID", "SSAE_TORCH_THREADS", "SSAE_DIST_FAULT"
 ENV_TIMEOUT = "SSAE_DIST_TIMEOUT_S"
+
+T = TypeVar("T")
 
 
 # ------------------------------------------------------------------ sharing out the work
@@ -567,11 +578,46 @@ def embed_shards_share(ctx: Context, embedder: Any, texts: list[str], dtype: str
         name, span = plan[i]
         if not finished_shard(folder / name, span.stop - span.start, embedder.dim, dtype):
             write_shard(embedder, texts[span], folder / name, dtype)
+def rank_zero_first(ctx: Context, compute: Callable[[], T]) -> T:
+    """``compute()`` on rank 0, then, once it is done, on the others: what it caches on the
+    way (embeddings, token counts) is written by one rank and read by the rest."""
+    if ctx.rank == 0:
+        out = compute()
+    ctx.barrier()
+    if ctx.rank != 0:
+        out = compute()
+    return out
+
+
+def bios_worker(cfg: Any, ctx: Context) -> None:
+    """Stage 07's biographies SSAEs, this rank's share: the activation shards a single process
+    would cache before and for them (the study's biographies, then the training documents of
+    every SSAE not yet trained, in its order), then its share of the SSAEs (``train_grid``)."""
+    from ssae_utils.pipeline import bias_in_bios as bb
+    from ssae_utils.pipeline.finetune import grid_trained, train_grid
+    from ssae_utils.pipeline.foundation import load_saved_gsae, load_world
+    from ssae_utils.pipeline.upstream import gsae_input_space
+
+    gsae, setup = load_saved_gsae(cfg)
+    world = load_world(cfg)
+    act_scale, threshold = gsae_input_space(setup.gsae.training, cfg.gsae.outlier_norm_factor)
+    study_texts = bb.build_study_data(world.corpora, cfg.bios).all_texts()   # what the stage caches first
+    trainings = rank_zero_first(ctx, lambda: bb.bios_trainings(world))
+    # checked by every rank before any rank trains (cache_shards' barriers lie in between)
+    todo = [job for job in trainings if not grid_trained(setup.gsae.folder, job.docs, job.fcfg)]
+    cache_shards(ctx, world.store, [study_texts] + [[d.text for d in job.docs] for job in todo])
+
+    ranks = assign([float(job.fcfg.steps * len(job.fcfg.l1_coefficients)) for job in todo], ctx.world_size)
+    share = [job for job, r in zip(todo, ranks) if r == ctx.rank]
+    ctx.say(f"{len(share)} of {len(todo)} biographies SSAE(s) to train ({ctx.threads} torch thread(s))")
+    for job in share:
+        train_grid(gsae, setup.gsae.folder, world.store, job.docs, job.fcfg, act_scale, threshold,
+                   world.model.hook_name, world.model.name, f"rank {ctx.rank}: {bb.bios_grid_label(job.selection_seed)}")
         ctx.finished_item()
     ctx.barrier()
 
 
-WORKERS = {"retrieval": embed_worker, "finetune": finetune_worker, "tracin": tracin_worker}
+WORKERS = {"retrieval": embed_worker, "finetune": finetune_worker, "tracin": tracin_worker, "bias_in_bios": bios_worker}
 
 
 def load_config(args: argparse.Namespace) -> Any:

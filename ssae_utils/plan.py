@@ -456,7 +456,7 @@ class StageEstimate:
     gpu: list[Part] = field(default_factory=list)     # ditto, on the GPU
     time: list[Part] = field(default_factory=list)    # seconds, in sequence
     notes: list[str] = field(default_factory=list)
-    # what torchrun spreads over processes (``ssae_utils.dist``; stages 01-03): parts of
+    # what torchrun spreads over processes (``ssae_utils.dist``: stages 01, 02, 03, 07): parts of
     # ``time`` split evenly over the ranks (by ``what``), and independent items (seconds
     # each) shared out longest-first as ``dist.assign`` does
     split_evenly: tuple[str, ...] = ()
@@ -1136,16 +1136,21 @@ def estimate_07(ctx: Ctx) -> StageEstimate:
     per_sel = min(b.ssae_token_budget, b.ssae_steps * s.batch_size) if sample else b.ssae_token_budget
     sel_rows = len(b.ssae_selection_seeds) * ctx.with_bos(per_sel, pool.tokens_per_doc)
     n_saes = 1 + len(b.ssae_selection_seeds)
+    one_ssae = ctx.sae_s(ctx.train_flops(b.ssae_steps * s.batch_size))
+    training = "finetune the biographies SSAEs"
     st.time += ctx.overhead()
     st.time += [Part("cache the biographies", ctx.lm_forward_s(study_rows)),
                 Part("dense selections (pool embeddings cached by 01)", len(b.ssae_selection_seeds) * pool.docs * 2e-5),
                 Part("cache the selections", ctx.lm_forward_s(sel_rows)),
-                Part("finetune the biographies SSAEs", len(b.ssae_selection_seeds)
-                     * ctx.sae_s(ctx.train_flops(b.ssae_steps * s.batch_size))),
+                Part(training, len(b.ssae_selection_seeds) * one_ssae),
                 # every view (full + 1/8) pools features of every study token; probes, SHIFT,
                 # SCR and bootstraps are small next to it
                 Part(f"encode with {n_saes} SAEs", ctx.sae_s(n_saes * 2 * study_rows * 2 * ctx.d * ctx.d_sae)),
                 Part("probes, SHIFT, SCR, bootstrap", 30.0)]
+    # run_all.py --nproc: the ranks cache the biographies and selections shard by shard and
+    # train the SSAEs (each rank makes the dense selections itself); the rest stays in one process
+    st.split_evenly = ("cache the biographies", "cache the selections")
+    st.items, st.items_part = [one_ssae] * len(b.ssae_selection_seeds), training
     st.disk += [Part("biography activations", ctx.acts_gb(study_rows)),
                 Part("selection activations", ctx.acts_gb(sel_rows), "--set bios.ssae_token_budget=..."),
                 Part("biographies SSAEs", len(b.ssae_selection_seeds) * ctx.sae_gb())]

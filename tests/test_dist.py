@@ -1,8 +1,8 @@
-"""ssae_utils.dist: stage 03's sweep, stage 02's streamed TracIn and stage 01's pool
-embedding under torchrun equal the single-process run, and a failing rank fails the stage
-without a results file; a rerun completes it. Fast: stage 01's rank shares (batches of the
-embedder's own order) reassemble bit for bit to ``embed``, and the ranks' cache entries are
-the single process's.
+"""ssae_utils.dist: stage 03's sweep and evaluation, stage 02's streamed TracIn, stage 01's
+pool embedding and stage 07's biographies SSAEs under torchrun equal the single-process run,
+and a failing rank fails the stage without a results file; a rerun completes it. Fast: stage
+01's rank shares (batches of the embedder's own order) reassemble bit for bit to ``embed``,
+and the ranks' cache entries are the single process's.
 
 The slow tests run torchrun with 2 gloo processes on the CPU. On the CPU the last bits of the
 activations and of a trained SSAE depend on the torch thread count (1 vs 2 threads: 2 of 19
@@ -219,6 +219,28 @@ def test_embed_worker_shards_match_the_single_process_shards(tmp_path, monkeypat
         shards = embed_to_shards(embedder, TEXTS, dtype="float16", shard_docs=4)
         folders[name] = {f: (shards.folder / f).read_bytes() for f in ("manifest.json", *shards.files)}
     assert folders["split"] == folders["single"]
+def test_bios_worker_trains_what_stage_07_trains(tmp_cache, monkeypatch):
+    """The plan the stage-07 ranks share out (``bios_trainings``) is what ``bios_ssaes`` trains,
+    documents and config, in its order."""
+    from types import SimpleNamespace
+
+    from ssae_utils.config import load_profile
+    from ssae_utils.pipeline import bias_in_bios as bb
+    from ssae_utils.pipeline.foundation import load_world
+
+    world = load_world(load_profile("smoke", {"bios.ssae_selection_seeds": [3, 0, 1]}))
+    trained = []
+
+    def fake_train_grid(gsae, folder, store, docs, fcfg, *args):
+        trained.append(([d.doc_id for d in docs], fcfg))
+        return SimpleNamespace(saes={fcfg.steps: [None]}, folders={fcfg.steps: ["x"]}, info={})
+
+    monkeypatch.setattr(bb, "train_grid", fake_train_grid)
+    ssaes = bb.bios_ssaes(world, None, "gsae", 1.0, None)
+    planned = [([d.doc_id for d in job.docs], job.fcfg) for job in bb.bios_trainings(world)]
+    assert planned == trained and len(planned) == 3 and list(ssaes) == [3, 0, 1]
+    assert [fcfg.seed for _, fcfg in planned] == [3, 0, 1] and planned[0][0] != planned[1][0]
+    assert "bias_in_bios" in dist.STAGES and dist.WORKERS["bias_in_bios"] is dist.bios_worker
 
 
 # ------------------------------------------------------------------ slow: torchrun on the smoke profile
@@ -315,10 +337,11 @@ def _stage02(folder: Path, **extra: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def _without_timings(value):
+def _without_timings(value, keys=("timings", "scoring_s", "tokens_per_s", "gradient_s")):
+    """``value`` without its wall-clock fields (``keys``, at any depth)."""
     if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items() if k not in ("timings", "scoring_s", "tokens_per_s", "gradient_s")}
-    return [_without_timings(v) for v in value] if isinstance(value, list) else value
+        return {k: _without_timings(v, keys) for k, v in value.items() if k not in keys}
+    return [_without_timings(v, keys) for v in value] if isinstance(value, list) else value
 
 
 @pytest.mark.slow
@@ -351,6 +374,15 @@ EMBED_SHARE = r"\[rank (\d)/2\] (\d+) of (\d+) embedding (?:batch\(es\)|shard\(s
 def _stage01(folder: Path, overrides: dict, **extra: str) -> subprocess.CompletedProcess:
     code = ("from ssae_utils.config import load_profile\nfrom ssae_utils.pipeline.retrieval import run_retrieval\n"
             f"run_retrieval(load_profile('smoke', {overrides!r}))")
+# ------------------------------------------------------------------ slow: stage 07, the biographies SSAEs
+BIOS_RESULTS = Path("results") / "smoke" / "07_bias_in_bios.json"
+BIOS_CLOCK = ("timings", "train_s")        # wall-clock fields of 07_bias_in_bios.json
+BIOS_SHARE = r"\] (\d+) of (\d+) biographies SSAE\(s\) to train"
+
+
+def _stage07(folder: Path, **extra: str) -> subprocess.CompletedProcess:
+    code = ("from ssae_utils.config import load_profile\nfrom ssae_utils.pipeline.bias_in_bios import run_bias_in_bios\n"
+            "run_bias_in_bios(load_profile('smoke'))")
     return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=_env(folder, **extra),
                           capture_output=True, text=True, timeout=600)
 
@@ -369,6 +401,23 @@ def stage01_reference(tmp_path_factory):
 
 def _embed_shares(stdout: str) -> dict[int, tuple[int, int]]:
     return {int(r): (int(mine), int(total)) for r, mine, total in re.findall(EMBED_SHARE, stdout)}
+def _bios_comparable(path: Path) -> dict:
+    return _without_timings(json.loads(path.read_text()), BIOS_CLOCK)
+
+
+def _shard_names(folder: Path) -> list[str]:
+    """The activation shards in a run's cache (their names hash the documents they hold)."""
+    return sorted(p.name for p in (folder / "cache" / "activations").glob("*/*.json"))
+
+
+@pytest.fixture(scope="module")
+def bios_reference(upstream, tmp_path_factory):
+    """Stage 07 in one process (1 torch thread) after the upstream notebooks: its results file
+    and activation shards. It reads only stage 00's GSAE and stage 01's cached pool embeddings."""
+    folder = _copy(upstream, tmp_path_factory.mktemp("bios_single"))
+    proc = _stage07(folder)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return {"results": _bios_comparable(folder / BIOS_RESULTS), "shards": _shard_names(folder)}
 
 
 @pytest.mark.slow
@@ -386,6 +435,20 @@ def test_stage01_embedding_over_2_ranks_equals_one_process(stage01_reference, tm
     assert not list((tmp_path / "cache" / "dist").glob("embed-*"))                   # the parts are gone
     results = _without_timings(json.loads((tmp_path / "results" / "smoke" / "01_retrieval.json").read_text()))
     assert results == stage01_reference[storage]
+def test_stage_07_over_2_ranks_equals_one_process(upstream, bios_reference, tmp_path):
+    from ssae_utils.config import load_profile
+
+    assert len(load_profile("smoke").bios.ssae_selection_seeds) == 2    # one SSAE per rank
+    folder = _copy(upstream, tmp_path)
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "run_all.py"), "--profile", "smoke", "--only", "07", "--nproc", "2"],
+                          cwd=REPO_ROOT, env=_env(folder), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    executed = (folder / "runs" / "smoke" / "07_bias_in_bios.ipynb").read_text()
+    shares = [tuple(map(int, m)) for m in re.findall(BIOS_SHARE, executed)]
+    assert shares == [(1, 2), (1, 2)], shares                          # both ranks trained an SSAE
+    assert "[rank 0/2]" in executed and "[rank 1/2]" in executed
+    assert _shard_names(folder) == bios_reference["shards"]          # the single-process shard layout
+    assert _bios_comparable(folder / BIOS_RESULTS) == bios_reference["results"]
 
 
 @pytest.mark.slow
@@ -402,3 +465,16 @@ def test_a_failing_rank_fails_stage01_without_results_and_a_rerun_completes(stag
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
     assert set(_embed_shares(again.stdout)) == {0, 1}
     assert _without_timings(json.loads(results.read_text())) == stage01_reference["float32"]
+def test_a_failing_rank_fails_stage_07_without_results_and_a_rerun_completes(upstream, bios_reference, tmp_path):
+    folder = _copy(upstream, tmp_path)
+    failed = _stage07(folder, SSAE_NPROC="2", SSAE_DIST_FAULT="1:1:raise")
+    assert failed.returncode != 0
+    assert "RankFailed" in failed.stderr and "rank 1 (exit code" in failed.stderr
+    assert "injected fault on rank 1 after 1 item(s)" in failed.stderr
+    assert not (folder / BIOS_RESULTS).exists()
+    again = _stage07(folder, SSAE_NPROC="2")
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    # rank 1 saved its SSAE before failing: at most rank 0's is trained again
+    shares = [tuple(map(int, m)) for m in re.findall(BIOS_SHARE, again.stdout)]
+    assert len(shares) == 2 and sum(mine for mine, _ in shares) == shares[0][1] <= 1, shares
+    assert _bios_comparable(folder / BIOS_RESULTS) == bios_reference["results"]

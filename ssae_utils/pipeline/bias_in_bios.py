@@ -53,11 +53,12 @@ from ssae_utils.bios.shift import ablate_and_evaluate, ablate_pooled, random_fea
 from ssae_utils.bios.ssae import dense_selection, seed_bios, training_documents
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import Corpora
+from ssae_utils.data.documents import Document
 from ssae_utils.results import BiasInBiosResults, write_results
 from ssae_utils.pipeline.upstream import gsae_input_space
 from ssae_utils.pipeline.finetune import train_grid
 from ssae_utils.pipeline.foundation import World, load_saved_gsae, load_world
-from ssae_utils.retrieval import dense_index_from_config, embed_cached, embed_pool, embedder_from_config
+from ssae_utils.retrieval import Selection, dense_index_from_config, embed_cached, embed_pool, embedder_from_config
 from ssae_utils.sae.evaluation import reconstruction_stats
 from ssae_utils.sae.finetune import FinetuneConfig
 from ssae_utils.sae.outliers import NormThreshold
@@ -149,30 +150,56 @@ def bios_finetune_config(cfg: ProfileConfig, seed: int) -> FinetuneConfig:
                           lr_decay_steps=b.ssae_lr_decay_steps, shuffle_buffer_batches=None, decoder=s.decoder, seed=seed)
 
 
-def bios_ssaes(world: World, gsae: Any, gsae_folder: str, act_scale: float, threshold: NormThreshold | None,
-               ) -> dict[int, tuple[Any, dict[str, Any]]]:
-    """One biographies SSAE per selection seed (cached by training data and config)."""
+@dataclass
+class BiosTraining:
+    """One biographies SSAE to train: its seed bios, their dense selection from the general
+    pool, the documents it trains on and how."""
+
+    selection_seed: int
+    seeds: list[Document]
+    selection: Selection
+    docs: list[Document]
+    fcfg: FinetuneConfig
+
+
+def bios_trainings(world: World) -> list[BiosTraining]:
+    """What ``bios_ssaes`` trains, one per selection seed, in its order (the torchrun worker,
+    ``ssae_utils.dist.bios_worker``, shares these out, so both read them from here)."""
     cfg, bcfg = world.cfg, world.cfg.bios
     pool = world.corpora["general_pool"]
     counts = world.count_tokens(pool)
     embedder = embedder_from_config(cfg.retrieval, device=cfg.model.resolved_device)
     pool_embeddings = embed_pool(cfg.retrieval, embedder, [d.text for d in pool])   # stage 01's, cached
     index = dense_index_from_config(cfg.retrieval, pool_embeddings)
-    out = {}
+    out = []
     for seed in bcfg.ssae_selection_seeds:
         seeds = seed_bios(world.corpora["bios_train"], bcfg.ssae_seed_docs, seed)
         seed_embeddings = embed_cached(embedder, [d.text for d in seeds])
         selection = dense_selection(pool, pool_embeddings, seed_embeddings, counts, bcfg.ssae_token_budget,
                                     cfg.retrieval.dense_query, cfg.retrieval.allow_short_budget, index=index)
         docs = training_documents(selection, pool, seeds, bcfg.ssae_include_seed_docs)
-        fcfg = bios_finetune_config(cfg, seed)
-        grid = train_grid(gsae, gsae_folder, world.store, docs, fcfg, act_scale, threshold,
-                          world.model.hook_name, world.model.name, f"bios SSAE seed {seed}")
+        out.append(BiosTraining(seed, seeds, selection, docs, bios_finetune_config(cfg, seed)))
+    return out
+
+
+def bios_grid_label(selection_seed: int) -> str:
+    """What the progress bars call a biographies SSAE (the ranks' too)."""
+    return f"bios SSAE seed {selection_seed}"
+
+
+def bios_ssaes(world: World, gsae: Any, gsae_folder: str, act_scale: float, threshold: NormThreshold | None,
+               ) -> dict[int, tuple[Any, dict[str, Any]]]:
+    """One biographies SSAE per selection seed (cached by training data and config)."""
+    out = {}
+    for job in bios_trainings(world):
+        seed, seeds, selection, fcfg = job.selection_seed, job.seeds, job.selection, job.fcfg
+        grid = train_grid(gsae, gsae_folder, world.store, job.docs, fcfg, act_scale, threshold,
+                          world.model.hook_name, world.model.name, bios_grid_label(seed))
         info = grid.info
         out[seed] = (grid.saes[fcfg.steps][0], {
             "folder": grid.folders[fcfg.steps][0], "selection_seed": seed, "seed_doc_ids": [d.doc_id for d in seeds],
             "seed_titles": [d.meta.get("title") for d in seeds], "selection": selection.summary(),
-            "selection_breakdown": selection.breakdown, "training_docs": len(docs),
+            "selection_breakdown": selection.breakdown, "training_docs": len(job.docs),
             "train_s": info.get("train_s"), "train_tokens_unique": info.get("train_tokens_unique"),
             "finetune": fcfg.to_dict()})
     return out
@@ -409,7 +436,16 @@ def _sae_stats(view: SAEView, tokens: DocTokens, test_rows: torch.Tensor) -> dic
 
 # ------------------------------------------------------------------ the stage
 def run_bias_in_bios(cfg: ProfileConfig) -> BiasInBiosResults:
-    """The whole of stage 07; returns and saves its results."""
+    """The whole of stage 07; returns and saves its results.
+
+    Spread over processes (``run_all.py --nproc N``, i.e. ``SSAE_NPROC``): the biographies'
+    activations and the biographies SSAEs are first computed by ``python -m ssae_utils.dist
+    bias_in_bios`` under torchrun, into the shared content-addressed cache; this process then
+    finds them there and runs the probes, SHIFT and SCR as usual. A rank that fails fails
+    the stage before anything is written."""
+    from ssae_utils import dist
+
+    dist.apply_threads()
     bcfg = cfg.bios
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -418,6 +454,8 @@ def run_bias_in_bios(cfg: ProfileConfig) -> BiasInBiosResults:
     training = setup.gsae.training
     act_scale, threshold = gsae_input_space(training, cfg.gsae.outlier_norm_factor)
     data = build_study_data(world.corpora, bcfg)
+    # before the first activation is cached: the ranks cache the biographies too
+    dist.launch_if_requested("bias_in_bios", cfg)
     timings["load_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

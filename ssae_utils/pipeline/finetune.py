@@ -512,10 +512,16 @@ def grid_key(gsae_folder: str, item: GridItem) -> str:
 def grid_cached(gsae_folder: str, item: GridItem, val_key: str, keep_unpicked: bool) -> bool:
     """Whether ``train_and_pick`` would load this grid instead of training it (its recorded
     picks, or every kept checkpoint, are in the cache; their integrity is checked on loading)."""
-    fcfg = item.fcfg
     root = cache_root() / "saes" / "ssae" / grid_key(gsae_folder, item)
     if not keep_unpicked and val_key and (root / f"picked-{val_key}-erm.json").exists():
         return True
+    return grid_trained(gsae_folder, item.train_docs, item.fcfg)
+
+
+def grid_trained(gsae_folder: str, docs: Sequence[Document], fcfg: FinetuneConfig) -> bool:
+    """Whether ``train_grid`` would load this grid instead of training it (every kept
+    checkpoint is in the cache; their integrity is checked on loading)."""
+    root = cache_root() / "saes" / "ssae" / _run_key(gsae_folder, docs, fcfg)
     return all((_sae_folder(root, lam, step, fcfg.steps) / "cfg.json").exists()
                for step in fcfg.kept_steps for lam in fcfg.l1_coefficients)
 
