@@ -96,6 +96,7 @@ STAGES = ("retrieval", "tracin", "finetune", "bias_in_bios")
 ENV_NPROC, ENV_NNODES, ENV_RDZV = "SSAE_NPROC", "SSAE_NNODES", "SSAE_RDZV_ENDPOINT"
 ENV_RDZV_ID, ENV_THREADS, ENV_FAULT = "SSAE_RDZV_ID", "SSAE_TORCH_THREADS", "SSAE_DIST_FAULT"
 ENV_TIMEOUT = "SSAE_DIST_TIMEOUT_S"
+PEER_FAILURE_GRACE_S = 5.0
 
 T = TypeVar("T")
 
@@ -271,16 +272,23 @@ class Context:
             self.fault = (int(rank), int(after), mode)
 
     def barrier(self) -> None:
-        if self.initialized:   # NCCL wants to know the rank's GPU
+        if not self.initialized:
+            return
+        try:                   # NCCL wants to know the rank's GPU
             self.dist.barrier(device_ids=[self.local_rank]) if self.cuda else self.dist.barrier()
+        except Exception:
+            # most likely a peer died: wait, so that torchrun (polling every 0.1 s) sees that
+            # rank fail first and names it the root cause, not this rank's lost connection
+            time.sleep(PEER_FAILURE_GRACE_S)
+            raise
 
     def finished_item(self) -> None:
         """Count one finished item; the injected fault (``SSAE_DIST_FAULT``) fires here."""
         self.done += 1
         if self.fault and self.fault[0] == self.rank and self.done >= self.fault[1]:
             msg = f"injected fault on rank {self.rank} after {self.done} item(s) (SSAE_DIST_FAULT)"
-            if self.fault[2] == "exit":
-                print(msg, file=sys.stderr, flush=True)
+            if self.fault[2] == "exit":   # on a line of its own: a progress bar may hold the current one
+                print(f"\n{msg}", file=sys.stderr, flush=True)
                 os._exit(3)
             raise RuntimeError(msg)
 
