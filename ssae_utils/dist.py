@@ -586,6 +586,10 @@ def embed_shards_share(ctx: Context, embedder: Any, texts: list[str], dtype: str
         name, span = plan[i]
         if not finished_shard(folder / name, span.stop - span.start, embedder.dim, dtype):
             write_shard(embedder, texts[span], folder / name, dtype)
+        ctx.finished_item()
+    ctx.barrier()
+
+
 def rank_zero_first(ctx: Context, compute: Callable[[], T]) -> T:
     """``compute()`` on rank 0, then, once it is done, on the others: what it caches on the
     way (embeddings, token counts) is written by one rank and read by the rest."""

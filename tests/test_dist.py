@@ -219,6 +219,8 @@ def test_embed_worker_shards_match_the_single_process_shards(tmp_path, monkeypat
         shards = embed_to_shards(embedder, TEXTS, dtype="float16", shard_docs=4)
         folders[name] = {f: (shards.folder / f).read_bytes() for f in ("manifest.json", *shards.files)}
     assert folders["split"] == folders["single"]
+
+
 def test_bios_worker_trains_what_stage_07_trains(tmp_cache, monkeypatch):
     """The plan the stage-07 ranks share out (``bios_trainings``) is what ``bios_ssaes`` trains,
     documents and config, in its order."""
@@ -401,6 +403,8 @@ def stage01_reference(tmp_path_factory):
 
 def _embed_shares(stdout: str) -> dict[int, tuple[int, int]]:
     return {int(r): (int(mine), int(total)) for r, mine, total in re.findall(EMBED_SHARE, stdout)}
+
+
 def _bios_comparable(path: Path) -> dict:
     return _without_timings(json.loads(path.read_text()), BIOS_CLOCK)
 
@@ -435,6 +439,10 @@ def test_stage01_embedding_over_2_ranks_equals_one_process(stage01_reference, tm
     assert not list((tmp_path / "cache" / "dist").glob("embed-*"))                   # the parts are gone
     results = _without_timings(json.loads((tmp_path / "results" / "smoke" / "01_retrieval.json").read_text()))
     assert results == stage01_reference[storage]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_stage_07_over_2_ranks_equals_one_process(upstream, bios_reference, tmp_path):
     from ssae_utils.config import load_profile
 
@@ -465,6 +473,10 @@ def test_a_failing_rank_fails_stage01_without_results_and_a_rerun_completes(stag
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
     assert set(_embed_shares(again.stdout)) == {0, 1}
     assert _without_timings(json.loads(results.read_text())) == stage01_reference["float32"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_a_failing_rank_fails_stage_07_without_results_and_a_rerun_completes(upstream, bios_reference, tmp_path):
     folder = _copy(upstream, tmp_path)
     failed = _stage07(folder, SSAE_NPROC="2", SSAE_DIST_FAULT="1:1:raise")
