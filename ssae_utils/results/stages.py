@@ -347,6 +347,9 @@ class ScorecardClaim(Record):
     evidence: list[dict[str, Any]]
     note: str | None
     stats: dict[str, Any] = optional()      # ssae_utils.stats.verdict.ClaimResult.to_dict (C1-C5 only, before the headline)
+    # C7, C8: the same sub-tests for every TERM arm but the judged one, a Holm family of their
+    # own beside the verdict (ClaimResult.to_dict; since the TERM bracket)
+    other_arms: dict[str, Any] = optional()
 
 
 @dataclass(kw_only=True)

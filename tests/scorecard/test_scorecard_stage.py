@@ -136,3 +136,14 @@ def test_the_schema_reads_rows_before_and_after_the_headline():
     assert back.claims[0].legacy_verdict == "not reproduced" and back.to_dict() == new
     with pytest.raises(ResultsSchemaError, match="unknown key 'surprise' in ScorecardClaim"):
         ScorecardResults.from_dict({**old, "claims": [{**old_row, "surprise": 1}]})
+
+
+def test_other_term_arms_pass_the_scorecard_schema():
+    """C7's ``other_arms`` block (the TERM bracket beside the verdict) is a key the results
+    schema knows, so stage 08 can write and read it back."""
+    from ssae_utils.results.stages import ScorecardClaim
+
+    row = {"claim": "C7", "text": "t", "verdict": "contradicted", "legacy_verdict": "inconclusive", "metric": None,
+           "values": None, "seeds": None, "evidence": [], "note": None, "stats": {},
+           "other_arms": {"claim": "C7", "outcome": "untestable", "family_size": 0, "alpha": 0.05, "notes": [], "subtests": []}}
+    assert ScorecardClaim.from_dict(row).other_arms["outcome"] == "untestable"
