@@ -68,7 +68,9 @@ def _upstream(cfg):
                                 ("dense", 500.0, 1.3, "saes/term500"), ("dense", 1e9, 1.4, "saes/term1e9")]]
     gsae = embedded(SetupResults)["gsae"]
     write_stage_file(cfg.name, SetupResults, gsae={**gsae, "folder": "saes/gsae", "training": {}})
-    write_stage_file(cfg.name, FinetuneResults, rows=rows, gsae={"physics": {"val": {"gsae": {"l0": 1.0}}}})
+    # the sweep these rows come from: TERM at t = 500 and 1e9 only (not the committed bracket)
+    sweep = {**embedded(FinetuneResults)["sweep"], "term_tilts": [500.0, 1e9], "judged_tilt": None, "term_arms": []}
+    write_stage_file(cfg.name, FinetuneResults, rows=rows, gsae={"physics": {"val": {"gsae": {"l0": 1.0}}}}, sweep=sweep)
 
 
 @pytest.fixture

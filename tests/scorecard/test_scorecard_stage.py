@@ -84,9 +84,12 @@ def test_the_committed_embedded_results_pass_through_stage_08(stage08_on_embedde
     assert out["verdict_rule"] == VERDICT_RULE and "standard errors" in out["legacy_verdict_rule"]
     assert "stats_rule" not in out
     verdicts = {c["claim"]: c["verdict"] for c in out["claims"]}
-    assert verdicts == {"C1": "reproduced", "C2": "untestable", "C3": "untestable", "C4": "untestable",
-                        "C5": "untestable", "C6": "reproduced", "C7": "contradicted", "C8": "untestable",
+    # the committed run (2026-12-02: 3 seeds for every strategy, >= 4,096 tokens per split)
+    assert verdicts == {"C1": "reproduced", "C2": "inconclusive", "C3": "reproduced", "C4": "contradicted",
+                        "C5": "inconclusive", "C6": "reproduced", "C7": "contradicted", "C8": "untestable",
                         "C9": "untestable"}
+    c7 = next(c for c in out["claims"] if c["claim"] == "C7")
+    assert len(c7["other_arms"]["subtests"]) == 15      # 5 other TERM arms x (PPL, tail, breadth)
     c9 = next(c for c in out["claims"] if c["claim"] == "C9")["stats"]["subtests"][0]
     gender = c9["preconditions"][0]
     bios = json.loads((EMBEDDED / "07_bias_in_bios.json").read_text(encoding="utf-8"))
@@ -113,7 +116,7 @@ def test_the_table_shows_outcome_effect_interval_and_mde(stage08_on_embedded):
     table = {r["claim"]: r for r in scorecard_table(stage08_on_embedded)}
     c1 = table["C1"]
     assert c1["verdict"] == "reproduced" and c1["outcomes"] == "reproduced"
-    assert c1["effect"].startswith("-0.433") and c1["interval"].startswith("[-") and float(c1["mde"]) > 0
+    assert c1["effect"].startswith("-0.669") and c1["interval"].startswith("[-") and float(c1["mde"]) > 0
     assert table["C9"]["outcomes"].startswith("untestable (the original (unablated) probe uses gender")
     assert table["C9"]["legacy_verdict"] == "not reproduced"
     assert table["C7"]["effect"].count(";") == 2       # three sub-tests
