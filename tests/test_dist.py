@@ -376,6 +376,10 @@ EMBED_SHARE = r"\[rank (\d)/2\] (\d+) of (\d+) embedding (?:batch\(es\)|shard\(s
 def _stage01(folder: Path, overrides: dict, **extra: str) -> subprocess.CompletedProcess:
     code = ("from ssae_utils.config import load_profile\nfrom ssae_utils.pipeline.retrieval import run_retrieval\n"
             f"run_retrieval(load_profile('smoke', {overrides!r}))")
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=_env(folder, **extra),
+                          capture_output=True, text=True, timeout=600)
+
+
 # ------------------------------------------------------------------ slow: stage 07, the biographies SSAEs
 BIOS_RESULTS = Path("results") / "smoke" / "07_bias_in_bios.json"
 BIOS_CLOCK = ("timings", "train_s")        # wall-clock fields of 07_bias_in_bios.json
