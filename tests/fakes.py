@@ -48,3 +48,23 @@ class CausalToyModel:
             ce = torch.where(valid, ce, torch.zeros_like(ce))
             return ce if per_token else ce[valid].mean()
         return ce if per_token else ce.mean()
+
+
+class ContextStore:
+    """``contexts()`` and ``load()`` like ``ActivationStore``'s, without a model: each text is
+    chunked on its own into contexts of 6 (BOS = 1), ``load`` returns 20 fixed random 8-d rows."""
+
+    key = "toy"
+
+    def contexts(self, texts):
+        rows, lengths = [], []
+        for text in texts:
+            ids = [1] + [2 + (ord(c) % 90) for c in text]
+            for start in range(0, len(ids), 6):
+                piece = ids[start:start + 6]
+                rows.append(piece + [1] * (6 - len(piece)))
+                lengths.append(len(piece))
+        return torch.tensor(rows), torch.tensor(lengths)
+
+    def load(self, texts, desc=""):
+        return type("A", (), {"acts": torch.randn(20, 8, generator=torch.Generator().manual_seed(0))})()

@@ -16,26 +16,8 @@ from ssae_utils.paths import cache_dir, cache_root
 from ssae_utils.pipeline import eval_cache
 from ssae_utils.pipeline import finetune as ft
 from tests.fakes import CausalToyModel
+from tests.fakes import ContextStore as Store
 from tests.sae.test_evaluation import IdentitySAE, ScaleSAE
-
-
-class Store:
-    """contexts() like ActivationStore's: each text chunked on its own into contexts of 6."""
-
-    key = "toy"
-
-    def contexts(self, texts):
-        rows, lengths = [], []
-        for text in texts:
-            ids = [1] + [2 + (ord(c) % 90) for c in text]
-            for start in range(0, len(ids), 6):
-                piece = ids[start:start + 6]
-                rows.append(piece + [1] * (6 - len(piece)))
-                lengths.append(len(piece))
-        return torch.tensor(rows), torch.tensor(lengths)
-
-    def load(self, texts, desc=""):
-        return type("A", (), {"acts": torch.randn(20, 8, generator=torch.Generator().manual_seed(0))})()
 
 
 DOCS = [Document(doc_id=f"d{i}", text="physics " * (i + 1), source="toy") for i in range(4)]

@@ -304,23 +304,7 @@ def test_evaluate_keeps_per_document_ce_that_adds_up_to_the_reported_ce():
     from tests.fakes import CausalToyModel
     from tests.sae.test_evaluation import IdentitySAE, ScaleSAE
 
-    class Store:
-        """contexts() like ActivationStore's: each text chunked on its own into contexts of 6."""
-
-        key = "toy"
-
-        def contexts(self, texts):
-            rows, lengths = [], []
-            for text in texts:
-                ids = [1] + [2 + (ord(c) % 90) for c in text]
-                for start in range(0, len(ids), 6):
-                    piece = ids[start:start + 6]
-                    rows.append(piece + [1] * (6 - len(piece)))
-                    lengths.append(len(piece))
-            return torch.tensor(rows), torch.tensor(lengths)
-
-        def load(self, texts, desc=""):
-            return type("A", (), {"acts": torch.randn(20, 8, generator=torch.Generator().manual_seed(0))})()
+    from tests.fakes import ContextStore as Store
 
     from ssae_utils.data.documents import Document
 
