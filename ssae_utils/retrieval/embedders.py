@@ -109,13 +109,9 @@ def resolve_embed_dtype(dtype: str, device: str) -> str:
         return dtype
     if device.startswith("cuda"):
         return "bfloat16"
-    import torch
+    from ssae_utils.device import cpu_has_native_bf16  # the one check the LM's dtype uses too
 
-    try:  # private torch helper; a CPU without AVX512-BF16/AMX would emulate bf16 slowly
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:  # pragma: no cover - depends on the torch build
-        native = False
-    return "bfloat16" if native else "float32"
+    return "bfloat16" if cpu_has_native_bf16() else "float32"
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
