@@ -81,6 +81,7 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -142,10 +143,13 @@ def requested() -> dict[str, Any] | None:
 
 
 def torchrun_command(stage: str, worker_args: Sequence[str], nproc: int, nnodes: str = "1",
-                     rdzv_endpoint: str | None = None, rdzv_id: str | None = None) -> list[str]:
+                     rdzv_endpoint: str | None = None, rdzv_id: str | None = None,
+                     log_dir: str | None = None) -> list[str]:
     """The torchrun command line (as ``python -m torch.distributed.run``) for ``stage``."""
     # --tee 3: each rank's lines are marked "[rank]:", so a failure can quote the right one
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--max-restarts", "0", "--tee", "3"]
+    if log_dir is not None:   # each rank's complete stdout/stderr (the tee may miss a dying rank's last lines)
+        cmd += ["--log-dir", log_dir]
     if rdzv_endpoint is None and str(nnodes) == "1":
         cmd.append("--standalone")
     else:
@@ -160,10 +164,22 @@ class RankFailed(RuntimeError):
     """A torchrun worker failed; the message holds its error."""
 
 
-def failure_summary(output: str, lines: int = 40) -> str:
+def _last_words(log_dir: str | None, local_rank: str | None) -> list[str]:
+    """The last lines a local rank wrote to stderr, from torchrun's ``--log-dir`` (complete,
+    unlike the tee, whose tailer can stop before it copies a dying rank's last lines)."""
+    if log_dir is None or local_rank is None:
+        return []
+    lines: list[str] = []
+    for path in sorted(Path(log_dir).glob(f"*/attempt_*/{local_rank}/stderr.log")):
+        lines += path.read_text(errors="replace").splitlines()
+    return lines
+
+
+def failure_summary(output: str, lines: int = 40, log_dir: str | None = None) -> str:
     """What failed, from torchrun's output: "rank R (exit code C): <its error>" from the
     "Root Cause" block torchrun prints (the traceback's last line; for a rank that died
-    without one, the last lines it printed, which ``--tee`` marks "[R]:"), then the block."""
+    without one, the last lines it wrote to stderr, read from ``log_dir`` when the rank ran
+    on this node, else the lines ``--tee`` marked "[R]:"), then the block."""
     import re
 
     text = output.rstrip()
@@ -180,8 +196,11 @@ def failure_summary(output: str, lines: int = 40) -> str:
         body = [ln.strip() for ln in tb[1:] if ln.strip() and not ln.startswith("=")]
         error = body[-1] if body else ""
     elif rank:
-        own = [ln.split("]:", 1)[1].strip() for ln in text[:marker].splitlines()
-               if re.match(rf"\[(default)?{rank.group(1)}\]:", ln)]
+        local = re.search(r"local_rank\s*:\s*(\d+)", block)
+        own = [ln.strip() for ln in _last_words(log_dir, local.group(1) if local else None)]
+        if not own:
+            own = [ln.split("]:", 1)[1].strip() for ln in text[:marker].splitlines()
+                   if re.match(rf"\[(default)?{rank.group(1)}\]:", ln)]
         own = [ln for ln in own if ln and not re.search(r"\d+%\|", ln)]   # progress bars say nothing
         error = " | ".join(own[-2:])
     return f"{who}: {error or 'no error message'}\n{block}"
@@ -197,10 +216,12 @@ def launch(stage: str, cfg: Any, nproc: int, nnodes: str = "1", rdzv_endpoint: s
     env.setdefault(ENV_THREADS, str(threads_per_rank(nproc)))
     folder = cache_dir("dist")
     fd, name = tempfile.mkstemp(prefix=f"{stage}-", suffix=".pkl", dir=folder)
+    log_dir = tempfile.mkdtemp(prefix=f"{stage}-logs-", dir=folder)
+    summary = None
     try:
         with os.fdopen(fd, "wb") as handle:
             pickle.dump(cfg, handle)
-        cmd = torchrun_command(stage, ["--config-pickle", name], nproc, nnodes, rdzv_endpoint, rdzv_id)
+        cmd = torchrun_command(stage, ["--config-pickle", name], nproc, nnodes, rdzv_endpoint, rdzv_id, log_dir)
         print(f"[dist] {stage}: {nproc} process(es) per node x {nnodes} node(s), {env[ENV_THREADS]} torch thread(s) each", flush=True)
         start = time.perf_counter()
         tail: collections.deque[str] = collections.deque(maxlen=4000)
@@ -210,12 +231,14 @@ def launch(stage: str, cfg: Any, nproc: int, nnodes: str = "1", rdzv_endpoint: s
             tail.append(line)
             sys.stdout.write(line)
         rc = proc.wait()
+        if rc != 0:
+            summary = failure_summary("".join(tail), log_dir=log_dir)
     finally:
         Path(name).unlink(missing_ok=True)
+        shutil.rmtree(log_dir, ignore_errors=True)
     print(f"[dist] {stage}: torchrun finished in {time.perf_counter() - start:.1f} s (exit {rc})", flush=True)
     if rc != 0:
-        raise RankFailed(f"stage {stage}: a torchrun rank failed (exit {rc}); nothing was written. "
-                         f"{failure_summary(''.join(tail))}")
+        raise RankFailed(f"stage {stage}: a torchrun rank failed (exit {rc}); nothing was written. {summary}")
 
 
 def apply_threads() -> int | None:

@@ -103,6 +103,19 @@ def test_failure_summary_names_the_rank_and_its_error():
     assert dist.failure_summary("just\nsome\noutput") == "just\nsome\noutput"
 
 
+def test_failure_summary_reads_the_dying_ranks_stderr_when_the_tee_lost_it(tmp_path):
+    # torchrun's tailer can stop before it copies a rank's last lines: the log file has them
+    lost = "\n".join(ln for ln in ROOT_CAUSE.splitlines() if "injected" not in ln)
+    assert "injected" not in dist.failure_summary(lost).splitlines()[0]
+    own = tmp_path / "run-id" / "attempt_0" / "1"
+    own.mkdir(parents=True)
+    (own / "stderr.log").write_text("Loading weights: 100%|###| 54/54\n\ninjected fault on rank 1 after 1 item(s) (SSAE_DIST_FAULT)\n")
+    (tmp_path / "run-id" / "attempt_0" / "0").mkdir()
+    (tmp_path / "run-id" / "attempt_0" / "0" / "stderr.log").write_text("rank 0 is fine\n")
+    first = dist.failure_summary(lost, log_dir=str(tmp_path)).splitlines()[0]
+    assert first == "rank 1 (exit code 3): injected fault on rank 1 after 1 item(s) (SSAE_DIST_FAULT)"
+
+
 # ------------------------------------------------------------------ fast: stage 01's embedding shares
 TEXTS = [("physics " * (1 + i % 7)) + f"text {i} about quarks" + (" and spin" * (i % 3)) for i in range(11)]
 
