@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["resolve_device", "enable_fast_matmul", "device_of", "cpu_has_native_bf16", "resolve_lm_dtype"]
+__all__ = ["resolve_device", "enable_fast_matmul", "device_of", "cpu_has_native_bf16", "resolve_lm_dtype", "resolve_train_dtype", "TRAIN_DTYPES"]
 
 
 def cpu_has_native_bf16() -> bool:
@@ -44,6 +44,24 @@ def resolve_lm_dtype(dtype: str, device: str) -> str:
         return dtype
     if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
         return "bfloat16"
+    return "bfloat16" if cpu_has_native_bf16() else "float32"
+
+
+TRAIN_DTYPES = ("float32", "bfloat16", "auto")
+
+
+def resolve_train_dtype(dtype: str, device: str) -> str:
+    """``gsae.train_dtype`` / ``finetune.train_dtype``, the matmul dtype of SAE training
+    (bfloat16: autocast, with float32 weights, Adam state and losses): "auto" -> "bfloat16"
+    on a CPU with native bf16 matmuls (3.8x faster steps measured on the embedded grid), else
+    "float32"; on CUDA "auto" stays float32 (the GPU is fast enough, and the paper trained in
+    float32)."""
+    if dtype not in TRAIN_DTYPES:
+        raise ValueError(f"train_dtype must be one of {TRAIN_DTYPES}, not {dtype!r}")
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        return "float32"
     return "bfloat16" if cpu_has_native_bf16() else "float32"
 
 

@@ -59,6 +59,10 @@ class Machine:
     # float32 (bench/bench_lm_dtype.py: 3.06x for the full forward; 3.2x patched CE, 3.0x
     # caching to layer 12 on the same machine). 0 = no native bf16 (emulated: not faster).
     cpu_bf16_lm_speedup: float = 0.0
+    # ... and SAE training steps with bf16 matmuls (train_dtype "auto"/"bfloat16") over float32
+    # (bench/bench_train_dtype.py: 3.8x a finetuning step of the embedded grid, 2.4x a SAELens
+    # GSAE step; the smaller of the two is used for both). 0 = not faster.
+    cpu_bf16_sae_train_speedup: float = 0.0
     tokenize_tokens_per_s: float = 280e3  # per core (token_counts batches a fast tokenizer over all cores)
     bm25_docs_per_s: float = 22e3         # one core: tokenize + index build (retrieval/bm25.py)
     read_mb_per_s: float = 60.0           # JSONL corpora parsed into Documents (one core)
@@ -113,7 +117,7 @@ CPU_2CORE = Machine(
     cpu_peak_flops=2 * 3.0e9 * 32,
     cpu_lm_utilisation=0.75, cpu_sae_utilisation=0.92,
     embed_flops=0.29e12, tokenize_tokens_per_s=280e3, bm25_docs_per_s=22e3, read_mb_per_s=60.0,
-    notebook_overhead_s=8.0, measured=True, cpu_bf16_lm_speedup=3.0,
+    notebook_overhead_s=8.0, measured=True, cpu_bf16_lm_speedup=3.0, cpu_bf16_sae_train_speedup=2.4,
     note="rates calibrated against one measured embedded run (cold cache, 47.3 min); other profiles extrapolate by FLOP counts",
 )
 
@@ -138,6 +142,7 @@ GPU_H100 = Machine(
 # (stage 01, MiniLM in bf16: 2.7x), before stage 01 picked its dtype by the CPU.
 CPU_2CORE_AVX2 = dataclasses.replace(
     CPU_2CORE, name="cpu-2core-avx2", cpu_peak_flops=2 * 3.0e9 * 16, cpu_bf16_lm_speedup=0.0,
+    cpu_bf16_sae_train_speedup=0.0,
     embed_flops=0.29e12 / 2.7, measured=False,
     note="not measured here: cpu-2core's utilisations at AVX2's 16 fp32 FLOP/cycle, LM in float32")
 
@@ -178,6 +183,7 @@ def detect_machine(cache: Path | None = None) -> Machine:
     return dataclasses.replace(
         base, name=f"detected ({base.name} rates)", cores=cores, ram_gb=ram, disk_free_gb=disk, gpus=gpus,
         cpu_bf16_lm_speedup=base.cpu_bf16_lm_speedup if cpu_has_native_bf16() else 0.0,
+        cpu_bf16_sae_train_speedup=base.cpu_bf16_sae_train_speedup if cpu_has_native_bf16() else 0.0,
         gpu_mem_gb=gpu_mem, cpu_peak_flops=base.cpu_peak_flops / base.cores * cores,
         note=f"sizes detected here ({folder}); rates {'scaled per core from ' + base.name}",
         measured=base.measured and cores == base.cores)
@@ -749,6 +755,13 @@ class Ctx:
     def sae_s(self, flops: float) -> float:
         return flops / self.m.sae_flops(self.sae_on_gpu)
 
+    def train_s(self, flops: float, train_dtype: str) -> float:
+        """SAE training time; ``train_dtype`` as configured ("auto": bf16 on a CPU with native
+        bf16, float32 on a GPU: ``ssae_utils.device.resolve_train_dtype``)."""
+        bf16 = train_dtype == "bfloat16" or (train_dtype == "auto" and not self.sae_on_gpu)
+        fast = self.m.cpu_bf16_sae_train_speedup if bf16 and not self.sae_on_gpu and self.m.cpu_bf16_sae_train_speedup > 0 else 1.0
+        return self.sae_s(flops) / fast
+
     def train_flops(self, tokens_seen: float, k: int = 1, d_sae: int | None = None) -> float:
         # forward (encoder + decoder: 2 matmuls of 2 x d x s) and backward (2x forward): 12 d s
         return 12 * tokens_seen * k * self.d * (d_sae or self.d_sae)
@@ -831,7 +844,7 @@ def estimate_00(ctx: Ctx) -> StageEstimate:
         st.disk.append(Part("GSAE training activations", ctx.acts_gb(train_rows), "--set gsae.pool_tokens=... or --set activations.dtype=float16"))
         st.disk.append(Part("GSAE", ctx.sae_gb()))
         st.time += [Part("cache GSAE training activations", ctx.lm_forward_s(train_rows)),
-                    Part("train the GSAE (SAELens, CPU)", ctx.sae_s(ctx.train_flops(g.train_tokens)))]
+                    Part("train the GSAE (SAELens, CPU)", ctx.train_s(ctx.train_flops(g.train_tokens), g.train_dtype))]
         # SAELens holds the activations (float32), the SAE, its grads and Adam's two moments
         st.ram += [Part("GSAE training activations (float32)", ctx.acts_ram_gb(train_rows), "--set gsae.pool_tokens=..."),
                    Part("GSAE + grads + Adam", 4 * ctx.sae_gb(), "--set gsae.d_sae=...")]
@@ -992,7 +1005,7 @@ def estimate_03(ctx: Ctx) -> StageEstimate:
         k_max = max(k_max, k)
         kept = len(s.checkpoint_steps(dom)) + 1
         n_saved += seeds * k * (1 if only_picked else kept)
-        one = ctx.sae_s(ctx.train_flops(dom.steps * s.batch_size, k))
+        one = ctx.train_s(ctx.train_flops(dom.steps * s.batch_size, k), s.train_dtype)
         train_s += seeds * one
         grid_s += [one] * seeds
         # TERM arms skip the OOD test (pipeline.finetune.row_splits)
@@ -1098,7 +1111,10 @@ def estimate_06(ctx: Ctx) -> StageEstimate:
     split = ctx.data[dom.split(a.split)]
     docs = min(split.docs, a.max_docs) if a.max_docs else split.docs
     rows = ctx.with_bos(docs * split.tokens_per_doc, split.tokens_per_doc)
-    n = min(len(a.models), _compared(ctx, dom))
+    total = _compared(ctx, dom)
+    arms = max(0, total - 4) if "TERM arms" in a.models else 0     # the TERM arms after the first
+    n = min(len([m for m in a.models if m != "TERM arms"]), total) + arms
+    features = (n - arms) * a.n_features + arms * a.arm_features
     windows = rows / a.window_tokens
     claude = a.mode == "claude" or (a.mode == "auto" and bool(os.environ.get("ANTHROPIC_API_KEY")))
     st.time += ctx.overhead()
@@ -1106,7 +1122,7 @@ def estimate_06(ctx: Ctx) -> StageEstimate:
                 # window maxima and the example builder each encode the split once per model
                 Part(f"encode the split with {n} SAEs (twice)", ctx.sae_s(n * 2 * rows * 2 * ctx.d * ctx.d_sae))]
     if claude:   # explain + predict per feature, ~10 s a call, autointerp.concurrency at a time
-        st.time.append(Part("Claude calls", min(a.max_calls, 2 * n * a.n_features) * 10.0 / a.concurrency))
+        st.time.append(Part("Claude calls", min(a.max_calls, 2 * features) * 10.0 / a.concurrency))
     st.disk.append(Part(f"{a.split}-split activations (beyond 03/05's samples)",
                         ctx.acts_gb(ctx.cache_split(dom.split(a.split), rows)), "--set autointerp.max_docs=..."))
     model_ram, model_gpu = ctx.lm_parts()
@@ -1136,7 +1152,7 @@ def estimate_07(ctx: Ctx) -> StageEstimate:
     per_sel = min(b.ssae_token_budget, b.ssae_steps * s.batch_size) if sample else b.ssae_token_budget
     sel_rows = len(b.ssae_selection_seeds) * ctx.with_bos(per_sel, pool.tokens_per_doc)
     n_saes = 1 + len(b.ssae_selection_seeds)
-    one_ssae = ctx.sae_s(ctx.train_flops(b.ssae_steps * s.batch_size))
+    one_ssae = ctx.train_s(ctx.train_flops(b.ssae_steps * s.batch_size), s.train_dtype)
     training = "finetune the biographies SSAEs"
     st.time += ctx.overhead()
     st.time += [Part("cache the biographies", ctx.lm_forward_s(study_rows)),

@@ -169,3 +169,19 @@ def test_cpu_bf16_flag_reads_cpuinfo(monkeypatch, tmp_path):
         info.write_text(f"processor : 0\nflags\t\t: {flags}\n")
         monkeypatch.setattr(builtins, "open", lambda p, *a, _i=info, **k: real_open(_i if p == "/proc/cpuinfo" else p, *a, **k))
         assert device.cpu_has_native_bf16() is want
+
+
+def test_train_dtype_auto_is_bf16_only_on_a_native_bf16_cpu(monkeypatch):
+    import ssae_utils.device as device
+
+    assert device.resolve_train_dtype("float32", "cpu") == "float32"
+    assert device.resolve_train_dtype("bfloat16", "cuda") == "bfloat16"
+    assert device.resolve_train_dtype("auto", "cuda") == "float32"     # the paper's float32 where it is cheap
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert device.resolve_train_dtype("auto", "cpu") == "bfloat16"
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert device.resolve_train_dtype("auto", "cpu") == "float32"
+    with pytest.raises(ValueError, match="train_dtype must be one of"):
+        device.resolve_train_dtype("fp16", "cpu")
+    with pytest.raises(ValueError, match="gsae.train_dtype"):
+        GSAEConfig(train_dtype="half")

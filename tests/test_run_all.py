@@ -173,6 +173,11 @@ def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
         assert json.loads((tmp_path / "figures" / "smoke" / f"{fig}.meta.json").read_text())["notebook"] == "05_tail_tokens"
     autointerp = json.loads((tmp_path / "results" / "smoke" / "06_autointerp.json").read_text())
     assert autointerp["mode"] == "offline" and autointerp["calls"]["calls_made"] == 0   # no key in the tests
+    # every TERM arm: the judged one with n_features, the others ("TERM arms") with arm_features
+    asked = {m["label"]: (m["requested_features"], m["other_term_arm"]) for m in autointerp["models"]}
+    assert asked == {"GSAE": (4, False), "General SSAE": (4, False), "Dense SSAE": (4, False),
+                     "Dense+TERM t=500": (4, False), "Dense+TERM t=1e9": (2, True)}
+    assert set(autointerp["summary"]) == set(asked)
     assert json.loads((tmp_path / "figures" / "smoke" / "fig3b.meta.json").read_text())["notebook"] == "06_autointerp"
     bios = json.loads((tmp_path / "results" / "smoke" / "07_bias_in_bios.json").read_text())
     assert {"Original", "Oracle", "GSAE SHIFT", "SSAE SHIFT"} <= {row["row"] for row in bios["table"]}

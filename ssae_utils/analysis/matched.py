@@ -35,6 +35,7 @@ PAPER_TILTS = (500.0, 1e9)
 STRATEGY_NAMES = {"general": "General", "seed_only": "Seed-only", "bm25": "BM25", "dense": "Dense",
                   "bm25_tracin": "BM25-TracIn", "dense_tracin": "Dense-TracIn"}
 TERM_ALIAS = "TERM"  # in a list of labels: the first TERM model the sweep trained
+TERM_ARMS_ALIAS = "TERM arms"  # ... and every other TERM model (arm) it trained
 TERM_MARK = "+TERM t="  # every TERM model's label: "<Strategy>+TERM t=<tilt>"
 
 
@@ -77,20 +78,32 @@ def compared_models(stage03: FinetuneResults | None = None, domain: str | None =
     return (GSAE, GENERAL, DENSE, *(_term_specs(sweep) if has_term else ()))
 
 
+def other_term_arms(available: Sequence[ModelSpec]) -> list[ModelSpec]:
+    """What ``TERM_ARMS_ALIAS`` names: every TERM model after the first (the judged arm)."""
+    return [spec for spec in available if spec.tilt != 0][1:]
+
+
 def resolve_specs(labels: Sequence[str], available: Sequence[ModelSpec]) -> list[ModelSpec]:
-    """The specs named by ``labels`` ("TERM": the first TERM model), or a clear error."""
+    """The specs named by ``labels`` ("TERM": the first TERM model; "TERM arms": the others),
+    each once, or a clear error."""
     by_label = {spec.label: spec for spec in available}
     terms = [spec for spec in available if spec.tilt != 0]
-    out = []
+    out: list[ModelSpec] = []
     for label in labels:
         if label == TERM_ALIAS:
             out += terms[:1]  # no TERM model on this domain: nothing to compare
+        elif label == TERM_ARMS_ALIAS:
+            out += [spec for spec in other_term_arms(available) if spec.label not in labels]
         elif label in by_label:
             out.append(by_label[label])
         else:
             raise ValueError(f"model {label!r} is not among those stage 03 trained: {list(by_label)}"
-                             f"{' or ' + repr(TERM_ALIAS) if terms else ''}; change the model list or the finetune sweep")
-    return out
+                             f"{' or ' + repr(TERM_ALIAS) + ', ' + repr(TERM_ARMS_ALIAS) if terms else ''}; "
+                             "change the model list or the finetune sweep")
+    unique: dict[str, ModelSpec] = {}
+    for spec in out:
+        unique.setdefault(spec.label, spec)
+    return list(unique.values())
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,16 @@ class AutointerpConfig:
     domain: str | None = None  # None: the profile's first domain
     split: str = "test"
     # "TERM": the first TERM model the sweep trained on the domain (none if it trained none),
-    # so any term_tilts work without editing this list (the paper's t = 500 by default)
-    models: tuple[str, ...] = ("GSAE", "General SSAE", "Dense SSAE", "TERM")
+    # so any term_tilts work without editing this list (the paper's t = 500 by default);
+    # "TERM arms": every other TERM arm of the sweep, with ``arm_features`` features each
+    models: tuple[str, ...] = ("GSAE", "General SSAE", "Dense SSAE", "TERM", "TERM arms")
     target_l0: float | None = None  # None: the tail section's target if the profile has one, else 100
 
     # features and examples
     n_features: int = 20  # per model
+    # per model that "TERM arms" brings in (the arms the scorecard does not judge: shown beside
+    # the judged one with a wider interval, at a fraction of the cost)
+    arm_features: int = 8
     table_features: int = 10  # the first this-many active features (by index) form the Appendix E table
     n_explain: int = 10  # top-activating windows shown to the interpreter
     n_quantile: int = 5  # scoring windows, one per quantile bin of the remaining firing windows
@@ -64,7 +68,7 @@ class AutointerpConfig:
         _require(len(self.models) >= 1 and len(set(self.models)) == len(self.models), "autointerp.models must be distinct and non-empty")
         _require(bool(self.claude_model.strip()), "autointerp.claude_model must name a model")
         _require(self.target_l0 is None or self.target_l0 > 0, "autointerp.target_l0 must be positive")
-        for name in ("n_features", "n_explain", "n_quantile", "n_random", "window_tokens", "offline_keywords",
+        for name in ("n_features", "arm_features", "n_explain", "n_quantile", "n_random", "window_tokens", "offline_keywords",
                      "max_calls", "concurrency", "interpreter_max_tokens", "predictor_max_tokens", "bootstrap_samples"):
             _require(getattr(self, name) >= 1, f"autointerp.{name} must be >= 1")
         _require(self.table_features >= 1, "autointerp.table_features must be >= 1")
@@ -83,14 +87,16 @@ class AutointerpConfig:
     @classmethod
     def smoke(cls) -> "AutointerpConfig":
         # tiny model and corpora: short windows so that a feature has enough of them
-        return cls(n_features=4, table_features=4, window_tokens=8, concurrency=2, budget_usd=0.5, max_calls=100)
+        return cls(n_features=4, arm_features=2, table_features=4, window_tokens=8, concurrency=2, budget_usd=0.5, max_calls=100)
 
     @classmethod
     def embedded(cls) -> "AutointerpConfig":
-        # 4 models x 20 features x 2 calls: <= $1.9 even if every answer used its whole
-        # max_tokens (the estimate in 06_autointerp.json; typical spend is far lower)
-        return cls(n_features=20, budget_usd=2.0, max_calls=400)
+        # 4 models x 20 features + 5 other TERM arms x 8 features, 2 calls each: <= $2.9 even
+        # if every answer used its whole max_tokens (~$0.024 a feature; the estimate in
+        # 06_autointerp.json; typical spend is far lower). Before the arms: 80 features, $2.
+        return cls(n_features=20, arm_features=8, budget_usd=3.0, max_calls=400)
 
     @classmethod
     def paper(cls) -> "AutointerpConfig":
-        return cls(n_features=100, budget_usd=10.0, max_calls=1200, concurrency=8)
+        # 4 models x 100 features + the t = 1e9 arm x 20: ~$10.2 at most (~$0.024 a feature)
+        return cls(n_features=100, arm_features=20, budget_usd=11.0, max_calls=1200, concurrency=8)

@@ -28,7 +28,8 @@ from typing import Any, Callable
 
 import torch
 
-from ssae_utils.analysis.matched import compared_models, load_matched_sae, pick_matched_models, resolve_specs
+from ssae_utils.analysis.matched import (TERM_ARMS_ALIAS, compared_models, load_matched_sae, other_term_arms,
+                                         pick_matched_models, resolve_specs)
 from ssae_utils.autointerp.budget import BudgetMeter, check_budget, estimate_cost, price_of
 from ssae_utils.autointerp.cache import ResponseCache
 from ssae_utils.autointerp.client import ClaudeClient, MissingAPIKey, api_key_available
@@ -94,11 +95,14 @@ def collect_examples(cfg: ProfileConfig) -> Collected:
     # the tail analysis's seed too, so that notebooks 05 and 06 look at the same SSAEs
     seed = getattr(getattr(cfg, "tail", None), "ssae_seed", None)
     domain = cfg.domain(a.domain)
+    available = compared_models(stage03, domain.name)
     try:
-        specs = resolve_specs(a.models, compared_models(stage03, domain.name))
+        specs = resolve_specs(a.models, available)
     except ValueError as err:
         raise ValueError(f"autointerp.models: {err}") from None
     picked = pick_matched_models(stage00, stage03, domain.name, target, specs, seed=seed)
+    # the arms "TERM arms" brought in (not named on their own) get arm_features features each
+    arms = {spec.label for spec in other_term_arms(available)} - set(a.models) if TERM_ARMS_ALIAS in a.models else set()
     split = domain.split(a.split)
     docs = build_corpora(cfg.data, cfg.domains)[split]
     docs = docs[: a.max_docs] if a.max_docs else docs
@@ -118,14 +122,15 @@ def collect_examples(cfg: ProfileConfig) -> Collected:
             maxima = window_maxima(sae.encode, act_set.acts, index, valid)
         counts = (maxima[full] > 0).sum(0)  # examples come from full windows only
         eligible = scorable(counts, int(full.sum()), a.n_explain, a.n_quantile, a.n_random)
-        chosen = select_features(eligible, a.n_features, a.table_features, a.seed)
+        wanted = a.arm_features if m.label in arms else a.n_features
+        chosen = select_features(eligible, wanted, min(a.table_features, wanted), a.seed)
         builder = ExampleBuilder(m.label, sae.encode, act_set.acts, index, model.tokenizer.decode, valid)
         features[m.label] = builder.build(chosen, maxima, a.n_explain, a.n_quantile, a.n_random, a.seed)
         models.append({**m.to_dict(), "target_l0_source": target_source, "d_sae": int(maxima.shape[1]),
                        "active_features": int((maxima > 0).any(0).sum()), "scorable_features": int(eligible.sum()),
-                       "evaluated_features": len(chosen)})
-        if len(chosen) < a.n_features:
-            log.warning("%s: only %d scorable features (asked for %d)", m.label, len(chosen), a.n_features)
+                       "evaluated_features": len(chosen), "requested_features": wanted, "other_term_arm": m.label in arms})
+        if len(chosen) < wanted:
+            log.warning("%s: only %d scorable features (asked for %d)", m.label, len(chosen), wanted)
     data = {"split": split, "documents": len(docs), "tokens": len(act_set), "windows": index.n_windows,
             "full_windows": int(full.sum()), "window_tokens": a.window_tokens, "outlier_tokens_ignored": 0 if valid is None else int((~valid).sum())}
     return Collected(features, models, data)

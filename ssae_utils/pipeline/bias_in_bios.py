@@ -52,6 +52,7 @@ from ssae_utils.bios.selection import gender_share, select_gender_features
 from ssae_utils.bios.shift import ablate_and_evaluate, ablate_pooled, random_features
 from ssae_utils.bios.ssae import dense_selection, seed_bios, training_documents
 from ssae_utils.config import ProfileConfig
+from ssae_utils.device import resolve_train_dtype
 from ssae_utils.data.corpora import Corpora
 from ssae_utils.data.documents import Document
 from ssae_utils.results import BiasInBiosResults, write_results
@@ -143,11 +144,12 @@ class SAEView:
 
 
 def bios_finetune_config(cfg: ProfileConfig, seed: int) -> FinetuneConfig:
-    """How each biographies SSAE trains: the sweep's recipe (finetune.batch_size, lr, decoder;
-    no shuffle buffer: the selection is small) with this study's lambda, steps and decay."""
+    """How each biographies SSAE trains: the sweep's recipe (finetune.batch_size, lr, decoder,
+    train_dtype; no shuffle buffer: the selection is small) with this study's lambda, steps and decay."""
     b, s = cfg.bios, cfg.finetune
     return FinetuneConfig(l1_coefficients=(b.ssae_lambda,), steps=b.ssae_steps, batch_size=s.batch_size, lr=s.lr,
-                          lr_decay_steps=b.ssae_lr_decay_steps, shuffle_buffer_batches=None, decoder=s.decoder, seed=seed)
+                          lr_decay_steps=b.ssae_lr_decay_steps, shuffle_buffer_batches=None, decoder=s.decoder, seed=seed,
+                          compute_dtype=resolve_train_dtype(s.train_dtype, cfg.model.resolved_device))
 
 
 @dataclass

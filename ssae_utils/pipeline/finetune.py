@@ -45,6 +45,7 @@ import torch
 
 from ssae_utils.activations import ActivationStore
 from ssae_utils.config import ProfileConfig
+from ssae_utils.device import resolve_train_dtype
 from ssae_utils.data.corpora import Corpora, build_corpora, find_documents
 from ssae_utils.data.documents import Document
 from ssae_utils.data.splitting import sample_whole_documents
@@ -415,6 +416,7 @@ def finetune_config(cfg: ProfileConfig, domain: Domain, seed: int, tilt: "float 
         shuffle_buffer_batches=s.shuffle_buffer_batches, decoder=s.decoder,
         tilt=arm,
         seed=seed, checkpoint_steps=s.checkpoint_steps(domain),
+        compute_dtype=resolve_train_dtype(s.train_dtype, cfg.model.resolved_device),
     )
 
 

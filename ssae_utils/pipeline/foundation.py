@@ -146,7 +146,8 @@ def get_gsae(world: World) -> tuple[Any, Path, dict[str, Any]]:
     docs = gsae_training_docs(world)
     texts = [d.text for d in docs]
     data_key = stable_hash({"store": world.store.key, "docs": sorted(d.doc_id for d in docs)})
-    folder = gsae_dir(gsae_cache_key(cfg, data_key, world.model.hook_name, world.model.d_model))
+    folder = gsae_dir(gsae_cache_key(cfg, data_key, world.model.hook_name, world.model.d_model,
+                                     world.cfg.model.resolved_device))
     if (folder / "cfg.json").exists():
         log.info("GSAE found in cache: %s", folder)
         try:

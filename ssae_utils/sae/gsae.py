@@ -24,6 +24,7 @@ from sae_lens.config import SAETrainerConfig
 from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEConfig
 from sae_lens.training.sae_trainer import SAETrainer
 
+from ssae_utils.device import resolve_train_dtype
 from ssae_utils.sae.config import GSAEConfig
 from ssae_utils.sae.handle import SAEHandle
 from ssae_utils.integrity import CorruptCacheError, verify_folder, write_checksums
@@ -58,9 +59,14 @@ PRETRAINED_ONLY = ("pretrained_path", "calibration_lambdas", "calibration_steps"
                    "calibration_lr")
 
 
-def gsae_cache_key(cfg: GSAEConfig, data_key: str, hook_name: str, d_in: int) -> str:
-    """Everything a trained GSAE depends on: its training knobs, data, hook and width."""
-    training = {k: v for k, v in asdict(cfg).items() if k not in PRETRAINED_ONLY}
+def gsae_cache_key(cfg: GSAEConfig, data_key: str, hook_name: str, d_in: int, device: str) -> str:
+    """Everything a trained GSAE depends on: its training knobs (train_dtype as it resolves on
+    ``device``; float32 leaves it out, the key GSAEs trained before it existed have), data,
+    hook and width."""
+    training = {k: v for k, v in asdict(cfg).items() if k not in PRETRAINED_ONLY and k != "train_dtype"}
+    train_dtype = resolve_train_dtype(cfg.train_dtype, device)
+    if train_dtype != "float32":
+        training["train_dtype"] = train_dtype
     return stable_hash({"gsae": training, "data": data_key, "hook": hook_name, "d_in": d_in})
 
 
@@ -85,6 +91,7 @@ def train_gsae(
     train_acts = acts[~outliers].contiguous()
     d_in = int(acts.shape[1])
 
+    train_dtype = resolve_train_dtype(cfg.train_dtype, device)
     steps = cfg.train_tokens // cfg.batch_size
     if steps < 1:
         raise ValueError(f"gsae.train_tokens={cfg.train_tokens} is less than one batch of {cfg.batch_size}")
@@ -113,6 +120,7 @@ def train_gsae(
         n_batches_for_norm_estimate=min(50, max(1, train_acts.shape[0] // cfg.batch_size)),
         dead_feature_window=max(10, steps // 4),
         feature_sampling_window=max(10, steps // 4),
+        autocast=train_dtype == "bfloat16",   # SAELens: the forward pass in bf16, weights and Adam float32
     )
     trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=shuffled_batches(train_acts, cfg.batch_size, cfg.seed, device))
     # SAELens' normalisation: scale inputs so their mean norm is sqrt(d_in). We set the
@@ -138,6 +146,7 @@ def train_gsae(
         "norm_scaling_factor": scaling_factor,
         "b_dec_init": "mean of the training activations",
         "config": asdict(cfg),
+        "train_dtype": train_dtype,
     }
     save_sae(trained, out_dir, info)
     return load_sae(out_dir, device=device), info

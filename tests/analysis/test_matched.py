@@ -77,3 +77,19 @@ def test_model_labels_resolve_with_the_term_alias_or_fail_clearly():
     assert [s.label for s in resolve_specs(["GSAE", "TERM"], no_term)] == ["GSAE"]   # a domain without TERM
     with pytest.raises(ValueError, match="Dense\\+TERM t=500.*not among"):
         resolve_specs(["Dense+TERM t=500"], specs)
+
+
+def test_the_term_arms_alias_names_every_arm_after_the_judged_one_once():
+    from ssae_utils.analysis.matched import compared_models, other_term_arms, resolve_specs
+
+    specs = compared_models(_finetune(sweep={"term_tilts": [1.0, 3.0], "judged_tilt": 3.0,
+                                             "term_arms": [{"t": 2.0, "normalize": "loss_scale"}]},
+                                      domains={"physics": {"term": True}}))
+    assert [s.label for s in other_term_arms(specs)] == ["Dense+TERM t=1", "Dense+TERM t=2 (loss_scale)"]
+    both = resolve_specs(["GSAE", "TERM", "TERM arms"], specs)
+    assert [s.label for s in both] == ["GSAE", "Dense+TERM t=3", "Dense+TERM t=1", "Dense+TERM t=2 (loss_scale)"]
+    # an arm named on its own is not repeated by the alias
+    named = resolve_specs(["Dense+TERM t=1", "TERM arms"], specs)
+    assert [s.label for s in named] == ["Dense+TERM t=1", "Dense+TERM t=2 (loss_scale)"]
+    no_term = compared_models(_finetune(sweep={"term_tilts": [1.0]}, domains={"law": {"term": False}}), "law")
+    assert [s.label for s in resolve_specs(["GSAE", "TERM", "TERM arms"], no_term)] == ["GSAE"]

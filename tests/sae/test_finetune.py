@@ -210,3 +210,32 @@ def test_training_from_on_disk_activations_equals_training_in_memory(tmp_path):
     broken = ShardedActivations([paths[0], np.load(tmp_path / "bad.npy", mmap_mode="r")], on_disk.shard, on_disk.row, on_disk.doc_index)
     with pytest.raises(FloatingPointError, match="recompute the activation cache"):
         finetune(toy_gsae(), broken, small_cfg(steps=60, shuffle_buffer_batches=None), SCALE, progress=False)
+
+
+def test_bf16_matmuls_train_close_to_float32_and_key_the_cache_only_when_used():
+    gsae, x = toy_gsae(), toy_acts()
+    start = SAEStack.from_sae(gsae, 2, SCALE)
+    fp32 = finetune(gsae, x, small_cfg(steps=60), SCALE, progress=False)
+    bf16 = finetune(gsae, x, small_cfg(steps=60, compute_dtype="bfloat16"), SCALE, progress=False)
+    assert "bf16" not in str(fp32.config) and bf16.stack.W_enc.dtype == torch.float32   # the weights stay float32
+    moved = (fp32.stack.W_enc - start.W_enc).norm()
+    apart = (bf16.stack.W_enc - fp32.stack.W_enc).norm()
+    assert moved > 0 and apart < 0.25 * moved                  # the same training, up to rounding
+    assert bf16.history[-1]["objective"][0] == pytest.approx(fp32.history[-1]["objective"][0], rel=0.05)
+    # float32 keeps the key earlier releases wrote; bf16 is part of it
+    assert "compute_dtype" not in small_cfg().training_key()
+    assert small_cfg(compute_dtype="bfloat16").training_key()["compute_dtype"] == "bfloat16"
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        small_cfg(compute_dtype="auto")
+
+
+def test_bf16_losses_and_the_tilt_are_computed_in_float32():
+    stack = SAEStack.from_sae(toy_gsae(), 2, SCALE)
+    mse, penalty, f = stack_losses(stack, toy_acts(64) * SCALE, torch.tensor([0.5, 2.0]), "unit_norm", "bfloat16")
+    assert mse.dtype == penalty.dtype == f.dtype == torch.float32
+    exact, _, _ = stack_losses(stack, toy_acts(64) * SCALE, torch.tensor([0.5, 2.0]), "unit_norm")
+    torch.testing.assert_close(mse, exact, rtol=0.05, atol=1e-3)
+    # a large tilt (logsumexp of the per-token loss) stays finite in bf16 training
+    result = finetune(toy_gsae(), toy_acts(), small_cfg(steps=10, compute_dtype="bfloat16", tilt=TiltConfig(t=1e9)),
+                      SCALE, progress=False)
+    assert all(math.isfinite(v) for v in result.history[-1]["objective"])

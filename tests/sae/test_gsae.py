@@ -94,10 +94,32 @@ def test_a_trained_gsae_cache_key_ignores_the_pretrained_only_knobs_and_stays_st
     from ssae_utils.sae.config import GSAEConfig
     from ssae_utils.sae.gsae import gsae_cache_key
 
-    cfg = GSAEConfig.embedded()
-    key = gsae_cache_key(cfg, "data", "blocks.12.hook_resid_post", 640)
+    cfg = dataclasses.replace(GSAEConfig.embedded(), train_dtype="float32")
+    args = ("data", "blocks.12.hook_resid_post", 640, "cpu")
+    key = gsae_cache_key(cfg, *args)
     other = dataclasses.replace(cfg, calibration_lambdas=(0.5, 1.0), calibration_steps=7, calibration_lr=1e-3)
-    assert gsae_cache_key(other, "data", "blocks.12.hook_resid_post", 640) == key
-    assert gsae_cache_key(dataclasses.replace(cfg, l1_coefficient=2.0), "data", "blocks.12.hook_resid_post", 640) != key
+    assert gsae_cache_key(other, *args) == key
+    assert gsae_cache_key(dataclasses.replace(cfg, l1_coefficient=2.0), *args) != key
     # pinned: a change here retrains every user's GSAE and, through its folder, every SSAE
+    # (the embedded preset's float32 key; its train_dtype "auto" gives this key where it resolves to float32)
     assert key == "cc08fb1b8ed32940"
+
+
+def test_train_dtype_keys_the_gsae_by_what_ran(tmp_path, monkeypatch):
+    import ssae_utils.device as device
+    from ssae_utils.sae.gsae import gsae_cache_key
+
+    args = ("data", "blocks.0.hook_resid_post", 16, "cpu")
+    old = gsae_cache_key(small_cfg(), *args)
+    assert gsae_cache_key(small_cfg(train_dtype="float32"), *args) == old        # earlier GSAEs keep their key
+    assert gsae_cache_key(small_cfg(train_dtype="bfloat16"), *args) != old
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert gsae_cache_key(small_cfg(train_dtype="auto"), *args) == old           # auto -> float32 on this CPU
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert gsae_cache_key(small_cfg(train_dtype="auto"), *args) == gsae_cache_key(small_cfg(train_dtype="bfloat16"), *args)
+    acts = sparse_data()
+    sae, info = train_gsae(acts, small_cfg(train_dtype="bfloat16"), "h", tmp_path / "bf16")
+    ref, _ = train_gsae(acts, small_cfg(), "h", tmp_path / "fp32")
+    assert info["train_dtype"] == "bfloat16" and sae.W_enc.dtype == torch.float32
+    fvu, ref_fvu = reconstruction_stats(sae, sparse_data(seed=1)).fvu, reconstruction_stats(ref, sparse_data(seed=1)).fvu
+    assert fvu == pytest.approx(ref_fvu, abs=0.03)
