@@ -60,8 +60,8 @@ class Machine:
     # caching to layer 12 on the same machine). 0 = no native bf16 (emulated: not faster).
     cpu_bf16_lm_speedup: float = 0.0
     # ... and SAE training steps with bf16 matmuls (train_dtype "auto"/"bfloat16") over float32
-    # (bench/bench_train_dtype.py: 3.8x a finetuning step of the embedded grid, 2.4x a SAELens
-    # GSAE step; the smaller of the two is used for both). 0 = not faster.
+    # (bench/results/train_dtype_embedded.json: 4.2x an embedded lambda grid, 2.9x the SAELens
+    # GSAE; the smaller of the two is used for both). 0 = not faster.
     cpu_bf16_sae_train_speedup: float = 0.0
     tokenize_tokens_per_s: float = 280e3  # per core (token_counts batches a fast tokenizer over all cores)
     bm25_docs_per_s: float = 22e3         # one core: tokenize + index build (retrieval/bm25.py)
@@ -117,7 +117,7 @@ CPU_2CORE = Machine(
     cpu_peak_flops=2 * 3.0e9 * 32,
     cpu_lm_utilisation=0.75, cpu_sae_utilisation=0.92,
     embed_flops=0.29e12, tokenize_tokens_per_s=280e3, bm25_docs_per_s=22e3, read_mb_per_s=60.0,
-    notebook_overhead_s=8.0, measured=True, cpu_bf16_lm_speedup=3.0, cpu_bf16_sae_train_speedup=2.4,
+    notebook_overhead_s=8.0, measured=True, cpu_bf16_lm_speedup=3.0, cpu_bf16_sae_train_speedup=2.9,
     note="rates calibrated against one measured embedded run (cold cache, 47.3 min); other profiles extrapolate by FLOP counts",
 )
 

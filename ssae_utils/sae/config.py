@@ -99,7 +99,8 @@ class GSAEConfig:
         # Budget (2 CPU cores, measured): caching 250k tokens at layer 12 runs at ~950 tokens/s
         # (~7 min once); 600k SAE training samples at d_sae 4096 take ~2 min. Notebook 00 must
         # finish in 15 min, so pool_tokens and train_tokens are the knobs to change first.
-        # train_dtype "auto": bf16 matmuls where the CPU has them (2.4x faster steps measured)
+        # train_dtype "auto": bf16 matmuls where the CPU has them (GSAE training 2.9x faster,
+        # the same L0/FVU/CE within a tenth of a seed's spread: bench/results/train_dtype_embedded.json)
         base = dict(d_sae=4096, train_tokens=600_000, pool_tokens=250_000, train_dtype="auto")
         return cls(**{**base, **overrides})
 
@@ -294,7 +295,7 @@ class SSAESweepConfig:
         #   statistics issue; 2% MDE would need ~2,500 physics documents, out of reach here).
         # What pays for it: the LM runs in bfloat16 on CPUs with native bf16 (ModelConfig
         # dtype "auto"; 3.2x faster patched CE, 3.0x faster caching, +0.001 nats CE), and so
-        # do the SAE training matmuls (train_dtype "auto"; 3.8x faster steps; what it changes
+        # do the SAE training matmuls (train_dtype "auto"; 4.2x faster grids; what it changes
         # in the trained SSAEs: bench/results/train_dtype_embedded.json).
         # Before (2026-11-21 .. 12-01): 4 lambdas, one seed for all but physics General/Dense,
         # TERM at its own lr 2e-4 and lambdas, patched CE on 8 contexts (~700 tokens) per split.
