@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -52,10 +53,11 @@ from ssae_utils.bios.selection import gender_share, select_gender_features
 from ssae_utils.bios.shift import ablate_and_evaluate, ablate_pooled, random_features
 from ssae_utils.bios.ssae import dense_selection, seed_bios, training_documents
 from ssae_utils.config import ProfileConfig
+from ssae_utils.io import atomic_path, read_json
 from ssae_utils.device import resolve_train_dtype
 from ssae_utils.data.corpora import Corpora
 from ssae_utils.data.documents import Document
-from ssae_utils.results import BiasInBiosResults, write_results
+from ssae_utils.results import TABLE1_MD, TABLE1_TEX, BiasInBiosResults, write_results
 from ssae_utils.pipeline.upstream import gsae_input_space
 from ssae_utils.pipeline.finetune import train_grid
 from ssae_utils.pipeline.foundation import World, load_saved_gsae, load_world
@@ -559,8 +561,18 @@ def run_bias_in_bios(cfg: ProfileConfig) -> BiasInBiosResults:
                 "professions": list(bcfg.professions), "probe_layer": layer}, "picked_index": 0},
         "precondition": precondition_record(runs, summary, data.test, layer, bcfg),
     })
-    write_results(cfg, results)
+    write_table1(write_results(cfg, results))
     return results
+
+
+def write_table1(results_file: Path) -> None:
+    """Table 1 as Markdown and LaTeX beside ``07_bias_in_bios.json`` (``ssae_utils.bios.table1``)."""
+    from ssae_utils.bios.table1 import to_latex, to_markdown
+
+    data = read_json(results_file)
+    for file, text in ((TABLE1_MD.FILE, to_markdown(data)), (TABLE1_TEX.FILE, to_latex(data))):
+        with atomic_path(Path(results_file).parent / file) as tmp:
+            tmp.write_text(text)
 
 
 def table_rows(results: dict[str, Any], digits: int = 3) -> list[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """Figures of stage 07 (Bias in Bios / SHIFT), drawn only from ``07_bias_in_bios.json``.
 
-* ``table1_shift``: the abstract versions' Table 1 as a chart: profession, gender and
-  worst-group accuracy per method (mean over runs; bars: bootstrap CI), the paper's
-  worst-group numbers (Pythia-70M) as hollow diamonds where it reports one.
+* ``table1_shift``: the abstract versions' Table 1 as a rendered table: profession, gender
+  and worst-group accuracy per method (mean over runs [bootstrap CI]) and the paper's
+  worst-group numbers (Pythia-70M) where it reports one (07_table1.md / .tex hold the same).
 * ``07_scr``: SAEBench's SCR score against the number of ablated latents N per SAE family.
 """
 
@@ -10,67 +10,48 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ssae_utils.io import read_json
-from ssae_utils.plots.common import plt, save_figure, stage_of
+from ssae_utils.plots.common import caption, plt, save_figure, stage_of
 
-METRIC_TITLES = {"profession_acc": "profession accuracy (↑)", "gender_acc": "gender accuracy (ideal 0.5)",
-                 "worst_group_acc": "worst-group accuracy (↑)"}
-
-
-def _color(row: str) -> str:
-    if row.startswith("Original") or row.startswith("Oracle"):
-        return "0.35"
-    if row.startswith("Random"):
-        return "0.7"
-    base = "tab:blue" if row.startswith("GSAE") else "tab:orange"
-    return base
 
 
 def plot_table1_shift(results_path: Path) -> Path:
+    """Table 1 rendered as a table (not bars: the accuracies differ in the second decimal):
+    mean [CI] per method and metric, rows shaded by family; the same text as 07_table1.md."""
+    from ssae_utils.bios.table1 import table_rows, caption as table_caption
+
     results = read_json(results_path)
-    rows = results["table"]
-    if not rows:
+    if not results["table"]:
         raise ValueError(f"{results_path} holds no table rows")
-    labels = [r["row"] for r in rows]
-    y = np.arange(len(rows))[::-1]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 0.34 * len(rows) + 1.6), sharey=True)
-    for ax, (metric, title) in zip(axes, METRIC_TITLES.items()):
-        means = np.array([r[metric]["mean"] for r in rows], dtype=float)
-        lo = np.array([r[metric]["ci"][0] if r[metric]["ci"] else np.nan for r in rows], dtype=float)
-        hi = np.array([r[metric]["ci"][1] if r[metric]["ci"] else np.nan for r in rows], dtype=float)
-        err = np.vstack([np.nan_to_num(means - lo), np.nan_to_num(hi - means)])
-        hatches = ["//" if "retrain" in label else "" for label in labels]
-        bars = ax.barh(y, means, xerr=err, color=[_color(label) for label in labels], capsize=2, height=0.7,
-                       error_kw={"lw": 0.8})
-        for bar, hatch in zip(bars, hatches):
-            bar.set_hatch(hatch)
-        for yi, m in zip(y, means):  # the value inside long bars, beside short ones
-            inside = m > 0.25
-            ax.text(m - 0.02 if inside else m + 0.02, yi, f"{m:.2f}", va="center", ha="right" if inside else "left",
-                    fontsize=6.5, color="white" if inside else "black")
-        if metric == "worst_group_acc":
-            paper = [(yi, r["paper_worst_group_acc"]) for yi, r in zip(y, rows) if r.get("paper_worst_group_acc") is not None]
-            if paper:
-                ax.plot([p[1] for p in paper], [p[0] for p in paper], "D", mfc="none", mec="black", ms=6,
-                        label="paper (Pythia-70M)")
-                ax.legend(fontsize=7, loc="lower right")
-        if metric == "gender_acc":
-            ax.axvline(0.5, color="black", lw=0.8, ls="--")
-        ax.set_xlim(0, 1.05)
-        ax.set_title(title, fontsize=9)
-        ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(y)
-    axes[0].set_yticklabels(labels, fontsize=8)
-    cfg = results["bios_config"]
-    n_test = sum(g["docs"] for g in results["data"]["test"].values())
-    fig.suptitle(f"Table 1 (SHIFT) on {results['data']['source']} ({results['profile']}): {cfg['professions'][0]} (male) vs "
-                 f"{cfg['professions'][1]} (female); balanced test set of {n_test} documents; mean over runs, "
-                 f"{round(100 * cfg['ci_level'])}% bootstrap CI; hatched: + retrain", fontsize=8.5)
-    fig.tight_layout()
+    header, body = table_rows(results, 3)
+    fig, ax = plt.subplots(figsize=(11.0, 0.26 * (len(body) + 1)))
+    ax.axis("off")
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.99, bottom=0.01)
+    widths = [0.19, 0.05, 0.2, 0.2, 0.2, 0.16]   # of the axes' width: the table fills it
+    table = ax.table(cellText=body, colLabels=header, cellLoc="center", colLoc="center", bbox=[0, 0, 1, 1],
+                     colWidths=widths)
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    for (r, c), cell in table.get_celld().items():
+        cell.set_edgecolor("0.8")
+        if r == 0:
+            cell.set_text_props(weight="bold")
+            cell.set_facecolor("0.9")
+        else:
+            cell.set_facecolor(_shade(body[r - 1][0]))
+        if c == 0:
+            cell.set_text_props(ha="left")
+            cell.PAD = 0.02
+    caption(fig, table_caption(results))
     notebook, _ = stage_of(results_path)
     return save_figure(fig, "table1_shift", results["profile"], notebook, results_path)
+
+
+def _shade(row: str) -> str:
+    """A light background per method family (reference rows grey, GSAE blue, SSAE orange)."""
+    if row.startswith(("Original", "Oracle", "Random")):
+        return "0.96"
+    return "#e8f0fa" if row.startswith("GSAE") else "#fdf0e2"
 
 
 def plot_scr(results_path: Path) -> Path:

@@ -25,12 +25,26 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def caption(fig: plt.Figure, text: str) -> None:
+    """A caption under the axes (the details a title would otherwise carry), wrapped to the figure."""
+    import textwrap
+
+    width = max(60, int(fig.get_figwidth() * 15))
+    fig.text(0.01, -0.01, textwrap.fill(text, width), ha="left", va="top", fontsize=7, color="0.25")
+
+
+# No creation date (PDF) and a fixed software tag (PNG): the same figure is the same bytes,
+# so a rerun that changes nothing shows no diff
+PDF_METADATA = {"CreationDate": None, "Creator": "ssae_utils", "Producer": None}
+PNG_METADATA = {"Software": "ssae_utils"}
+
+
 def save_figure(fig: plt.Figure, name: str, profile: str, notebook: str, source: Path) -> Path:
     """Save ``fig`` as PNG + PDF with a provenance sidecar; returns the PNG path."""
     out = figures_dir(profile)
     png = out / f"{name}.png"
-    fig.savefig(png, dpi=150, bbox_inches="tight")
-    fig.savefig(out / f"{name}.pdf", bbox_inches="tight")
+    fig.savefig(png, dpi=150, bbox_inches="tight", metadata=PNG_METADATA)
+    fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata=PDF_METADATA)
     plt.close(fig)
     write_json_atomic(
         out / f"{name}.meta.json",

@@ -7,28 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from ssae_utils.io import read_json
-from ssae_utils.plots.common import plt, save_figure, stage_of
+import numpy as np
+
+from ssae_utils.plots.common import caption, plt, save_figure, stage_of
+from ssae_utils.plots.style import display_name, styles
 
 FIGURES = ("fig2a", "fig2b", "fig3a", "fig7", "05_decoder_cosines")
 
 
 def _style(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """One colour per model, stable across the figures: the GSAE dashed black, ERM solid, and
-    each TERM tilt its own dash pattern (two tilts in the max-loss limit give near-identical
-    curves; the patterns keep both visible)."""
-    cmap = plt.get_cmap("tab10")
-    tilt_styles = iter(["-.", ":", (0, (5, 2, 1, 2)), (0, (1, 3))])
-    out: dict[str, dict[str, Any]] = {}
-    for i, m in enumerate(results["models"]):
-        if m["strategy"] is None:
-            out[m["label"]] = {"color": "black", "ls": "--"}
-        else:
-            out[m["label"]] = {"color": cmap(i % 10), "ls": "-" if not m["tilt"] else next(tilt_styles, "-.")}
-    return out
+    """One colour per model, the same in every figure (``ssae_utils.plots.style``)."""
+    return styles([m["label"] for m in results["models"]])
 
 
 def _label(m: dict[str, Any]) -> str:
-    return f"{m['label']} (val L0 {m['val_l0']:.0f})"
+    return f"{display_name(m['label'])} (val L0 {m['val_l0']:.0f})"
 
 
 def _subtitle(results: dict[str, Any]) -> str:
@@ -53,28 +46,50 @@ def plot_fig2a(results_path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel(f"token frequency in the test split (bucket lower edge; buckets x{results['frequency']['bucket_base']:g})")
     ax.set_ylabel(f"share of the bucket's token types in some feature's top-{results['logit_lens']['top_k']}")
-    ax.set_title(f"fig2a: logit-lens coverage vs token frequency\n{_subtitle(results)}", fontsize=8)
+    ax.set_title("logit-lens coverage by token frequency", fontsize=9)
+    caption(fig, f"fig2a ({_subtitle(results)}).")
     ax.legend(fontsize=7)
     return _save(fig, "fig2a", results, results_path)
 
 
 def plot_fig2b(results_path: Path) -> Path:
     """Cumulative share of each model's covered types, from the rarest types up, against the
-    cumulative share of the data's token occurrences (left, the paper's axis) and types (right)."""
+    cumulative share of the data's token occurrences (left, the paper's axis) and types
+    (middle), and each model's curve minus the baseline's (right: above 0 = more of its
+    covered types lie in the tail)."""
     results = read_json(results_path)
     style = _style(results)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     for ax, x_key, xlabel in ((axes[0], "x", "cumulative share of token occurrences"),
                               (axes[1], "x_types", "cumulative share of token types")):
         for m in results["models"]:
             c = results["per_model"][m["label"]]["cumulative"]
             ax.plot([0.0, *c[x_key]], [0.0, *c["y"]], lw=1.3, label=f"{_label(m)}, {c['n_covered']} types", **style[m["label"]])
         ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls=":")
-        ax.set_xlabel(xlabel + " in the test split (rarest types first)", fontsize=8)
+        ax.set_xlabel(xlabel + " (rarest types first)", fontsize=8)
+    baseline = results.get("count_differences", {}).get("baseline")
+    if baseline not in results["per_model"]:
+        baseline = next(m["label"] for m in results["models"] if m["strategy"] is not None)
+    grid = np.linspace(0.0, 1.0, 201)
+
+    def on_grid(label: str) -> np.ndarray:
+        c = results["per_model"][label]["cumulative"]
+        return np.interp(grid, [0.0, *c["x"]], [0.0, *c["y"]])
+
+    base = on_grid(baseline)
+    for m in results["models"]:
+        if m["label"] != baseline:
+            axes[2].plot(grid, on_grid(m["label"]) - base, lw=1.3, label=display_name(m["label"]), **style[m["label"]])
+    axes[2].axhline(0, color="black", lw=0.8)
+    axes[2].set_xlabel("cumulative share of token occurrences (rarest types first)", fontsize=8)
+    axes[2].set_ylabel(f"minus {display_name(baseline)}", fontsize=8)
+    axes[2].set_title(f"difference to the {display_name(baseline)} SSAE", fontsize=9)
     axes[0].set_ylabel("cumulative share of the model's covered types (1 = all)", fontsize=8)
-    axes[0].set_title(f"fig2b: where each model's covered tokens lie in the frequency distribution\n{_subtitle(results)}", fontsize=8)
-    axes[1].set_title("the same against token types (tail spread out)", fontsize=8)
-    axes[0].legend(fontsize=7)
+    axes[0].set_title("covered token types by frequency", fontsize=9)
+    axes[1].set_title("the same against token types (tail spread out)", fontsize=9)
+    axes[1].legend(fontsize=7, loc="upper left")   # the empty corner above the curves
+    caption(fig, f"fig2b ({_subtitle(results)}). A type is covered when it is among some alive feature's top "
+                 f"logit-lens tokens; curves above the diagonal cover the tail more than the data's mass would.")
     return _save(fig, "fig2b", results, results_path)
 
 
@@ -93,7 +108,8 @@ def plot_fig3a(results_path: Path) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("feature rank (dead features, count 0, not drawn)")
     ax.set_ylabel(f"activation count on {results['activation_sample']['tokens']:,} test tokens")
-    ax.set_title(f"fig3a: feature activation count vs rank\n{_subtitle(results)}", fontsize=8)
+    ax.set_title("feature activation count by rank", fontsize=9)
+    caption(fig, f"fig3a ({_subtitle(results)}).")
     ax.legend(fontsize=7)
     return _save(fig, "fig3a", results, results_path)
 
@@ -111,7 +127,9 @@ def _histograms(results: dict[str, Any], results_path: Path, name: str, series: 
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{title}\n{_subtitle(results)}", fontsize=8)
+    figure_name, _, short = title.partition(": ")
+    ax.set_title(short or title, fontsize=9)
+    caption(fig, f"{figure_name if short else name} ({_subtitle(results)}).")
     ax.legend(fontsize=7, loc=legend_loc)
     return _save(fig, name, results, results_path)
 
@@ -120,10 +138,10 @@ def plot_fig7(results_path: Path) -> Path:
     """Histogram of per-feature activation-count differences, each SSAE minus the baseline."""
     results = read_json(results_path)
     diffs = results["count_differences"]
-    series = [(label, h, f"{label}: mean {h['mean']:+.1f}, {h['share_positive']:.0%} > 0, {h['share_negative']:.0%} < 0")
+    series = [(label, h, f"{display_name(label)}: mean {h['mean']:+.1f}, {h['share_positive']:.0%} > 0, {h['share_negative']:.0%} < 0")
               for label, h in diffs["per_model"].items()]
     return _histograms(results, results_path, "fig7", series,
-                       f"activation count of a feature minus its count in the {diffs['baseline']}", "features",
+                       f"activation count of a feature minus its count in the {display_name(diffs['baseline'])} SSAE", "features",
                        "fig7: per-feature activation-count differences vs the general-data SSAE", zero_line=True)
 
 
@@ -133,7 +151,7 @@ def plot_decoder_cosines(results_path: Path) -> Path:
     series = []
     for m in results["models"]:
         c = results["per_model"][m["label"]]["decoder_cosines"]
-        series.append((m["label"], c, f"{m['label']}: mean {c['mean']:.3f}, mean max {c['mean_max_cosine']:.2f}"))
+        series.append((m["label"], c, f"{display_name(m['label'])}: mean {c['mean']:.3f}, mean max {c['mean_max_cosine']:.2f}"))
     return _histograms(results, results_path, "05_decoder_cosines", series,
                        "cosine similarity of two decoder directions (all pairs)", "pairs",
                        "decoder geometry: pairwise cosines", legend_loc="upper left")

@@ -75,8 +75,12 @@ class ResultsFile:
 
 EXPLANATIONS = ResultsFile("06_explanations.csv", "06")
 EXPLANATIONS_FILE = EXPLANATIONS.FILE
+# Table 1 (SHIFT) as Markdown and LaTeX (ssae_utils.bios.table1), beside 07_bias_in_bios.json
+TABLE1_MD = ResultsFile("07_table1.md", "07")
+TABLE1_TEX = ResultsFile("07_table1.tex", "07")
+TABLES = (EXPLANATIONS, TABLE1_MD, TABLE1_TEX)
 
-ALL_FILES: dict[str, str] = {**{s.FILE: s.NOTEBOOK for s in STAGES}, EXPLANATIONS.FILE: EXPLANATIONS.NOTEBOOK}
+ALL_FILES: dict[str, str] = {**{s.FILE: s.NOTEBOOK for s in STAGES}, **{t.FILE: t.NOTEBOOK for t in TABLES}}
 
 
 def notebook_of(name: str) -> str:
@@ -142,7 +146,7 @@ def write_results(target: Any, results: StageResults) -> Path:
 
 __all__ = [
     "ABSENT", "ALL_FILES", "AUTOINTERP_FILE", "AutointerpResults", "BIAS_IN_BIOS_FILE", "BY_FILE", "BiasInBiosResults",
-    "EXPLANATIONS", "EXPLANATIONS_FILE", "EvalDocuments", "F1Summary", "FINETUNE_FILE", "FinetuneResults", "FinetuneRow", "GsaeBlock",
+    "EXPLANATIONS", "EXPLANATIONS_FILE", "TABLE1_MD", "TABLE1_TEX", "TABLES", "EvalDocuments", "F1Summary", "FINETUNE_FILE", "FinetuneResults", "FinetuneRow", "GsaeBlock",
     "GsaeSplit", "PARETO_FILE", "ParetoFigure", "ParetoResults", "Prefilter", "RETRIEVAL_FILE", "Record",
     "ResultsFile", "ResultsSchemaError", "RetrievalDomain", "RetrievalResults", "SCORECARD_FILE", "SETUP_FILE",
     "STAGES", "ScorecardClaim", "ScorecardResults", "SetupResults", "ShiftRow", "Source", "StageResults", "TAIL_TOKENS_FILE",
