@@ -192,6 +192,48 @@ def plan_check(cfg, selected: list[Path], machine: str | None, force: bool) -> s
     return f"{misfits[0].message()} [machine {plan.machine.name}]" if misfits else None
 
 
+def stream_cell_output() -> None:
+    """papermill's log of the cells' output (``log_output``) to stdout, one line per message,
+    progress bars' carriage returns dropped (a log is read line by line)."""
+    import logging
+
+    class OneLine(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            text = str(record.getMessage()).replace("\r", "\n").strip()
+            record.msg, record.args = "\n".join(f"    | {ln}" for ln in text.splitlines() if ln.strip()), None
+            return bool(record.msg)
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(OneLine())
+    logger = logging.getLogger("papermill")
+    logger.handlers = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def figures_only(profile: str | None) -> int:
+    """Redraw the profile's figures from its results files (``ssae_utils.plots.redraw``):
+    matplotlib and the results only, no model, cache or torch."""
+    from ssae_utils.paths import DEFAULT_PROFILE, check_folder_variables, figures_dir, results_dir
+    from ssae_utils.plots.redraw import redraw_all
+
+    profile = profile or DEFAULT_PROFILE
+    try:
+        os.environ.update(check_folder_variables())
+    except ValueError as err:
+        print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
+        return 2
+    folder = results_dir(profile)
+    start = time.perf_counter()
+    drawn, missing = redraw_all(folder, log=lambda text: print(f"  {text}", flush=True))
+    if not drawn:
+        print(f"error: no results files in {folder}: run the notebooks first (python run_all.py --profile {profile})", file=sys.stderr)
+        return 1
+    print(f"{len(drawn)} figure(s) redrawn from {folder} into {figures_dir(profile)} in {time.perf_counter() - start:.1f} s"
+          + (f"; no results yet for {', '.join(missing)}" if missing else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default=None, help="smoke, embedded (default) or paper")
@@ -208,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nnodes", default="1", metavar="M", help="machines taking part (torchrun --nnodes; needs --rdzv-endpoint)")
     parser.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT", help="torchrun's rendezvous on several machines (c10d backend)")
     parser.add_argument("--rdzv-id", default=None, metavar="ID", help="torchrun's job id, the same on every machine (default ssae-<stage>)")
+    parser.add_argument("--figures-only", action="store_true", help="redraw every figure from the results on disk (seconds, no torch needed) and stop")
     args = parser.parse_args(argv)
+    if args.figures_only:
+        return figures_only(args.profile)
 
     # Imported here so that --help works before the package is installed.
     import papermill as pm
@@ -260,6 +305,15 @@ def main(argv: list[str] | None = None) -> int:
     # how to spread the work, never what is computed: read by ssae_utils.dist, kept out of
     # the results and of the up-to-date fingerprints
     apply_dist_env(args.nproc, args.nnodes, args.rdzv_endpoint, args.rdzv_id)
+    # plain text progress bars in the kernels (their final line stays in the executed copy);
+    # under nohup or a scheduler the cells' output is streamed here, a bar at most every 30 s
+    os.environ["SSAE_PROGRESS"] = "text"
+    stream = not sys.stdout.isatty()
+    if stream:
+        os.environ.setdefault("TQDM_MININTERVAL", "30")
+        stream_cell_output()
+    from ssae_utils.executed import tidy_file
+
     run_dir = Path(os.environ.get("SSAE_RUNS", REPO / "runs")) / profile
     run_dir.mkdir(parents=True, exist_ok=True)
     # Machine-local (in the cache, not in results/): a fresh clone has none and runs everything.
@@ -285,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                 parameters={"profile": profile, "overrides": overrides},
                 cwd=str(NOTEBOOKS),
                 progress_bar=sys.stderr.isatty(),
-                log_output=False,
+                log_output=stream,
                 kernel_name="python3",
             )
         except pm.PapermillExecutionError as err:
@@ -299,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
             break
         seconds = time.perf_counter() - start
+        tidy_file(run_dir / nb.name)
         outcomes.append(Outcome(nb.stem, "ok", seconds))
         state[nb.stem] = {"fingerprint": key, "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         write_json_atomic(state_path, state)

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Protocol, Sequenc
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ssae_utils.progress import tqdm
 
 from ssae_utils.validation import require as _require
 from ssae_utils.integrity import CorruptCacheError, file_digest, verify_file

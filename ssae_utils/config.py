@@ -27,6 +27,7 @@ from typing import Any, Callable, Literal
 from ssae_utils.activations import ActivationConfig
 from ssae_utils.analysis.config import TailConfig
 from ssae_utils.autointerp.config import AutointerpConfig
+from ssae_utils.paths import DEFAULT_PROFILE as _DEFAULT_PROFILE
 from ssae_utils.bios.config import BiosStudyConfig
 from ssae_utils.data.corpora import DataConfig
 from ssae_utils.domains import Domain, check_domains, domain_from_value, preset_domains
@@ -102,7 +103,7 @@ def build_profile(name: str) -> ProfileConfig:
 
 PROFILES: dict[str, Callable[[], ProfileConfig]] = {name: functools.partial(build_profile, name)
                                                     for name in ("smoke", "embedded", "paper")}
-DEFAULT_PROFILE = "embedded"
+DEFAULT_PROFILE = _DEFAULT_PROFILE
 
 
 def load_profile(name: str = DEFAULT_PROFILE, overrides: dict[str, Any] | None = None) -> ProfileConfig:

@@ -357,7 +357,7 @@ def cache_shards(ctx: "Context", store: Any, text_lists: Sequence[Any]) -> None:
 
 
 def write_shards(store: Any, plans: Sequence[tuple[list[dict], list[list[int]]]], mine: Sequence[int], desc: str) -> None:
-    from tqdm.auto import tqdm
+    from ssae_utils.progress import tqdm
 
     with tqdm(total=sum(len(plans[i][1]) for i in mine), desc=desc, unit="ctx") as bar:
         for i in mine:
@@ -520,7 +520,7 @@ def embed_array_share(ctx: Context, embedder: Any, texts: list[str]) -> None:
     """The batches j with j % world_size == rank of ``embedder.batches(texts)`` (the global
     order ``embed`` uses), saved as this rank's part; rank 0 then assembles the array and
     stores it as ``embed_cached`` would (same path, same digest), where the notebook finds it."""
-    from tqdm.auto import tqdm
+    from ssae_utils.progress import tqdm
 
     from ssae_utils.retrieval.embedders import batch_index, cached_embedding, embedding_cache_path, store_embedding
 

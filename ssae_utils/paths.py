@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# the profile run_all.py and load_profile use when none is named (here: torch-free, for
+# run_all.py --figures-only)
+DEFAULT_PROFILE = "embedded"
 
 
 FOLDER_VARIABLES = ("SSAE_CACHE", "SSAE_RESULTS", "SSAE_FIGURES", "SSAE_RUNS")

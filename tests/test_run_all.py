@@ -117,6 +117,10 @@ def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
     proc = _run(["--profile", "smoke"], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "00_setup" in proc.stdout and "ok" in proc.stdout
+    # not a terminal: the cells' output is streamed to the log, progress lines included
+    assert "    | Executing notebook with kernel" in proc.stdout and "finetuning" in proc.stdout
+    executed = (tmp_path / "runs" / "smoke" / "03_finetune.ipynb").read_text()
+    assert '"start_time"' not in executed and "\\r" not in executed and "100%|" in executed   # bars at their final state
     results = json.loads((tmp_path / "results" / "smoke" / "00_setup.json").read_text())
     held = results["gsae"]["heldout"]
     assert held["l0"] > 0 and 0 <= held["fvu"] < 1
@@ -237,3 +241,15 @@ def test_a_cuda_profile_without_cuda_stops_before_any_notebook(capsys, tmp_path,
     err = capsys.readouterr().err
     assert "no CUDA device" in err and "--set model.device=cpu" in err
     assert not list((tmp_path / "runs").rglob("*.ipynb"))   # no notebook started
+
+
+def test_figures_only_redraws_every_committed_figure_without_torch(tmp_path):
+    # torch made unimportable: what a reader without the ML stack has
+    code = ("import sys, runpy; sys.modules['torch'] = None; sys.argv = ['run_all.py', '--figures-only']; "
+            "runpy.run_path('run_all.py', run_name='__main__')")
+    env = {**os.environ, "SSAE_FIGURES": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    committed = {p.name for p in (REPO_ROOT / "figures" / "embedded").glob("*.png")}
+    assert committed and {p.name for p in (tmp_path / "embedded").glob("*.png")} == committed
+    assert "figure(s) redrawn" in proc.stdout

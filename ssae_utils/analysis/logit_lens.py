@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from ssae_utils.progress import tqdm
 
 from ssae_utils.io import atomic_path, stable_hash
 from ssae_utils.paths import cache_dir

@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from tqdm.auto import tqdm
+from ssae_utils.progress import tqdm
 
 from ssae_utils.autointerp.budget import BudgetExceeded
 from ssae_utils.autointerp.cache import ResponseCache

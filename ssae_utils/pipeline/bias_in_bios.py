@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ssae_utils.progress import tqdm
 
 from ssae_utils.bios.attribution import shift_scores
 from ssae_utils.bios.audit import top_tokens

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
+from ssae_utils.progress import tqdm
 
 from ssae_utils.integrity import CorruptCacheError, file_digest, verify_file
 from ssae_utils.io import atomic_path, read_json, stable_hash, write_json_atomic

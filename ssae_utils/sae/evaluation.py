@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ssae_utils.device import device_of
-from tqdm.auto import tqdm
+from ssae_utils.progress import tqdm
 
 from ssae_utils.sae.outliers import NormThreshold
 

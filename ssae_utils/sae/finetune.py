@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
-from tqdm.auto import tqdm
+from ssae_utils.progress import tqdm
 
 from ssae_utils.sae.handle import as_handle
 from ssae_utils.sae.term import TiltConfig, sae_objective

@@ -1,0 +1,28 @@
+"""Executed notebooks that diff cleanly: final progress-bar states, no volatile metadata."""
+
+from __future__ import annotations
+
+import nbformat
+
+from ssae_utils.executed import final_state, tidy
+
+
+def test_a_progress_bar_keeps_only_its_final_state_and_other_lines_stay():
+    text = "loading\n\rtrain:   0%|  | 0/60\rtrain:  50%|# | 30/60\rtrain: 100%|##| 60/60 [00:12<00:00]\ndone\n"
+    assert final_state(text) == "loading\ntrain: 100%|##| 60/60 [00:12<00:00]\ndone\n"
+    assert final_state("a\x1b[A\rb\n") == "b\n"
+
+
+def test_tidy_drops_timings_and_absolute_paths_but_keeps_parameters():
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"start_time": "2026", "end_time": "2026", "duration": 3.0, "parameters": {"profile": "smoke"},
+                                "input_path": "/abs/notebooks/03_finetune.ipynb", "output_path": "/abs/runs/smoke/03_finetune.ipynb"}
+    cell = nbformat.v4.new_code_cell("x")
+    cell.metadata.update({"execution": {"iopub.status.busy": "2026"}, "papermill": {"duration": 1.0, "status": "completed"}})
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="\r0%\r100%\n")]
+    nb.cells = [cell]
+    tidy(nb)
+    assert nb.metadata.papermill == {"parameters": {"profile": "smoke"}, "input_path": "03_finetune.ipynb",
+                                     "output_path": "03_finetune.ipynb"}
+    assert "execution" not in cell.metadata and cell.metadata.papermill == {"status": "completed"}
+    assert cell.outputs[0]["text"] == "100%\n"
