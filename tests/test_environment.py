@@ -6,6 +6,8 @@ import re
 import tomllib
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ssae_utils.paths import REPO_ROOT
 
@@ -14,23 +16,61 @@ def _pyproject():
     return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
 
 
-def _conda_pip():
-    env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
-    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    return [p for p in pip_section if not p.startswith("-e")]
+LOCK = REPO_ROOT / "requirements" / "lock.txt"
 
 
-def test_environment_yml_mirrors_pyproject_with_gpu_faiss():
-    project = _pyproject()
-    expected = project["dependencies"] + project["optional-dependencies"]["gpu"]
-    assert sorted(_conda_pip()) == sorted(expected)
+def _lock() -> dict[str, str]:
+    pins = {}
+    for line in LOCK.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"{LOCK.name}: {line!r} is not an exact pin"
+            pins[canonicalize_name(name)] = version
+    return pins
 
 
-def test_every_dependency_is_pinned():
+def _requirements() -> list[Requirement]:
     project = _pyproject()
     every = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
-    loose = [d for d in every if not re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][A-Za-z0-9.+\-]*", d)]
-    assert not loose, f"unpinned dependencies: {loose}"
+    return [Requirement(d) for d in every]
+
+
+def test_every_dependency_has_a_range_and_every_upper_bound_a_reason():
+    for req in _requirements():
+        assert any(spec.operator in (">=", "==") for spec in req.specifier), f"{req}: no lower bound"
+    # the reason is the comment on the dependency's line
+    for line in (REPO_ROOT / "pyproject.toml").read_text().splitlines():
+        if re.match(r'\s*"[^"]*<[^"]*",', line):
+            assert "#" in line and "<" in line.split("#", 1)[1], f"upper bound without a reason: {line.strip()}"
+
+
+def test_the_lock_pins_every_dependency_within_its_range():
+    pins = _lock()
+    for req in _requirements():
+        name = canonicalize_name(req.name)
+        if name in ("torch", "faiss-gpu"):       # installed first / from conda: not in the CPU lock
+            assert name not in pins
+            continue
+        assert name in pins, f"{req.name} is not in {LOCK.name}"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{LOCK.name} pins {name}=={pins[name]}, outside {req}"
+
+
+def test_environment_yml_builds_the_gpu_environment_from_the_same_sources():
+    env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    assert any(d.startswith("pytorch") and "cuda" in d for d in conda), "pytorch must be a CUDA build"
+    assert any(d.startswith("faiss-gpu") for d in conda) and any(d.startswith("cuda-version") for d in conda)
+    assert "conda-forge" in env["channels"]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert "-c requirements/lock.txt" in pip
+    editable = next(p for p in pip if p.startswith("-e"))
+    extras = re.search(r"\[(.+)\]", editable).group(1).split(",")
+    optional = _pyproject()["optional-dependencies"]
+    installed = {canonicalize_name(Requirement(d).name) for e in extras for d in optional[e]}
+    # everything the CPU routes install, except the faiss CPU build (conda brings faiss-gpu)
+    wanted = {canonicalize_name(Requirement(d).name) for e in ("embedded", "dev") for d in optional[e]} - {"faiss-cpu"}
+    assert wanted <= installed and "faiss-cpu" not in installed
 
 
 def test_faiss_builds_never_share_an_extra():
