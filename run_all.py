@@ -359,6 +359,12 @@ def main(argv: list[str] | None = None) -> int:
         write_json_atomic(state_path, state)
         print(f"    done in {seconds:.1f} s", flush=True)
 
+    if not failed and all((run_dir / nb.name).exists() for nb in discover()):
+        from ssae_utils.report import build_report
+
+        index = build_report(profile, run_dir)
+        print(f"report: {index} (executed notebooks in {index.parent / 'notebooks'})")
+
     print("\nnotebook                     status    wall time")
     for o in outcomes:
         print(f"{o.notebook:<28} {o.status:<9} {o.seconds:8.1f} s  {o.detail}")

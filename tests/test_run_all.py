@@ -113,9 +113,18 @@ def _run(args, env):
 def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
     # no API key: notebook 06 must take its offline path here, whatever the caller's shell holds
     env = {**{k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}, "SSAE_CACHE": str(tmp_path / "cache"),
-           "SSAE_RESULTS": str(tmp_path / "results"), "SSAE_FIGURES": str(tmp_path / "figures"), "SSAE_RUNS": str(tmp_path / "runs")}
+           "SSAE_RESULTS": str(tmp_path / "results"), "SSAE_FIGURES": str(tmp_path / "figures"), "SSAE_RUNS": str(tmp_path / "runs"),
+           "SSAE_REPORT": str(tmp_path / "report")}
     proc = _run(["--profile", "smoke"], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # the executed notebooks and their HTML report, checked in headless Chromium where it is installed
+    from tests.report_check import check_in_browser, check_links, chromium
+
+    index = tmp_path / "report" / "smoke" / "index.html"
+    assert f"report: {index}" in proc.stdout
+    assert len(check_links(index)) == 1 + 9
+    if chromium():
+        check_in_browser(index, tmp_path / "index.png")
     assert "00_setup" in proc.stdout and "ok" in proc.stdout
     # not a terminal: the cells' output is streamed to the log, progress lines included
     assert "    | Executing notebook with kernel" in proc.stdout and "finetuning" in proc.stdout
