@@ -116,7 +116,7 @@ def test_the_table_shows_outcome_effect_interval_and_mde(stage08_on_embedded):
     table = {r["claim"]: r for r in scorecard_table(stage08_on_embedded)}
     c1 = table["C1"]
     assert c1["verdict"] == "reproduced" and c1["outcomes"] == "reproduced"
-    assert c1["effect"].startswith("-0.669") and c1["interval"].startswith("[-") and float(c1["mde"]) > 0
+    assert c1["effect"].startswith("-0.673") and c1["interval"].startswith("[-") and float(c1["mde"]) > 0
     assert table["C9"]["outcomes"].startswith("untestable (the original (unablated) probe uses gender")
     assert table["C9"]["legacy_verdict"] == "not reproduced"
     assert table["C7"]["effect"].count(";") == 2       # three sub-tests
