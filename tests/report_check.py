@@ -36,6 +36,7 @@ def local_targets(page: Path) -> list[Path]:
 
 
 def report_pages(index: Path) -> list[Path]:
+    index = Path(index).resolve()
     return [index, *sorted({t for t in local_targets(index) if t.suffix == ".html"})]
 
 
@@ -57,6 +58,7 @@ def check_in_browser(index: Path, screenshot: Path) -> None:
     and screenshot the index: the picture must not be a blank page."""
     import matplotlib.image as mpimg
 
+    index = Path(index).resolve()
     browser = chromium()
     assert browser, "no Chromium: apt-get install chromium"
     base = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"]
