@@ -85,6 +85,10 @@ def _index(profile: str, pages: list[str], out: Path) -> None:
         + " ".join(f"<a href='{fig_rel}/{html.escape(n)}'><img src='{fig_rel}/{html.escape(n)}' alt='{html.escape(n)}'"
                    f" title='{html.escape(n)}'></a>" for n in names) + "</td></tr>"
         for nb, names in sorted(by_notebook.items()))
+    dashboards = figures_dir(profile) / "dashboards" / "index.html"
+    dash_link = (f"<p><a href='{os.path.relpath(dashboards, out.parent)}'>Feature dashboards</a>: top-activating "
+                 "windows, activation histograms and logit-lens tokens of the features the report names.</p>"
+                 if dashboards.exists() else "")
     page_links = "".join(f"<li><a href='{html.escape(p)}.html'>{html.escape(p)}</a> "
                          f"(<a href='notebooks/{html.escape(p)}.ipynb'>ipynb</a>)</li>" for p in pages)
     text = f"""<!doctype html><html><head><meta charset="utf-8"><title>SSAE report ({html.escape(profile)} profile)</title>
@@ -93,7 +97,7 @@ def _index(profile: str, pages: list[str], out: Path) -> None:
 <p>Every number and figure below was computed by the executed notebooks linked here, from the results in
 <code>results/{html.escape(profile)}/</code>. The claims are listed in CLAIMS.md; the verdict rule is in
 <code>ssae_utils/stats/verdict.py</code>.</p>
-<h2>Notebooks</h2><ol>{page_links}</ol>
+<h2>Notebooks</h2><ol>{page_links}</ol>{dash_link}
 <h2>Scorecard</h2>
 <table><tr><th>claim</th><th>what the paper says</th><th>verdict</th><th>effect [interval], minimum detectable effect</th></tr>{rows}</table>
 <h2>Figures</h2><table><tr><th>notebook</th><th>figures</th></tr>{fig_rows}</table>

@@ -122,7 +122,8 @@ def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
 
     index = tmp_path / "report" / "smoke" / "index.html"
     assert f"report: {index}" in proc.stdout
-    assert len(check_links(index)) == 1 + 9
+    pages = check_links(index)        # the index, 9 notebooks and the feature dashboards' index
+    assert len(pages) == 1 + 9 + 1 and (tmp_path / "figures" / "smoke" / "dashboards" / "index.html") in pages
     if chromium():
         check_in_browser(index, tmp_path / "index.png")
     assert "00_setup" in proc.stdout and "ok" in proc.stdout

@@ -110,7 +110,7 @@ def build_dashboards(model: str, encode: Callable[[Any], Any], acts: Any, doc_in
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:1.5em auto;padding:0 1em;color:#222}
 .win{font-family:ui-monospace,monospace;font-size:13px;line-height:1.9;margin:.3em 0;padding:.2em .4em;border-left:3px solid #ddd}
 .tok{padding:1px 0;border-radius:2px;white-space:pre}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}
-a{color:#0969da}"""
+a{color:#0969da}p{overflow-wrap:anywhere}"""
 
 
 def _shade(value: float, top: float) -> str:

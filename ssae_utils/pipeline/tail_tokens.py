@@ -40,7 +40,10 @@ from ssae_utils.analysis.matched import GENERAL, MatchedModel, load_matched_sae,
 from ssae_utils.config import ProfileConfig
 from ssae_utils.data.corpora import build_corpora
 from ssae_utils.data.splitting import sample_whole_documents
+from ssae_utils.io import read_json
 from ssae_utils.model.registry import load_model
+from ssae_utils.paths import figures_dir
+from ssae_utils.pipeline.dashboards import stage05_dashboards
 from ssae_utils.results import FinetuneResults, SetupResults, TailTokensResults, read_stage, write_results
 from ssae_utils.sae.outliers import NormThreshold
 from ssae_utils.token_counts import token_counts
@@ -156,7 +159,13 @@ def run_tail_tokens(cfg: ProfileConfig) -> TailTokensResults:
         "tail_tokens": tail,
         "timings": timings,
     })
-    write_results(cfg, results)
+    path = write_results(cfg, results)
+    # pages of the features the report names (Dense-only tail features, a sample per model)
+    t = time.perf_counter()
+    keep = ~outlier
+    index = stage05_dashboards(read_json(path), saes, lm, acts, act_set.token_ids[keep], act_set.doc_index[keep],
+                               figures_dir(cfg.name) / "dashboards")
+    log.info("feature dashboards: %s (%.1f s)", index, time.perf_counter() - t)
     return results
 
 
