@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 
 import numpy as np
 import pytest
@@ -13,6 +14,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
+# run_all writes report/<profile>/ after a complete run: never into the checkout from a test
+# (the committed report/embedded is read through REPO_ROOT, not this variable)
+os.environ.setdefault("SSAE_REPORT", tempfile.mkdtemp(prefix="ssae-test-report-"))
 
 
 @pytest.fixture(autouse=True)
