@@ -13,6 +13,7 @@ GitHub Pages, from a clone or from a zip. ``SSAE_REPORT`` moves the folder (defa
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -34,6 +35,9 @@ def report_dir(profile: str) -> Path:
     return Path(os.environ.get("SSAE_REPORT", REPO_ROOT / "report")) / profile
 
 
+_STYLE_BLOCK = re.compile(r"<style[^>]*>.*?</style>", re.S)
+
+
 def _render(notebook: Path, out: Path, nav: str) -> None:
     import nbformat
     from nbconvert import HTMLExporter
@@ -45,6 +49,17 @@ def _render(notebook: Path, out: Path, nav: str) -> None:
     body = body[:at] + f"<nav style='margin:1em;font-family:sans-serif'>{nav}</nav>" + body[at:]
     # the page is self-contained: no CDN scripts (MathJax, require.js) that need a network
     body = re.sub(r"<script[^>]*src=\"https?://[^\"]*\"[^>]*>\s*</script>", "", body)
+    # nbconvert inlines ~3,000 lines of CSS in every page: each distinct stylesheet is written
+    # once under a content-addressed name and linked (pages with the same CSS share the file)
+    first = body.find("<style")
+    if first >= 0:
+        css = re.sub(r"</?style[^>]*>", "", "\n".join(_STYLE_BLOCK.findall(body)))
+        sheet = out.parent / f"style-{hashlib.sha256(css.encode()).hexdigest()[:12]}.css"
+        if not sheet.exists():
+            with atomic_path(sheet) as tmp:
+                tmp.write_text(css, encoding="utf-8")
+        body = _STYLE_BLOCK.sub("", body)
+        body = body[:first] + f"<link rel='stylesheet' href='{sheet.name}'>" + body[first:]
     with atomic_path(out) as tmp:
         tmp.write_text(body, encoding="utf-8")
 
@@ -115,6 +130,8 @@ def build_report(profile: str, runs: Path | None = None) -> Path:
         raise FileNotFoundError(f"no executed notebooks in {runs}: run python run_all.py --profile {profile} first")
     out = report_dir(profile)
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    for old in out.glob("style-*.css"):   # stylesheets of an earlier build (content-addressed)
+        old.unlink()
     pages = [nb.stem for nb in executed]
     nav = " | ".join(["<a href='index.html'>report index</a>", *(f"<a href='{p}.html'>{p}</a>" for p in pages)])
     for nb in executed:
