@@ -100,10 +100,14 @@ def _index(profile: str, pages: list[str], out: Path) -> None:
         + " ".join(f"<a href='{fig_rel}/{html.escape(n)}'><img src='{fig_rel}/{html.escape(n)}' alt='{html.escape(n)}'"
                    f" title='{html.escape(n)}'></a>" for n in names) + "</td></tr>"
         for nb, names in sorted(by_notebook.items()))
-    dashboards = figures_dir(profile) / "dashboards" / "index.html"
-    dash_link = (f"<p><a href='{os.path.relpath(dashboards, out.parent)}'>Feature dashboards</a>: top-activating "
-                 "windows, activation histograms and logit-lens tokens of the features the report names.</p>"
-                 if dashboards.exists() else "")
+    boards = ((figures_dir(profile) / "dashboards" / "index.html",
+               "the Dense SSAE's tail-token features and a random sample of every model's (notebook 05)"),
+              (figures_dir(profile) / "dashboards" / "bias_in_bios" / "index.html",
+               "the gender features SHIFT ablates in Bias in Bios and its strongest candidates (notebook 07)"))
+    dash_items = "".join(f"<li><a href='{os.path.relpath(page, out.parent)}'>{html.escape(what)}</a></li>"
+                         for page, what in boards if page.exists())
+    dash_link = (f"<p>Feature dashboards (top-activating windows, activation histograms, logit-lens tokens):</p>"
+                 f"<ul>{dash_items}</ul>" if dash_items else "")
     page_links = "".join(f"<li><a href='{html.escape(p)}.html'>{html.escape(p)}</a> "
                          f"(<a href='notebooks/{html.escape(p)}.ipynb'>ipynb</a>)</li>" for p in pages)
     text = f"""<!doctype html><html><head><meta charset="utf-8"><title>SSAE report ({html.escape(profile)} profile)</title>

@@ -122,8 +122,10 @@ def test_smoke_profile_runs_every_notebook_through_run_all(tmp_path):
 
     index = tmp_path / "report" / "smoke" / "index.html"
     assert f"report: {index}" in proc.stdout
-    pages = check_links(index)        # the index, 9 notebooks and the feature dashboards' index
-    assert len(pages) == 1 + 9 + 1 and (tmp_path / "figures" / "smoke" / "dashboards" / "index.html") in pages
+    pages = check_links(index)        # the index, 9 notebooks and both feature-dashboard indexes
+    boards = tmp_path / "figures" / "smoke" / "dashboards"
+    assert len(pages) == 1 + 9 + 2 and {boards / "index.html", boards / "bias_in_bios" / "index.html"} <= set(pages)
+    assert len(list((boards / "bias_in_bios").glob("GSAE_f*.html"))) >= 1      # the GSAE's gender features
     if chromium():
         check_in_browser(index, tmp_path / "index.png")
     assert "00_setup" in proc.stdout and "ok" in proc.stdout

@@ -64,6 +64,7 @@ from ssae_utils.pipeline.foundation import World, load_saved_gsae, load_world
 from ssae_utils.retrieval import Selection, dense_index_from_config, embed_cached, embed_pool, embedder_from_config
 from ssae_utils.sae.evaluation import reconstruction_stats
 from ssae_utils.sae.finetune import FinetuneConfig
+from ssae_utils.sae.handle import as_handle
 from ssae_utils.sae.outliers import NormThreshold
 
 log = logging.getLogger(__name__)
@@ -526,6 +527,11 @@ def run_bias_in_bios(cfg: ProfileConfig) -> BiasInBiosResults:
     summary = table(runs, row_order(views), data.test, bcfg)
     timings["summaries_s"] = time.perf_counter() - t
 
+    # pages of the gender features (what SHIFT ablated and its strongest candidates)
+    t = time.perf_counter()
+    index = gender_dashboards(cfg, features, views, tokens.select_docs(torch.unique(rows.rows(audit_texts))), world.model)
+    log.info("gender-feature dashboards: %s (%.1f s)", index, time.perf_counter() - t)
+
     results = BiasInBiosResults.create({
         "profile": cfg.name,
         "config_hash": cfg.hash(),
@@ -563,6 +569,20 @@ def run_bias_in_bios(cfg: ProfileConfig) -> BiasInBiosResults:
     })
     write_table1(write_results(cfg, results))
     return results
+
+
+def gender_dashboards(cfg: ProfileConfig, audit: dict[str, list[dict[str, Any]]], views: list[SAEView],
+                      tokens: DocTokens, model: Any) -> Path:
+    """Stage 07's feature dashboards (``ssae_utils.pipeline.dashboards.stage07_dashboards``) over
+    the audit's training-side biographies, in ``figures/<profile>/dashboards/bias_in_bios/``."""
+    from ssae_utils.paths import figures_dir
+    from ssae_utils.pipeline.dashboards import BIOS_FOLDER, stage07_dashboards
+
+    full = {v.name: as_handle(v.sae) for v in views if v.label in ("GSAE", "SSAE")}
+    title = (f"Gender-feature dashboards, Bias in Bios ({cfg.name} profile; windows from the ambiguous training "
+             f"biographies and their counterfactual pairs, probe seed {cfg.bios.probe_seeds[0]})")
+    return stage07_dashboards(audit, full, model, tokens.acts, tokens.token_ids, tokens.doc_index,
+                              figures_dir(cfg.name) / "dashboards" / BIOS_FOLDER, title)
 
 
 def write_table1(results_file: Path) -> None:

@@ -1,20 +1,27 @@
-"""Stage 05's feature dashboards: the features the report talks about, as pages.
+"""Feature dashboards of stages 05 and 07: the features the report talks about, as pages.
 
-Which features (fixed rules, no look at any verdict):
+Which features (fixed rules, no look at any verdict). Stage 05:
 * the Dense SSAE's features that cover a tail token the general-data SSAE's features do not
   (``05_tail_tokens.json`` ``tail_tokens.rows``; word-like tokens first, then the rarest; one
   feature per token), up to ``TAIL_FEATURES``;
 * ``RANDOM_FEATURES`` features that fire on the sample, drawn with a fixed seed, for every
   compared model (the GSAE, the baselines and every TERM arm), so a reader can see what a
   typical feature of each looks like.
-Pages go to ``figures/<profile>/dashboards/`` beside the figures, with a ``dashboards.json``
-holding the numbers they are drawn from; the HTML report's index links them.
+Stage 07 (Bias in Bios):
+* every feature SHIFT ablates from each full-width SAE (GSAE, every biographies SSAE) or from its
+  1/8 slice (the slice's feature i is the full SAE's feature i), for the first probe seed (the
+  one the audit lists), and the ``GENDER_CANDIDATES`` candidates of highest attribution whether
+  selected or not, so a reader also sees what the rule turned down. Windows come from the
+  training-side biographies the audit reads (never the balanced test set).
+Pages go to ``figures/<profile>/dashboards/`` (stage 07's to its ``bias_in_bios/`` folder)
+beside the figures, with a ``dashboards.json`` holding the numbers they are drawn from; the HTML
+report's index links both.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +34,8 @@ RANDOM_FEATURES = 3
 LENS_TOKENS = 8
 SEED = 0
 DENSE = "Dense SSAE"
+GENDER_CANDIDATES = 3
+BIOS_FOLDER = "bias_in_bios"
 
 
 def _word_like(token: str) -> bool:
@@ -81,3 +90,47 @@ def stage05_dashboards(results: dict[str, Any], saes: dict[str, Any], lm: Any, a
         boards += build_dashboards(label, saes[label].encode, acts, doc_index.numpy(), tokens, chosen,
                                    _lens(saes[label], lm, sorted(chosen)))
     return render_dashboards(boards, out_dir, f"Feature dashboards ({results['profile']} profile, {results['frequency']['split']})")
+
+
+# ---------------------------------------------------------------------------- stage 07
+def full_view_name(view: str, full_views: set[str]) -> str | None:
+    """The full-width SAE a view's features belong to: itself, or the SAE it is a slice of
+    ("SSAE seed 1 1/8" -> "SSAE seed 1"); None when neither is known."""
+    if view in full_views:
+        return view
+    base = view.rsplit(" ", 1)[0]
+    return base if base in full_views else None
+
+
+def gender_features(audit: dict[str, list[dict[str, Any]]], full_views: Sequence[str],
+                    candidates: int = GENDER_CANDIDATES) -> dict[str, dict[int, str]]:
+    """Per full-width SAE: feature -> why it is shown (stage 07's ``features`` audit lists each
+    view's SHIFT candidates in attribution order with a ``selected`` flag)."""
+    known = set(full_views)
+    picked: dict[str, dict[int, list[str]]] = {name: {} for name in full_views}
+    for view, rows in audit.items():
+        base = full_view_name(view, known)
+        if base is None:
+            continue
+        for r in rows:
+            notes = picked[base].setdefault(int(r["feature"]), []) if r["selected"] or (
+                view == base and r["rank"] < candidates) else None
+            if notes is None:
+                continue
+            state = "ablated by SHIFT" if r["selected"] else "a SHIFT candidate not selected"
+            notes.append(f"{state} in the {view} (attribution rank {r['rank'] + 1}, "
+                         f"gender share {r['gender_share']:.2f})")
+    return {name: {f: "; ".join(notes) for f, notes in sorted(chosen.items())} for name, chosen in picked.items() if chosen}
+
+
+def stage07_dashboards(audit: dict[str, list[dict[str, Any]]], saes: dict[str, Any], lm: Any, acts: torch.Tensor,
+                       token_ids: torch.Tensor, doc_index: torch.Tensor, out_dir: Path, title: str) -> Path:
+    """Dashboards of the gender features (``gender_features``) of the full-width SAEs ``saes``
+    (name -> SAE), over the given biographies' tokens; returns their index page."""
+    text_of = {int(i): lm.tokenizer.decode([int(i)]) for i in torch.unique(token_ids).tolist()}
+    tokens = [text_of[int(i)] for i in token_ids.tolist()]
+    boards: list[FeatureDashboard] = []
+    for name, chosen in gender_features(audit, list(saes)).items():
+        boards += build_dashboards(name, saes[name].encode, acts, doc_index.numpy(), tokens, chosen,
+                                   _lens(saes[name], lm, sorted(chosen)))
+    return render_dashboards(boards, out_dir, title)
