@@ -38,6 +38,20 @@ def report_dir(profile: str) -> Path:
 _STYLE_BLOCK = re.compile(r"<style[^>]*>.*?</style>", re.S)
 
 
+def _linked_sheet(style_block: str, folder: Path) -> str:
+    """A ``<link>`` to the block's CSS, written once under a content-addressed name.
+
+    nbconvert inlines several thousand lines of CSS in every page, most of it the same blocks
+    (JupyterLab's theme, its widgets) with a page-specific one beside them: content-addressing
+    each block, in place, keeps the cascade order and writes every shared block once."""
+    css = re.sub(r"</?style[^>]*>", "", style_block)
+    sheet = folder / f"style-{hashlib.sha256(css.encode()).hexdigest()[:12]}.css"
+    if not sheet.exists():
+        with atomic_path(sheet) as tmp:
+            tmp.write_text(css, encoding="utf-8")
+    return f"<link rel='stylesheet' href='{sheet.name}'>"
+
+
 def _render(notebook: Path, out: Path, nav: str) -> None:
     import nbformat
     from nbconvert import HTMLExporter
@@ -49,17 +63,7 @@ def _render(notebook: Path, out: Path, nav: str) -> None:
     body = body[:at] + f"<nav style='margin:1em;font-family:sans-serif'>{nav}</nav>" + body[at:]
     # the page is self-contained: no CDN scripts (MathJax, require.js) that need a network
     body = re.sub(r"<script[^>]*src=\"https?://[^\"]*\"[^>]*>\s*</script>", "", body)
-    # nbconvert inlines ~3,000 lines of CSS in every page: each distinct stylesheet is written
-    # once under a content-addressed name and linked (pages with the same CSS share the file)
-    first = body.find("<style")
-    if first >= 0:
-        css = re.sub(r"</?style[^>]*>", "", "\n".join(_STYLE_BLOCK.findall(body)))
-        sheet = out.parent / f"style-{hashlib.sha256(css.encode()).hexdigest()[:12]}.css"
-        if not sheet.exists():
-            with atomic_path(sheet) as tmp:
-                tmp.write_text(css, encoding="utf-8")
-        body = _STYLE_BLOCK.sub("", body)
-        body = body[:first] + f"<link rel='stylesheet' href='{sheet.name}'>" + body[first:]
+    body = _STYLE_BLOCK.sub(lambda block: _linked_sheet(block.group(0), out.parent), body)
     with atomic_path(out) as tmp:
         tmp.write_text(body, encoding="utf-8")
 
