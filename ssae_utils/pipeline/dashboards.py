@@ -74,11 +74,16 @@ def _lens(sae: Any, lm: Any, features: list[int]) -> dict[int, tuple[list, list]
             for k, f in enumerate(features)}
 
 
+def _token_texts(lm: Any, token_ids: torch.Tensor) -> list[str]:
+    """Each token's text (every distinct id decoded once)."""
+    text_of = {int(i): lm.tokenizer.decode([int(i)]) for i in torch.unique(token_ids).tolist()}
+    return [text_of[int(i)] for i in token_ids.tolist()]
+
+
 def stage05_dashboards(results: dict[str, Any], saes: dict[str, Any], lm: Any, acts: torch.Tensor,
                        token_ids: torch.Tensor, doc_index: torch.Tensor, out_dir: Path) -> Path:
     """Build and render the dashboards of stage 05; returns their index page."""
-    text_of = {int(i): lm.tokenizer.decode([int(i)]) for i in torch.unique(token_ids).tolist()}
-    tokens = [text_of[int(i)] for i in token_ids.tolist()]
+    tokens = _token_texts(lm, token_ids)
     boards: list[FeatureDashboard] = []
     for m in results["models"]:
         label = m["label"]
@@ -127,8 +132,7 @@ def stage07_dashboards(audit: dict[str, list[dict[str, Any]]], saes: dict[str, A
                        token_ids: torch.Tensor, doc_index: torch.Tensor, out_dir: Path, title: str) -> Path:
     """Dashboards of the gender features (``gender_features``) of the full-width SAEs ``saes``
     (name -> SAE), over the given biographies' tokens; returns their index page."""
-    text_of = {int(i): lm.tokenizer.decode([int(i)]) for i in torch.unique(token_ids).tolist()}
-    tokens = [text_of[int(i)] for i in token_ids.tolist()]
+    tokens = _token_texts(lm, token_ids)
     boards: list[FeatureDashboard] = []
     for name, chosen in gender_features(audit, list(saes)).items():
         boards += build_dashboards(name, saes[name].encode, acts, doc_index.numpy(), tokens, chosen,
