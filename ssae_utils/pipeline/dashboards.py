@@ -118,13 +118,11 @@ def gender_features(audit: dict[str, list[dict[str, Any]]], full_views: Sequence
         if base is None:
             continue
         for r in rows:
-            notes = picked[base].setdefault(int(r["feature"]), []) if r["selected"] or (
-                view == base and r["rank"] < candidates) else None
-            if notes is None:
+            if not (r["selected"] or (view == base and r["rank"] < candidates)):
                 continue
             state = "ablated by SHIFT" if r["selected"] else "a SHIFT candidate not selected"
-            notes.append(f"{state} in the {view} (attribution rank {r['rank'] + 1}, "
-                         f"gender share {r['gender_share']:.2f})")
+            picked[base].setdefault(int(r["feature"]), []).append(
+                f"{state} in the {view} (attribution rank {r['rank'] + 1}, gender share {r['gender_share']:.2f})")
     return {name: {f: "; ".join(notes) for f, notes in sorted(chosen.items())} for name, chosen in picked.items() if chosen}
 
 
