@@ -419,11 +419,10 @@ def scr_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def audit(views: list[SAEView], selections: dict[str, Any], tokens: DocTokens, audit_rows: torch.Tensor,
-          tokenizer: Any, k: int) -> dict[str, list[dict[str, Any]]]:
+def audit(views: list[SAEView], selections: dict[str, Any], sub: DocTokens, tokenizer: Any,
+          k: int) -> dict[str, list[dict[str, Any]]]:
     """Every SHIFT candidate of the first probe seed, selected or not, with its top tokens on
-    the training-side documents (never the test set)."""
-    sub = tokens.select_docs(torch.unique(audit_rows))
+    ``sub``, the training-side documents' tokens (never the test set)."""
     out = {}
     for view in tqdm(views, desc="auditing features", leave=False):
         chosen = selections[view.name]
@@ -523,13 +522,14 @@ def run_bias_in_bios(cfg: ProfileConfig) -> BiasInBiosResults:
     t = time.perf_counter()
     first = bcfg.probe_seeds[0]
     audit_texts = data.ambiguous[first].texts + data.pairs[first].female + data.pairs[first].male
-    features = audit(views, selections[first], tokens, rows.rows(audit_texts), world.model.tokenizer, bcfg.audit_top_tokens)
+    audit_tokens = tokens.select_docs(torch.unique(rows.rows(audit_texts)))   # the audit's and the dashboards'
+    features = audit(views, selections[first], audit_tokens, world.model.tokenizer, bcfg.audit_top_tokens)
     summary = table(runs, row_order(views), data.test, bcfg)
     timings["summaries_s"] = time.perf_counter() - t
 
     # pages of the gender features (what SHIFT ablated and its strongest candidates)
     t = time.perf_counter()
-    index = gender_dashboards(cfg, features, views, tokens.select_docs(torch.unique(rows.rows(audit_texts))), world.model)
+    index = gender_dashboards(cfg, features, views, audit_tokens, world.model)
     log.info("gender-feature dashboards: %s (%.1f s)", index, time.perf_counter() - t)
 
     results = BiasInBiosResults.create({
