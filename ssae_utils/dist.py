@@ -288,6 +288,7 @@ class Context:
             tdist.init_process_group("nccl" if self.cuda else "gloo", timeout=timeout)
             self.initialized = True
         self.done = 0
+        self.config_from_profile = False   # True: --profile/--set, not the launching notebook's config
         fault = os.environ.get(ENV_FAULT, "")
         self.fault = None
         if fault:
@@ -379,6 +380,17 @@ def finetune_worker(cfg: Any, ctx: Context) -> None:
     gsae, setup = load_saved_gsae(cfg)
     act_scale, threshold = gsae_input_space(setup.gsae.training, cfg.gsae.outlier_norm_factor)
     store = ActivationStore(model, cfg.activations)
+    if ctx.config_from_profile:
+        # a node started by hand (another machine, see the README): the launching node's notebook
+        # ran the recipe gate before torchrun and gave its own ranks the gated config; this node
+        # gets the profile's, so it derives the same gated lr here. After the rendezvous, so the
+        # gate's SSAEs are already in the shared cache (only its small evaluation is redone).
+        from ssae_utils.pipeline import recipe_gate
+
+        gate, cfg = recipe_gate.sweep_config(cfg, gsae=gsae, gsae_folder=setup.gsae.folder, store=store,
+                                             corpora=corpora, selections=selections, model=model, threshold=threshold,
+                                             act_scale=act_scale, batch=cfg.activations.batch_size)
+        ctx.say(f"profile config: the recipe gate's lr is {cfg.finetune.lr:g}" if gate else "profile config: no recipe gate")
     keep = cfg.finetune.keep_unpicked_checkpoints
 
     # what the single-process run would cache and train, in its order
@@ -681,6 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(args)
     ctx = Context()
+    ctx.config_from_profile = not args.config_pickle   # not launched by a notebook (see finetune_worker)
     try:
         WORKERS[args.stage](cfg, ctx)
     finally:

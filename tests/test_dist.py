@@ -268,9 +268,14 @@ def _env(folder: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _stage03(folder: Path, **extra: str) -> subprocess.CompletedProcess:
-    code = "from ssae_utils.config import load_profile\nfrom ssae_utils.pipeline.finetune import run_finetune\nrun_finetune(load_profile('smoke'))"
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=_env(folder, **extra),
+def _stage03_command(overrides: dict | None = None) -> list[str]:
+    code = ("from ssae_utils.config import load_profile\nfrom ssae_utils.pipeline.finetune import run_finetune\n"
+            f"run_finetune(load_profile('smoke', {overrides or {}!r}))")
+    return [sys.executable, "-c", code]
+
+
+def _stage03(folder: Path, overrides: dict | None = None, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_stage03_command(overrides), cwd=REPO_ROOT, env=_env(folder, **extra),
                           capture_output=True, text=True, timeout=600)
 
 
@@ -339,6 +344,59 @@ def test_a_failing_rank_fails_the_stage_without_results_and_a_rerun_completes(up
     shares = [tuple(map(int, m)) for m in re.findall(r"\] (\d+) of (\d+) grid\(s\) to train", again.stdout)]
     assert len(shares) == 2 and sum(mine for mine, _ in shares) == shares[0][1] < 14   # the smoke sweep has 14 grids
     assert _comparable(results) == reference
+
+
+# ------------------------------------------------------------------ slow: two machines (two torchrun nodes here)
+# the gate then picks 1e-4, an lr the profile does not have (1e-3): a hand-started node must derive it
+GATED = {"finetune.gate_lrs": [1e-4]}
+SWEEP_SHARE = r"\[rank (\d)/2\] (\d+) of (\d+) grid\(s\) to train"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ssae_folders(folder: Path) -> list[str]:
+    return sorted(p.name for p in (folder / "cache" / "saes" / "ssae").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_nodes_meet_at_a_rendezvous_and_train_what_one_process_would(upstream, tmp_path):
+    """The README's several-machines recipe on one machine: the notebook's node launches its
+    rank with --nnodes 2 --rdzv-endpoint, the other node runs the hand-written torchrun worker
+    with --profile/--set; the results and the trained SSAEs are a single process's."""
+    single = _copy(upstream, tmp_path / "single")
+    proc = _stage03(single, GATED)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reference = _comparable(single / "results" / "smoke" / "03_finetune.json")
+    assert reference["recipe_gate"]["lr"] == 1e-4
+
+    folder = _copy(upstream, tmp_path / "nodes")
+    endpoint = f"127.0.0.1:{_free_port()}"
+    env = _env(folder)
+    worker = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+              "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", "two-nodes", "--max-restarts", "0",
+              "-m", "ssae_utils.dist", "finetune", "--profile", "smoke", "--set", "finetune.gate_lrs=[0.0001]"]
+    other = subprocess.Popen(worker, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        notebook = _stage03(folder, GATED, SSAE_NNODES="2", SSAE_RDZV_ENDPOINT=endpoint, SSAE_RDZV_ID="two-nodes")
+        other_out, _ = other.communicate(timeout=300)
+    finally:
+        other.kill()
+    assert notebook.returncode == 0, notebook.stdout[-3000:] + notebook.stderr[-3000:]
+    assert other.returncode == 0, other_out[-3000:]
+    assert "1 process(es) per node x 2 node(s)" in notebook.stdout
+    shares = {int(r): (int(mine), int(total)) for r, mine, total in re.findall(SWEEP_SHARE, notebook.stdout + other_out)}
+    assert set(shares) == {0, 1} and all(mine > 0 for mine, _ in shares.values())     # both nodes trained
+    assert sum(mine for mine, _ in shares.values()) == shares[0][1]
+    assert _ssae_folders(folder) == _ssae_folders(single)     # nothing trained at the profile's own lr
+    assert _comparable(folder / "results" / "smoke" / "03_finetune.json") == reference
+    assert "profile config: the recipe gate's lr is 0.0001" in other_out
 
 
 # ------------------------------------------------------------------ slow: stage 02, streamed TracIn

@@ -549,9 +549,9 @@ def run_finetune(cfg: ProfileConfig) -> FinetuneResults:
     batch = cfg.activations.batch_size
     # The recipe gate first (one process: a few small SSAEs), then the grids with its lr; the
     # results keep the profile's own config (lineage), the gated lr is in ``recipe_gate``.
-    gate = recipe_gate.run_gate(cfg, gsae=gsae, gsae_folder=setup.gsae.folder, store=store, corpora=corpora,
-                                selections=selections, model=model, threshold=threshold, act_scale=act_scale, batch=batch)
-    grids_cfg = cfg if gate is None else recipe_gate.with_lr(cfg, gate["lr"])
+    gate, grids_cfg = recipe_gate.sweep_config(cfg, gsae=gsae, gsae_folder=setup.gsae.folder, store=store, corpora=corpora,
+                                               selections=selections, model=model, threshold=threshold,
+                                               act_scale=act_scale, batch=batch)
     dist.launch_if_requested("finetune", grids_cfg)
     rows: list[dict[str, Any]] = []
     gsae_metrics: dict[str, Any] = {}

@@ -78,6 +78,13 @@ def with_lr(cfg: ProfileConfig, lr: float) -> ProfileConfig:
     return dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, lr=lr, term_lr=None))
 
 
+def sweep_config(cfg: ProfileConfig, **context: Any) -> tuple[dict[str, Any] | None, ProfileConfig]:
+    """The gate's record (``run_gate``, same keyword arguments) and the config the sweep's grids
+    train with: ``cfg`` with the gated lr, or ``cfg`` itself when there is no gate."""
+    gate = run_gate(cfg, **context)
+    return gate, (cfg if gate is None else with_lr(cfg, gate["lr"]))
+
+
 def run_gate(cfg: ProfileConfig, *, gsae: Any, gsae_folder: str, store: Any, corpora: Any, selections: Any,
              model: Any, threshold: Any, act_scale: float, batch: int) -> dict[str, Any] | None:
     """Try the candidate lrs (largest first) and return the gate's record (None: no gate)."""
